@@ -1,0 +1,122 @@
+// The CPU backend: every numeric loop the ops run. Ops check shapes and record the graph; kernels
+// only compute, on raw pointers, and know nothing of autograd. Each kernel here is the plain
+// reference version; faster ones (oneDNN, BLAS, SIMD) may replace a kernel's body, and the reference
+// stays available in kernels::reference for tests.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "neutrino/tensor/tensor.h"
+
+namespace neutrino::kernels {
+
+// Calls f(offsets) for every index of `shape`, where offsets[k] = sum(index * strides[k]).
+template <size_t N, class F>
+void strided_for_each(const Shape& shape, const std::array<const int64_t*, N>& strides, F&& f) {
+  const size_t rank = shape.size();
+  for (int64_t extent : shape) {
+    if (extent == 0) return;
+  }
+  std::array<int64_t, N> offsets{};
+  if (rank == 0) {
+    f(offsets);
+    return;
+  }
+  std::vector<int64_t> index(rank, 0);
+  const int64_t inner = shape[rank - 1];
+  std::array<int64_t, N> inner_stride;
+  for (size_t k = 0; k < N; ++k) inner_stride[k] = strides[k][rank - 1];
+  while (true) {
+    std::array<int64_t, N> at = offsets;
+    for (int64_t i = 0; i < inner; ++i) {
+      f(at);
+      for (size_t k = 0; k < N; ++k) at[k] += inner_stride[k];
+    }
+    int64_t d = static_cast<int64_t>(rank) - 2;
+    for (; d >= 0; --d) {
+      for (size_t k = 0; k < N; ++k) offsets[k] += strides[k][d];
+      if (++index[d] < shape[d]) break;
+      for (size_t k = 0; k < N; ++k) offsets[k] -= strides[k][d] * shape[d];
+      index[d] = 0;
+    }
+    if (d < 0) return;
+  }
+}
+
+// Elementwise functions of one contiguous input; alpha/beta are op parameters (see each comment).
+enum class Unary {
+  kNeg, kExp, kLog, kSqrt, kAbs, kSign,
+  kPow,         // x^alpha
+  kClamp,       // min(max(x, alpha), beta)
+  kRelu,
+  kLeakyRelu,   // x > 0 ? x : alpha * x
+  kSigmoid, kTanh, kSoftplus,
+  kGeluErf,     // x * Phi(x)
+  kGeluTanh,    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+  kGeluErfGrad, kGeluTanhGrad,  // derivatives of the two
+  kStep,        // x > alpha ? 1 : beta (masks for relu-like backwards)
+  kInRange,     // alpha <= x <= beta ? 1 : 0 (clamp's backward)
+  kAddScalar,   // x + alpha
+  kMulScalar,   // x * alpha
+  kRsubScalar,  // alpha - x
+};
+template <class T>
+void unary(Unary op, const T* x, T* y, int64_t n, double alpha = 0, double beta = 0);
+
+enum class Binary { kAdd, kSub, kMul, kDiv, kMax };
+// out (contiguous, `shape`) = a op b, with a and b read through broadcast strides.
+template <class T>
+void binary(Binary op, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
+            T* out, const Shape& shape);
+
+// Copies a strided view into contiguous memory.
+template <class T>
+void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* dst);
+
+// Reduction of a contiguous tensor of `shape` into `out`, which has the keepdim shape; reduced
+// dims are those where keep_shape[d] == 1 and shape[d] != 1 (or any dim of size 1).
+template <class T>
+void reduce_sum(const T* x, const Shape& shape, const Shape& keep_shape, T* out);
+template <class T>
+void reduce_max(const T* x, const Shape& shape, const Shape& keep_shape, T* out);
+// Index of the maximum along the middle dim of a contiguous (outer, n, inner) tensor.
+template <class T>
+void argmax(const T* x, int64_t outer, int64_t n, int64_t inner, int64_t* out);
+
+// C (m, n) = A (m, k) @ B (k, n) (+ C if accumulate). A and B are read through row/col strides,
+// so transposed operands need no copy.
+template <class T>
+void gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b,
+          int64_t b_row, int64_t b_col, T* c, bool accumulate);
+
+// Softmax or log-softmax along the middle dim of a contiguous (outer, n, inner) tensor.
+template <class T>
+void softmax(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log);
+
+// Convolution by im2col: one image of a group, (C, H, W) -> columns (C*KH*KW, OH*OW).
+struct ConvGeometry {
+  int64_t channels, height, width;  // of the input, per group
+  int64_t kernel_h, kernel_w, out_h, out_w;
+  int64_t stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+};
+template <class T>
+void im2col(const T* image, const ConvGeometry& g, T* columns);
+// The adjoint: adds columns back into a zeroed image.
+template <class T>
+void col2im(const T* columns, const ConvGeometry& g, T* image);
+
+// Pooling over (planes, H, W) contiguous planes; window geometry reuses ConvGeometry with
+// channels = number of planes. Max pooling records the argmax (flat h*w index, -1 if the window
+// is all padding) for the backward.
+template <class T>
+void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices);
+template <class T>
+void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeometry& g, T* grad_x);
+template <class T>
+void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y);
+template <class T>
+void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad, T* grad_x);
+
+}  // namespace neutrino::kernels

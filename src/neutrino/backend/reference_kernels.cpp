@@ -1,0 +1,412 @@
+// Plain reference kernels: straightforward loops, written for clarity and auto-vectorization.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include "neutrino/backend/kernels.h"
+
+namespace neutrino::kernels {
+
+namespace {
+template <class T>
+inline T sigmoid_of(T x) {
+  // Two branches keep exp() from overflowing for large |x|.
+  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
+constexpr double kInvSqrt2 = 0.7071067811865476;
+constexpr double kInvSqrt2Pi = 0.3989422804014327;  // 1 / sqrt(2 pi)
+}  // namespace
+
+template <class T>
+void unary(Unary op, const T* x, T* y, int64_t n, double alpha, double beta) {
+  const T a = static_cast<T>(alpha);
+  const T b = static_cast<T>(beta);
+  switch (op) {
+    case Unary::kNeg:
+      for (int64_t i = 0; i < n; ++i) y[i] = -x[i];
+      return;
+    case Unary::kExp:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+      return;
+    case Unary::kLog:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::log(x[i]);
+      return;
+    case Unary::kSqrt:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]);
+      return;
+    case Unary::kAbs:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::abs(x[i]);
+      return;
+    case Unary::kSign:
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>((x[i] > 0) - (x[i] < 0));
+      return;
+    case Unary::kPow:
+      if (alpha == 2.0) {
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] * x[i];
+      } else {
+        for (int64_t i = 0; i < n; ++i) y[i] = std::pow(x[i], a);
+      }
+      return;
+    case Unary::kClamp:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], a), b);
+      return;
+    case Unary::kRelu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : T(0);
+      return;
+    case Unary::kLeakyRelu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : a * x[i];
+      return;
+    case Unary::kSigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_of(x[i]);
+      return;
+    case Unary::kTanh:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+      return;
+    case Unary::kSoftplus:
+      // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), exact and overflow-free.
+      for (int64_t i = 0; i < n; ++i) {
+        y[i] = std::max(x[i], T(0)) + std::log1p(std::exp(-std::abs(x[i])));
+      }
+      return;
+    case Unary::kGeluErf:
+      for (int64_t i = 0; i < n; ++i) {
+        y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(kInvSqrt2)));
+      }
+      return;
+    case Unary::kGeluTanh:
+      for (int64_t i = 0; i < n; ++i) {
+        const T inner = T(kSqrt2OverPi) * (x[i] + T(0.044715) * x[i] * x[i] * x[i]);
+        y[i] = T(0.5) * x[i] * (T(1) + std::tanh(inner));
+      }
+      return;
+    case Unary::kGeluErfGrad:
+      // d/dx x Phi(x) = Phi(x) + x phi(x)
+      for (int64_t i = 0; i < n; ++i) {
+        const T cdf = T(0.5) * (T(1) + std::erf(x[i] * T(kInvSqrt2)));
+        const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x[i] * x[i]);
+        y[i] = cdf + x[i] * pdf;
+      }
+      return;
+    case Unary::kGeluTanhGrad:
+      for (int64_t i = 0; i < n; ++i) {
+        const T x2 = x[i] * x[i];
+        const T t = std::tanh(T(kSqrt2OverPi) * (x[i] + T(0.044715) * x2 * x[i]));
+        const T dinner = T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * x2);
+        y[i] = T(0.5) * (T(1) + t) + T(0.5) * x[i] * (T(1) - t * t) * dinner;
+      }
+      return;
+    case Unary::kStep:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > a ? T(1) : b;
+      return;
+    case Unary::kInRange:
+      for (int64_t i = 0; i < n; ++i) y[i] = (x[i] >= a && x[i] <= b) ? T(1) : T(0);
+      return;
+    case Unary::kAddScalar:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] + a;
+      return;
+    case Unary::kMulScalar:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] * a;
+      return;
+    case Unary::kRsubScalar:
+      for (int64_t i = 0; i < n; ++i) y[i] = a - x[i];
+      return;
+  }
+}
+
+namespace {
+template <class T, class F>
+void binary_loop(const T* a, const int64_t* sa, const T* b, const int64_t* sb, T* out,
+                 const Shape& shape, F f) {
+  const Shape out_strides = contiguous_strides(shape);
+  strided_for_each<3>(shape, {sa, sb, out_strides.data()},
+                      [&](const std::array<int64_t, 3>& o) { out[o[2]] = f(a[o[0]], b[o[1]]); });
+}
+}  // namespace
+
+template <class T>
+void binary(Binary op, const T* a, const int64_t* sa, const T* b, const int64_t* sb, T* out,
+            const Shape& shape) {
+  switch (op) {
+    case Binary::kAdd:
+      return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u + v; });
+    case Binary::kSub:
+      return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u - v; });
+    case Binary::kMul:
+      return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u * v; });
+    case Binary::kDiv:
+      return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u / v; });
+    case Binary::kMax:
+      return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u >= v ? u : v; });
+  }
+}
+
+template <class T>
+void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* dst) {
+  const Shape dst_strides = contiguous_strides(shape);
+  strided_for_each<2>(shape, {strides, dst_strides.data()},
+                      [&](const std::array<int64_t, 2>& o) { dst[o[1]] = src[o[0]]; });
+}
+
+namespace {
+// Strides that map an index of `shape` to its place in the keepdim output (0 on reduced dims).
+Shape reduced_strides(const Shape& shape, const Shape& keep_shape) {
+  Shape strides = contiguous_strides(keep_shape);
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (keep_shape[d] == 1) strides[d] = 0;
+  }
+  return strides;
+}
+}  // namespace
+
+template <class T>
+void reduce_sum(const T* x, const Shape& shape, const Shape& keep_shape, T* out) {
+  const int64_t out_n = shape_numel(keep_shape);
+  std::fill(out, out + out_n, T(0));
+  const Shape x_strides = contiguous_strides(shape);
+  const Shape out_strides = reduced_strides(shape, keep_shape);
+  strided_for_each<2>(shape, {x_strides.data(), out_strides.data()},
+                      [&](const std::array<int64_t, 2>& o) { out[o[1]] += x[o[0]]; });
+}
+
+template <class T>
+void reduce_max(const T* x, const Shape& shape, const Shape& keep_shape, T* out) {
+  const int64_t out_n = shape_numel(keep_shape);
+  std::fill(out, out + out_n, -std::numeric_limits<T>::infinity());
+  const Shape x_strides = contiguous_strides(shape);
+  const Shape out_strides = reduced_strides(shape, keep_shape);
+  strided_for_each<2>(shape, {x_strides.data(), out_strides.data()},
+                      [&](const std::array<int64_t, 2>& o) {
+                        // NaN propagates, as in NumPy and PyTorch.
+                        const T v = x[o[0]];
+                        if (v > out[o[1]] || std::isnan(v)) out[o[1]] = v;
+                      });
+}
+
+template <class T>
+void argmax(const T* x, int64_t outer, int64_t n, int64_t inner, int64_t* out) {
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const T* row = x + o * n * inner + i;
+      int64_t best = 0;
+      for (int64_t j = 1; j < n; ++j) {
+        if (row[j * inner] > row[best * inner]) best = j;
+      }
+      out[o * inner + i] = best;
+    }
+  }
+}
+
+template <class T>
+void gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b,
+          int64_t b_row, int64_t b_col, T* c, bool accumulate) {
+  if (!accumulate) std::fill(c, c + m * n, T(0));
+  for (int64_t i = 0; i < m; ++i) {
+    T* c_row = c + i * n;
+    for (int64_t p = 0; p < k; ++p) {
+      const T a_ip = a[i * a_row + p * a_col];
+      const T* b_row_p = b + p * b_row;
+      if (b_col == 1) {
+        for (int64_t j = 0; j < n; ++j) c_row[j] += a_ip * b_row_p[j];
+      } else {
+        for (int64_t j = 0; j < n; ++j) c_row[j] += a_ip * b_row_p[j * b_col];
+      }
+    }
+  }
+}
+
+template <class T>
+void softmax(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log) {
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const T* xr = x + o * n * inner + i;
+      T* yr = y + o * n * inner + i;
+      // Subtracting the max keeps exp() finite for any input.
+      T max_v = -std::numeric_limits<T>::infinity();
+      for (int64_t j = 0; j < n; ++j) max_v = std::max(max_v, xr[j * inner]);
+      T total = 0;
+      for (int64_t j = 0; j < n; ++j) total += std::exp(xr[j * inner] - max_v);
+      if (log) {
+        const T log_total = std::log(total);
+        for (int64_t j = 0; j < n; ++j) yr[j * inner] = xr[j * inner] - max_v - log_total;
+      } else {
+        for (int64_t j = 0; j < n; ++j) yr[j * inner] = std::exp(xr[j * inner] - max_v) / total;
+      }
+    }
+  }
+}
+
+template <class T>
+void im2col(const T* image, const ConvGeometry& g, T* columns) {
+  const int64_t plane = g.out_h * g.out_w;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+      for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+        T* col = columns + ((c * g.kernel_h + ky) * g.kernel_w + kx) * plane;
+        for (int64_t oy = 0; oy < g.out_h; ++oy) {
+          const int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
+          T* out_row = col + oy * g.out_w;
+          if (iy < 0 || iy >= g.height) {
+            std::fill(out_row, out_row + g.out_w, T(0));
+            continue;
+          }
+          const T* in_row = image + (c * g.height + iy) * g.width;
+          for (int64_t ox = 0; ox < g.out_w; ++ox) {
+            const int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
+            out_row[ox] = (ix >= 0 && ix < g.width) ? in_row[ix] : T(0);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void col2im(const T* columns, const ConvGeometry& g, T* image) {
+  const int64_t plane = g.out_h * g.out_w;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+      for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+        const T* col = columns + ((c * g.kernel_h + ky) * g.kernel_w + kx) * plane;
+        for (int64_t oy = 0; oy < g.out_h; ++oy) {
+          const int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
+          if (iy < 0 || iy >= g.height) continue;
+          T* in_row = image + (c * g.height + iy) * g.width;
+          for (int64_t ox = 0; ox < g.out_w; ++ox) {
+            const int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
+            if (ix >= 0 && ix < g.width) in_row[ix] += col[oy * g.out_w + ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+namespace {
+// Calls f(oy, ox, y0, y1, x0, x1) with each window clipped to the image; the unclipped window
+// size is kernel_h * kernel_w.
+template <class F>
+void for_each_window(const ConvGeometry& g, F f) {
+  for (int64_t oy = 0; oy < g.out_h; ++oy) {
+    const int64_t ys = oy * g.stride_h - g.pad_top;
+    const int64_t y0 = std::max<int64_t>(ys, 0);
+    const int64_t y1 = std::min<int64_t>(ys + (g.kernel_h - 1) * g.dilation_h + 1, g.height);
+    for (int64_t ox = 0; ox < g.out_w; ++ox) {
+      const int64_t xs = ox * g.stride_w - g.pad_left;
+      const int64_t x0 = std::max<int64_t>(xs, 0);
+      const int64_t x1 = std::min<int64_t>(xs + (g.kernel_w - 1) * g.dilation_w + 1, g.width);
+      f(oy, ox, ys, xs, y0, y1, x0, x1);
+    }
+  }
+}
+// Number of padded positions the window covers when padding counts (clipped to the padded area).
+int64_t padded_window_size(const ConvGeometry& g, int64_t ys, int64_t xs) {
+  const int64_t y_end = std::min(ys + g.kernel_h, g.height + g.pad_top);
+  const int64_t x_end = std::min(xs + g.kernel_w, g.width + g.pad_left);
+  return (y_end - ys) * (x_end - xs);
+}
+}  // namespace
+
+template <class T>
+void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = x + c * g.height * g.width;
+    T* out = y + c * g.out_h * g.out_w;
+    int64_t* idx = indices + c * g.out_h * g.out_w;
+    for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
+                           int64_t y1, int64_t x0, int64_t x1) {
+      T best = -std::numeric_limits<T>::infinity();
+      int64_t best_at = -1;
+      for (int64_t iy = y0; iy < y1; ++iy) {
+        if ((iy - ys) % g.dilation_h != 0) continue;
+        for (int64_t ix = x0; ix < x1; ++ix) {
+          if ((ix - xs) % g.dilation_w != 0) continue;
+          const T v = plane[iy * g.width + ix];
+          if (v > best || best_at < 0 || std::isnan(v)) {
+            best = v;
+            best_at = iy * g.width + ix;
+          }
+        }
+      }
+      out[oy * g.out_w + ox] = best;
+      idx[oy * g.out_w + ox] = best_at;
+    });
+  }
+}
+
+template <class T>
+void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeometry& g,
+                         T* grad_x) {
+  const int64_t out_plane = g.out_h * g.out_w;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    T* gx = grad_x + c * g.height * g.width;
+    for (int64_t i = 0; i < out_plane; ++i) {
+      const int64_t at = indices[c * out_plane + i];
+      if (at >= 0) gx[at] += grad_y[c * out_plane + i];
+    }
+  }
+}
+
+template <class T>
+void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y) {
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = x + c * g.height * g.width;
+    T* out = y + c * g.out_h * g.out_w;
+    for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
+                           int64_t y1, int64_t x0, int64_t x1) {
+      T total = 0;
+      for (int64_t iy = y0; iy < y1; ++iy) {
+        for (int64_t ix = x0; ix < x1; ++ix) total += plane[iy * g.width + ix];
+      }
+      const int64_t count = count_include_pad ? padded_window_size(g, ys, xs) : (y1 - y0) * (x1 - x0);
+      out[oy * g.out_w + ox] = count > 0 ? total / static_cast<T>(count) : T(0);
+    });
+  }
+}
+
+template <class T>
+void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad,
+                         T* grad_x) {
+  for (int64_t c = 0; c < g.channels; ++c) {
+    T* gx = grad_x + c * g.height * g.width;
+    const T* gy = grad_y + c * g.out_h * g.out_w;
+    for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
+                           int64_t y1, int64_t x0, int64_t x1) {
+      const int64_t count = count_include_pad ? padded_window_size(g, ys, xs) : (y1 - y0) * (x1 - x0);
+      if (count == 0) return;
+      const T share = gy[oy * g.out_w + ox] / static_cast<T>(count);
+      for (int64_t iy = y0; iy < y1; ++iy) {
+        for (int64_t ix = x0; ix < x1; ++ix) gx[iy * g.width + ix] += share;
+      }
+    });
+  }
+}
+
+#define NEUTRINO_INSTANTIATE(T)                                                                  \
+  template void unary<T>(Unary, const T*, T*, int64_t, double, double);                          \
+  template void binary<T>(Binary, const T*, const int64_t*, const T*, const int64_t*, T*,        \
+                          const Shape&);                                                         \
+  template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*);                     \
+  template void reduce_sum<T>(const T*, const Shape&, const Shape&, T*);                         \
+  template void reduce_max<T>(const T*, const Shape&, const Shape&, T*);                         \
+  template void argmax<T>(const T*, int64_t, int64_t, int64_t, int64_t*);                        \
+  template void gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*,        \
+                        int64_t, int64_t, T*, bool);                                             \
+  template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                       \
+  template void im2col<T>(const T*, const ConvGeometry&, T*);                                    \
+  template void col2im<T>(const T*, const ConvGeometry&, T*);                                    \
+  template void max_pool2d<T>(const T*, const ConvGeometry&, T*, int64_t*);                      \
+  template void max_pool2d_backward<T>(const T*, const int64_t*, const ConvGeometry&, T*);       \
+  template void avg_pool2d<T>(const T*, const ConvGeometry&, bool, T*);                          \
+  template void avg_pool2d_backward<T>(const T*, const ConvGeometry&, bool, T*);
+
+NEUTRINO_INSTANTIATE(float)
+NEUTRINO_INSTANTIATE(double)
+template void copy_strided<int64_t>(const int64_t*, const Shape&, const int64_t*, int64_t*);
+template void copy_strided<bool>(const bool*, const Shape&, const int64_t*, bool*);
+#undef NEUTRINO_INSTANTIATE
+
+}  // namespace neutrino::kernels

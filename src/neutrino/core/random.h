@@ -1,0 +1,34 @@
+// One global, seedable random stream. Same seed and thread count give bit-identical results: every
+// draw goes through this generator on the calling thread, and our own distributions (not <random>'s,
+// whose output differs between standard libraries) turn its bits into numbers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace neutrino {
+
+class Generator {
+ public:
+  explicit Generator(uint64_t seed = 5489) { seed_with(seed); }
+  void seed_with(uint64_t seed);
+  uint64_t next_u64();                      // xoshiro256** step
+  double uniform();                         // [0, 1), 53 random bits
+  double normal();                          // standard normal (Box-Muller)
+  uint64_t below(uint64_t n);               // uniform integer in [0, n), unbiased
+  // The whole state as text, so a checkpoint can restore the stream exactly.
+  std::string state() const;
+  void set_state(const std::string& text);
+
+ private:
+  uint64_t s_[4] = {};
+  bool has_spare_ = false;
+  double spare_ = 0;
+};
+
+// The process-wide generator used by initializers, dropout and shuffling.
+Generator& global_generator();
+// Seeds the global generator (Keras's tf.random.set_seed, PyTorch's torch.manual_seed).
+void manual_seed(uint64_t seed);
+
+}  // namespace neutrino

@@ -1,0 +1,14 @@
+// The whole public API in one include, for applications and examples. Library code includes the
+// specific headers it needs instead.
+#pragma once
+
+#include "neutrino/autograd/autograd.h"
+#include "neutrino/core/error.h"
+#include "neutrino/core/random.h"
+#include "neutrino/io/tensor_file.h"
+#include "neutrino/nn/layers.h"
+#include "neutrino/nn/losses.h"
+#include "neutrino/ops/ops.h"
+#include "neutrino/optim/optimizer.h"
+#include "neutrino/tensor/tensor.h"
+#include "neutrino/train/sequential.h"

@@ -1,0 +1,312 @@
+#include "neutrino/nn/layers.h"
+
+#include "neutrino/core/random.h"
+#include "neutrino/nn/activation.h"
+#include "neutrino/nn/init.h"
+
+namespace neutrino::nn {
+
+namespace {
+Shape per_sample(const Tensor& x, const std::string& layer) {
+  NEUTRINO_CHECK_SHAPE(x.dim() >= 1, "{}: input must have a batch dim, got a scalar", layer);
+  return Shape(x.shape().begin() + 1, x.shape().end());
+}
+
+void check_init(const std::string& name) {
+  NEUTRINO_CHECK_VALUE(is_initializer(name), "unknown initializer '{}'", name);
+}
+
+// Keras's "same" padding: total = max((ceil(in / s) - 1) * s + (k - 1) * d + 1 - in, 0), the
+// smaller half before.
+std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t kernel, int64_t stride,
+                                         int64_t dilation) {
+  const int64_t out = (in + stride - 1) / stride;
+  const int64_t total = std::max<int64_t>((out - 1) * stride + (kernel - 1) * dilation + 1 - in, 0);
+  return {total / 2, total - total / 2};
+}
+
+void check_padding(const std::string& padding, const std::string& layer) {
+  NEUTRINO_CHECK_VALUE(padding == "valid" || padding == "same",
+                       "{}: padding must be 'valid' or 'same', got '{}'", layer, padding);
+}
+}  // namespace
+
+// ---- Layer ---------------------------------------------------------------------------------
+
+Tensor Layer::forward(const Tensor& x) {
+  build(per_sample(x, name_));
+  return call(x);
+}
+
+void Layer::build(const Shape& input_shape) {
+  if (built_) {
+    return;
+  }
+  output_shape(input_shape);  // throws if the shape does not fit
+  build_weights(input_shape);
+  built_shape_ = input_shape;
+  built_ = true;
+}
+
+int64_t Layer::count_params() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : named_parameters()) n += t.numel();
+  for (const auto& [name, t] : named_buffers()) n += t.numel();
+  return n;
+}
+
+// ---- Dense ---------------------------------------------------------------------------------
+
+Dense::Dense(int64_t units, DenseOptions options)
+    : Layer(options.input_shape, options.name), units_(units), options_(std::move(options)) {
+  NEUTRINO_CHECK_VALUE(units > 0, "Dense: units must be positive, got {}", units);
+  check_activation(options_.activation);
+  check_init(options_.kernel_initializer);
+  check_init(options_.bias_initializer);
+}
+
+Dense::Dense(int64_t units, const std::string& activation, DenseOptions options)
+    : Dense(units, [&] {
+        options.activation = activation;
+        return options;
+      }()) {}
+
+Shape Dense::output_shape(const Shape& input_shape) const {
+  NEUTRINO_CHECK_SHAPE(!input_shape.empty(), "Dense '{}': input needs at least one feature dim",
+                       name());
+  if (built()) {
+    NEUTRINO_CHECK_SHAPE(input_shape.back() == weight_.size(1),
+                         "Dense '{}': expected {} input features, got input shape {}", name(),
+                         weight_.size(1), shape_str(input_shape));
+  }
+  Shape out = input_shape;
+  out.back() = units_;
+  return out;
+}
+
+void Dense::build_weights(const Shape& input_shape) {
+  weight_ = register_parameter("weight", Tensor::zeros({units_, input_shape.back()}));
+  initialize(weight_, options_.kernel_initializer);
+  if (options_.use_bias) {
+    bias_ = register_parameter("bias", Tensor::zeros({units_}));
+    initialize(bias_, options_.bias_initializer);
+  }
+}
+
+Tensor Dense::call(const Tensor& x) {
+  NEUTRINO_CHECK_SHAPE(x.size(-1) == weight_.size(1),
+                       "Dense '{}': expected {} input features, got input shape {}", name(),
+                       weight_.size(1), x.shape_string());
+  return apply_activation(options_.activation, linear(x, weight_, bias_));
+}
+
+// ---- Activation, Dropout, Flatten ----------------------------------------------------------
+
+Activation::Activation(std::string activation, LayerOptions options)
+    : Layer(options.input_shape, options.name), activation_(std::move(activation)) {
+  check_activation(activation_);
+}
+
+Tensor Activation::call(const Tensor& x) { return apply_activation(activation_, x); }
+
+Dropout::Dropout(double rate, LayerOptions options)
+    : Layer(options.input_shape, options.name), rate_(rate) {
+  NEUTRINO_CHECK_VALUE(rate >= 0 && rate < 1, "Dropout: rate must be in [0, 1), got {}", rate);
+}
+
+Tensor Dropout::call(const Tensor& x) { return dropout(x, rate_, is_training()); }
+
+Flatten::Flatten(LayerOptions options) : Layer(options.input_shape, options.name) {}
+
+Shape Flatten::output_shape(const Shape& input_shape) const { return {shape_numel(input_shape)}; }
+
+Tensor Flatten::call(const Tensor& x) {
+  return reshape(x, {x.size(0), x.dim() == 1 ? 1 : x.numel() / std::max<int64_t>(x.size(0), 1)});
+}
+
+// ---- Conv2D --------------------------------------------------------------------------------
+
+Conv2D::Conv2D(int64_t filters, Size2 kernel_size, Conv2DOptions options)
+    : Layer(options.input_shape, options.name),
+      filters_(filters),
+      kernel_(kernel_size),
+      options_(std::move(options)) {
+  NEUTRINO_CHECK_VALUE(filters > 0 && kernel_.h > 0 && kernel_.w > 0,
+                       "Conv2D: filters and kernel_size must be positive");
+  NEUTRINO_CHECK_VALUE(options_.groups >= 1 && filters % options_.groups == 0,
+                       "Conv2D: filters {} must be divisible by groups {}", filters,
+                       options_.groups);
+  check_padding(options_.padding, "Conv2D");
+  check_activation(options_.activation);
+  check_init(options_.kernel_initializer);
+  check_init(options_.bias_initializer);
+}
+
+Conv2dParams Conv2D::params_for(int64_t height, int64_t width) const {
+  Conv2dParams p;
+  p.stride_h = options_.strides.h;
+  p.stride_w = options_.strides.w;
+  p.dilation_h = options_.dilation_rate.h;
+  p.dilation_w = options_.dilation_rate.w;
+  p.groups = options_.groups;
+  if (options_.padding == "same") {
+    std::tie(p.pad_top, p.pad_bottom) = same_padding(height, kernel_.h, p.stride_h, p.dilation_h);
+    std::tie(p.pad_left, p.pad_right) = same_padding(width, kernel_.w, p.stride_w, p.dilation_w);
+  }
+  return p;
+}
+
+Shape Conv2D::output_shape(const Shape& in) const {
+  NEUTRINO_CHECK_SHAPE(in.size() == 3, "Conv2D '{}': input must be (channels, height, width), got {}",
+                       name(), shape_str(in));
+  NEUTRINO_CHECK_SHAPE(in[0] % options_.groups == 0,
+                       "Conv2D '{}': {} input channels are not divisible by groups {}", name(),
+                       in[0], options_.groups);
+  const Conv2dParams p = params_for(in[1], in[2]);
+  const int64_t oh =
+      (in[1] + p.pad_top + p.pad_bottom - p.dilation_h * (kernel_.h - 1) - 1) / p.stride_h + 1;
+  const int64_t ow =
+      (in[2] + p.pad_left + p.pad_right - p.dilation_w * (kernel_.w - 1) - 1) / p.stride_w + 1;
+  NEUTRINO_CHECK_SHAPE(oh > 0 && ow > 0, "Conv2D '{}': input {} is too small for a {}x{} kernel",
+                       name(), shape_str(in), kernel_.h, kernel_.w);
+  return {filters_, oh, ow};
+}
+
+void Conv2D::build_weights(const Shape& in) {
+  weight_ = register_parameter(
+      "weight", Tensor::zeros({filters_, in[0] / options_.groups, kernel_.h, kernel_.w}));
+  initialize(weight_, options_.kernel_initializer);
+  if (options_.use_bias) {
+    bias_ = register_parameter("bias", Tensor::zeros({filters_}));
+    initialize(bias_, options_.bias_initializer);
+  }
+}
+
+Tensor Conv2D::call(const Tensor& x) {
+  NEUTRINO_CHECK_SHAPE(x.dim() == 4, "Conv2D '{}': input must be (N, C, H, W), got {}", name(),
+                       x.shape_string());
+  return apply_activation(options_.activation,
+                          conv2d(x, weight_, bias_, params_for(x.size(2), x.size(3))));
+}
+
+// ---- pooling -------------------------------------------------------------------------------
+
+MaxPooling2D::MaxPooling2D(Size2 pool_size, Pool2DOptions options)
+    : Layer(options.input_shape, options.name), pool_(pool_size), options_(std::move(options)) {
+  NEUTRINO_CHECK_VALUE(pool_.h > 0 && pool_.w > 0 && options_.strides >= 0,
+                       "pooling: pool_size must be positive and strides non-negative");
+  check_padding(options_.padding, type_name());
+}
+
+Pool2dParams MaxPooling2D::params_for(int64_t height, int64_t width) const {
+  Pool2dParams p;
+  p.kernel_h = pool_.h;
+  p.kernel_w = pool_.w;
+  p.stride_h = options_.strides > 0 ? options_.strides : pool_.h;
+  p.stride_w = options_.strides > 0 ? options_.strides : pool_.w;
+  if (options_.padding == "same") {
+    std::tie(p.pad_top, p.pad_bottom) = same_padding(height, pool_.h, p.stride_h, 1);
+    std::tie(p.pad_left, p.pad_right) = same_padding(width, pool_.w, p.stride_w, 1);
+    p.count_include_pad = false;  // Keras averages over the real pixels only
+  }
+  return p;
+}
+
+Shape MaxPooling2D::output_shape(const Shape& in) const {
+  NEUTRINO_CHECK_SHAPE(in.size() == 3, "{} '{}': input must be (channels, height, width), got {}",
+                       type_name(), name(), shape_str(in));
+  const Pool2dParams p = params_for(in[1], in[2]);
+  const int64_t oh = (in[1] + p.pad_top + p.pad_bottom - p.kernel_h) / p.stride_h + 1;
+  const int64_t ow = (in[2] + p.pad_left + p.pad_right - p.kernel_w) / p.stride_w + 1;
+  NEUTRINO_CHECK_SHAPE(in[1] + p.pad_top + p.pad_bottom >= p.kernel_h &&
+                           in[2] + p.pad_left + p.pad_right >= p.kernel_w,
+                       "{} '{}': input {} is smaller than the {}x{} pool", type_name(), name(),
+                       shape_str(in), p.kernel_h, p.kernel_w);
+  return {in[0], oh, ow};
+}
+
+Tensor MaxPooling2D::call(const Tensor& x) {
+  return max_pool2d(x, params_for(x.size(2), x.size(3)));
+}
+
+AveragePooling2D::AveragePooling2D(Size2 pool_size, Pool2DOptions options)
+    : MaxPooling2D(pool_size, std::move(options)) {}
+
+Tensor AveragePooling2D::call(const Tensor& x) {
+  return avg_pool2d(x, params_for(x.size(2), x.size(3)));
+}
+
+// ---- normalization -------------------------------------------------------------------------
+
+BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
+    : Layer(options.input_shape, options.name), options_(std::move(options)) {
+  NEUTRINO_CHECK_VALUE(options_.momentum >= 0 && options_.momentum <= 1 && options_.epsilon > 0,
+                       "BatchNormalization: momentum must be in [0, 1] and epsilon positive");
+}
+
+void BatchNormalization::build_weights(const Shape& in) {
+  NEUTRINO_CHECK_SHAPE(!in.empty(), "BatchNormalization '{}': input needs a feature dim", name());
+  const int64_t channels = in[0];
+  if (options_.scale) weight_ = register_parameter("weight", Tensor::ones({channels}));
+  if (options_.center) bias_ = register_parameter("bias", Tensor::zeros({channels}));
+  running_mean_ = register_buffer("running_mean", Tensor::zeros({channels}));
+  running_var_ = register_buffer("running_var", Tensor::ones({channels}));
+}
+
+Tensor BatchNormalization::call(const Tensor& x) {
+  // Keras's momentum keeps the old value; PyTorch's weights the new batch.
+  return batch_norm(x, weight_, bias_, running_mean_, running_var_, is_training(),
+                    1.0 - options_.momentum, options_.epsilon);
+}
+
+LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
+    : Layer(options.input_shape, options.name), options_(std::move(options)) {
+  NEUTRINO_CHECK_VALUE(options_.epsilon > 0, "LayerNormalization: epsilon must be positive");
+}
+
+void LayerNormalization::build_weights(const Shape& in) {
+  NEUTRINO_CHECK_SHAPE(!in.empty(), "LayerNormalization '{}': input needs a feature dim", name());
+  if (options_.scale) weight_ = register_parameter("weight", Tensor::ones({in.back()}));
+  if (options_.center) bias_ = register_parameter("bias", Tensor::zeros({in.back()}));
+}
+
+Tensor LayerNormalization::call(const Tensor& x) {
+  return layer_norm(x, {x.size(-1)}, weight_, bias_, options_.epsilon);
+}
+
+// ---- Embedding -----------------------------------------------------------------------------
+
+Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options)
+    : Layer(options.input_shape, options.name),
+      input_dim_(input_dim),
+      output_dim_(output_dim),
+      options_(std::move(options)) {
+  NEUTRINO_CHECK_VALUE(input_dim > 0 && output_dim > 0,
+                       "Embedding: input_dim and output_dim must be positive");
+  NEUTRINO_CHECK_VALUE(options_.embeddings_initializer == "uniform" ||
+                           is_initializer(options_.embeddings_initializer),
+                       "Embedding: unknown initializer '{}'", options_.embeddings_initializer);
+}
+
+Shape Embedding::output_shape(const Shape& in) const {
+  Shape out = in;
+  out.push_back(output_dim_);
+  return out;
+}
+
+void Embedding::build_weights(const Shape& /*in*/) {
+  if (options_.embeddings_initializer == "uniform") {
+    weight_ = register_parameter("weight", Tensor::uniform({input_dim_, output_dim_}, -0.05, 0.05));
+  } else {
+    weight_ = register_parameter("weight", Tensor::zeros({input_dim_, output_dim_}));
+    initialize(weight_, options_.embeddings_initializer);
+  }
+}
+
+Tensor Embedding::call(const Tensor& x) {
+  // Keras feeds indices as floats too; accept either.
+  const Tensor indices = x.dtype() == DType::kInt64 ? x : x.detach().to(DType::kInt64);
+  return embedding(weight_, indices);
+}
+
+}  // namespace neutrino::nn

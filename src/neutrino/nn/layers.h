@@ -1,0 +1,278 @@
+// Keras-style layers with Keras names and defaults, holding PyTorch-layout weights
+// (Dense: weight (out, in); Conv2D: weight (O, C/groups, KH, KW)) under PyTorch names.
+// Images are channels-first (N, C, H, W), as in PyTorch; a layer's input_shape excludes the batch.
+// Weights are created when the input shape is first known (from input_shape or the first call).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "neutrino/nn/module.h"
+#include "neutrino/ops/ops.h"
+
+namespace neutrino::nn {
+
+class Layer : public Module {
+ public:
+  // Keras's type name ("Dense"); the default layer name is its snake_case form ("dense").
+  virtual std::string type_name() const = 0;
+  // Output shape for an input shape, both without the batch dim; ShapeError if they don't fit.
+  virtual Shape output_shape(const Shape& input_shape) const = 0;
+
+  Tensor forward(const Tensor& x) final;
+  // Creates weights for this per-sample input shape; idempotent.
+  void build(const Shape& input_shape);
+  bool built() const { return built_; }
+  int64_t count_params() const;
+
+  const std::string& name() const { return name_; }
+  void set_name(const std::string& name) { name_ = name; }
+  const Shape& declared_input_shape() const { return input_shape_; }
+  const Shape& built_input_shape() const { return built_shape_; }
+
+ protected:
+  Layer(Shape input_shape, std::string name)
+      : input_shape_(std::move(input_shape)), name_(std::move(name)) {}
+  virtual void build_weights(const Shape& /*input_shape*/) {}
+  virtual Tensor call(const Tensor& x) = 0;
+
+ private:
+  Shape input_shape_;
+  std::string name_;
+  Shape built_shape_;
+  bool built_ = false;
+};
+
+using LayerPtr = std::shared_ptr<Layer>;
+
+// A layer by value or pointer, so Sequential({Dense(...), Dense(...)}) reads like Keras.
+class AnyLayer {
+ public:
+  template <class L>
+    requires std::derived_from<std::decay_t<L>, Layer>
+  AnyLayer(L&& layer) : ptr_(std::make_shared<std::decay_t<L>>(std::forward<L>(layer))) {}
+  AnyLayer(LayerPtr layer) : ptr_(std::move(layer)) {}
+  const LayerPtr& get() const { return ptr_; }
+
+ private:
+  LayerPtr ptr_;
+};
+
+// Two sizes (height, width), from one number or two.
+struct Size2 {
+  Size2(int64_t both) : h(both), w(both) {}  // NOLINT: implicit on purpose
+  Size2(int64_t height, int64_t width) : h(height), w(width) {}
+  int64_t h, w;
+};
+
+struct DenseOptions {
+  Shape input_shape = {};
+  std::string name = "";
+  std::string activation = "";
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+};
+// y = activation(x @ W^T + b) over the last axis. Parameters: weight (units, in), bias (units).
+class Dense : public Layer {
+ public:
+  explicit Dense(int64_t units, DenseOptions options = {});
+  Dense(int64_t units, const std::string& activation, DenseOptions options = {});
+  std::string type_name() const override { return "Dense"; }
+  Shape output_shape(const Shape& input_shape) const override;
+  const DenseOptions& options() const { return options_; }
+  int64_t units() const { return units_; }
+
+ protected:
+  void build_weights(const Shape& input_shape) override;
+  Tensor call(const Tensor& x) override;
+
+ private:
+  int64_t units_;
+  DenseOptions options_;
+  Tensor weight_, bias_;
+};
+
+struct LayerOptions {
+  Shape input_shape = {};
+  std::string name = "";
+};
+
+class Activation : public Layer {
+ public:
+  explicit Activation(std::string activation, LayerOptions options = {});
+  std::string type_name() const override { return "Activation"; }
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  const std::string& activation() const { return activation_; }
+
+ protected:
+  Tensor call(const Tensor& x) override;
+
+ private:
+  std::string activation_;
+};
+
+// Inverted dropout in training, the identity in evaluation.
+class Dropout : public Layer {
+ public:
+  explicit Dropout(double rate, LayerOptions options = {});
+  std::string type_name() const override { return "Dropout"; }
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  double rate() const { return rate_; }
+
+ protected:
+  Tensor call(const Tensor& x) override;
+
+ private:
+  double rate_;
+};
+
+class Flatten : public Layer {
+ public:
+  explicit Flatten(LayerOptions options = {});
+  std::string type_name() const override { return "Flatten"; }
+  Shape output_shape(const Shape& input_shape) const override;
+
+ protected:
+  Tensor call(const Tensor& x) override;
+};
+
+struct Conv2DOptions {
+  Shape input_shape = {};  // (C, H, W)
+  std::string name = "";
+  Size2 strides = 1;
+  std::string padding = "valid";  // or "same" (Keras's split: the extra pixel goes bottom/right)
+  Size2 dilation_rate = 1;
+  int64_t groups = 1;
+  std::string activation = "";
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+};
+class Conv2D : public Layer {
+ public:
+  Conv2D(int64_t filters, Size2 kernel_size, Conv2DOptions options = {});
+  std::string type_name() const override { return "Conv2D"; }
+  Shape output_shape(const Shape& input_shape) const override;
+  const Conv2DOptions& options() const { return options_; }
+  int64_t filters() const { return filters_; }
+  Size2 kernel_size() const { return kernel_; }
+
+ protected:
+  void build_weights(const Shape& input_shape) override;
+  Tensor call(const Tensor& x) override;
+
+ private:
+  Conv2dParams params_for(int64_t height, int64_t width) const;
+  int64_t filters_;
+  Size2 kernel_;
+  Conv2DOptions options_;
+  Tensor weight_, bias_;
+};
+
+struct Pool2DOptions {
+  Shape input_shape = {};
+  std::string name = "";
+  int64_t strides = 0;  // 0: the pool size, as in Keras
+  std::string padding = "valid";
+};
+class MaxPooling2D : public Layer {
+ public:
+  explicit MaxPooling2D(Size2 pool_size = 2, Pool2DOptions options = {});
+  std::string type_name() const override { return "MaxPooling2D"; }
+  Shape output_shape(const Shape& input_shape) const override;
+  Size2 pool_size() const { return pool_; }
+  const Pool2DOptions& options() const { return options_; }
+
+ protected:
+  Tensor call(const Tensor& x) override;
+  Pool2dParams params_for(int64_t height, int64_t width) const;
+
+ private:
+  Size2 pool_;
+  Pool2DOptions options_;
+};
+class AveragePooling2D : public MaxPooling2D {
+ public:
+  explicit AveragePooling2D(Size2 pool_size = 2, Pool2DOptions options = {});
+  std::string type_name() const override { return "AveragePooling2D"; }
+
+ protected:
+  Tensor call(const Tensor& x) override;
+};
+
+struct BatchNormalizationOptions {
+  Shape input_shape = {};
+  std::string name = "";
+  double momentum = 0.99;  // Keras's: moving = momentum * moving + (1 - momentum) * batch
+  double epsilon = 1e-3;
+  bool center = true;
+  bool scale = true;
+};
+// Normalizes over every dim but dim 1 (the channels or features). Parameters weight, bias;
+// buffers running_mean, running_var (PyTorch's names).
+class BatchNormalization : public Layer {
+ public:
+  explicit BatchNormalization(BatchNormalizationOptions options = {});
+  std::string type_name() const override { return "BatchNormalization"; }
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  const BatchNormalizationOptions& options() const { return options_; }
+
+ protected:
+  void build_weights(const Shape& input_shape) override;
+  Tensor call(const Tensor& x) override;
+
+ private:
+  BatchNormalizationOptions options_;
+  Tensor weight_, bias_, running_mean_, running_var_;
+};
+
+struct LayerNormalizationOptions {
+  Shape input_shape = {};
+  std::string name = "";
+  double epsilon = 1e-3;
+  bool center = true;
+  bool scale = true;
+};
+// Normalizes over the last axis. Parameters weight, bias.
+class LayerNormalization : public Layer {
+ public:
+  explicit LayerNormalization(LayerNormalizationOptions options = {});
+  std::string type_name() const override { return "LayerNormalization"; }
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  const LayerNormalizationOptions& options() const { return options_; }
+
+ protected:
+  void build_weights(const Shape& input_shape) override;
+  Tensor call(const Tensor& x) override;
+
+ private:
+  LayerNormalizationOptions options_;
+  Tensor weight_, bias_;
+};
+
+struct EmbeddingOptions {
+  Shape input_shape = {};
+  std::string name = "";
+  std::string embeddings_initializer = "uniform";  // Keras: uniform in [-0.05, 0.05]
+};
+// int64 indices (...) -> vectors (..., output_dim). Parameter: weight (input_dim, output_dim).
+class Embedding : public Layer {
+ public:
+  Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options = {});
+  std::string type_name() const override { return "Embedding"; }
+  Shape output_shape(const Shape& input_shape) const override;
+  int64_t input_dim() const { return input_dim_; }
+  int64_t output_dim() const { return output_dim_; }
+
+ protected:
+  void build_weights(const Shape& input_shape) override;
+  Tensor call(const Tensor& x) override;
+
+ private:
+  int64_t input_dim_, output_dim_;
+  EmbeddingOptions options_;
+  Tensor weight_;
+};
+
+}  // namespace neutrino::nn

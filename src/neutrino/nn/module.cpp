@@ -1,0 +1,92 @@
+#include "neutrino/nn/module.h"
+
+#include <set>
+
+#include "neutrino/core/error.h"
+
+namespace neutrino::nn {
+
+void Module::collect(const std::string& prefix, bool parameters, NamedTensors& out) const {
+  for (const auto& [name, tensor] : parameters ? parameters_ : buffers_) {
+    out.emplace_back(prefix + name, tensor);
+  }
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", parameters, out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", true, out);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", false, out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, tensor] : named_parameters()) out.push_back(tensor);
+  return out;
+}
+
+std::map<std::string, Tensor> Module::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (auto& [name, tensor] : named_parameters()) out.emplace(name, tensor);
+  for (auto& [name, tensor] : named_buffers()) out.emplace(name, tensor);
+  return out;
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool strict) {
+  std::map<std::string, Tensor> own = state_dict();
+  std::set<std::string> used;
+  for (auto& [name, target] : own) {
+    auto found = state.find(name);
+    if (found == state.end()) {
+      NEUTRINO_CHECK_VALUE(!strict, "load_state_dict: missing tensor '{}'", name);
+      continue;
+    }
+    NEUTRINO_CHECK_SHAPE(found->second.shape() == target.shape(),
+                         "load_state_dict: '{}' has shape {} in the file but {} in the model", name,
+                         found->second.shape_string(), target.shape_string());
+    target.copy_(found->second);
+    used.insert(name);
+  }
+  if (strict) {
+    for (auto& [name, tensor] : state) {
+      NEUTRINO_CHECK_VALUE(used.count(name) > 0 || name.ends_with("num_batches_tracked"),
+                           "load_state_dict: unexpected tensor '{}' (the model has no such "
+                           "parameter or buffer)",
+                           name);
+    }
+  }
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+const Tensor& Module::register_parameter(const std::string& name, Tensor value) {
+  value.set_requires_grad(true);
+  parameters_.emplace_back(name, std::move(value));
+  return parameters_.back().second;
+}
+
+const Tensor& Module::register_buffer(const std::string& name, Tensor value) {
+  buffers_.emplace_back(name, std::move(value));
+  return buffers_.back().second;
+}
+
+void Module::register_module(const std::string& name, std::shared_ptr<Module> child) {
+  children_.emplace_back(name, std::move(child));
+}
+
+void Module::clear_registrations() {
+  parameters_.clear();
+  buffers_.clear();
+  children_.clear();
+}
+
+}  // namespace neutrino::nn

@@ -1,0 +1,51 @@
+// Module: a plain class owning named parameters, buffers and child modules, with PyTorch's naming
+// (child.param, e.g. "fc1.weight") so state dicts exchange with PyTorch.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "neutrino/tensor/tensor.h"
+
+namespace neutrino::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+  NamedTensors named_parameters() const;  // recursive, "child.name"
+  NamedTensors named_buffers() const;     // running statistics and other non-trained state
+  std::vector<Tensor> parameters() const;
+  // Parameters and buffers by name (what PyTorch's state_dict() holds).
+  std::map<std::string, Tensor> state_dict() const;
+  // Copies values in by name; with strict, a missing or unexpected name is an error. Shapes must
+  // match exactly; the error names the tensor and both shapes.
+  void load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
+
+  virtual void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+ protected:
+  const Tensor& register_parameter(const std::string& name, Tensor value);
+  const Tensor& register_buffer(const std::string& name, Tensor value);
+  void register_module(const std::string& name, std::shared_ptr<Module> child);
+  void clear_registrations();
+
+ private:
+  void collect(const std::string& prefix, bool parameters, NamedTensors& out) const;
+
+  NamedTensors parameters_;
+  NamedTensors buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+}  // namespace neutrino::nn

@@ -1,0 +1,308 @@
+// Neural-network ops: convolution, pooling, normalization, dropout.
+#include <cmath>
+
+#include "neutrino/backend/kernels.h"
+#include "neutrino/core/random.h"
+#include "neutrino/ops/op_util.h"
+
+namespace neutrino {
+
+using namespace detail;
+
+namespace {
+
+int64_t window_out(int64_t in, int64_t pad0, int64_t pad1, int64_t kernel, int64_t dilation,
+                   int64_t stride) {
+  return (in + pad0 + pad1 - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+struct ConvShapes {
+  int64_t batch, in_c, out_c, groups;
+  kernels::ConvGeometry geo;  // per group
+};
+
+ConvShapes conv_shapes(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  ConvShapes s{};
+  s.batch = x[0];
+  s.in_c = x[1];
+  s.out_c = w[0];
+  s.groups = p.groups;
+  s.geo = {x[1] / p.groups, x[2], x[3], w[2], w[3],
+           window_out(x[2], p.pad_top, p.pad_bottom, w[2], p.dilation_h, p.stride_h),
+           window_out(x[3], p.pad_left, p.pad_right, w[3], p.dilation_w, p.stride_w),
+           p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.dilation_h, p.dilation_w};
+  return s;
+}
+
+void check_conv(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
+  check_same_float(x, w, "conv2d");
+  NEUTRINO_CHECK_SHAPE(x.dim() == 4, "conv2d: input must be 4-D (N, C, H, W), got {}",
+                       x.shape_string());
+  NEUTRINO_CHECK_SHAPE(w.dim() == 4, "conv2d: weight must be 4-D (O, C/groups, KH, KW), got {}",
+                       w.shape_string());
+  NEUTRINO_CHECK_VALUE(p.groups >= 1 && p.stride_h >= 1 && p.stride_w >= 1 && p.dilation_h >= 1 &&
+                           p.dilation_w >= 1 && p.pad_top >= 0 && p.pad_left >= 0 &&
+                           p.pad_bottom >= 0 && p.pad_right >= 0,
+                       "conv2d: groups, strides and dilations must be >= 1 and padding >= 0");
+  NEUTRINO_CHECK_SHAPE(x.size(1) % p.groups == 0 && w.size(0) % p.groups == 0 &&
+                           w.size(1) * p.groups == x.size(1),
+                       "conv2d: input {} has {} channels but weight {} expects {} (groups {})",
+                       x.shape_string(), x.size(1), w.shape_string(), w.size(1) * p.groups,
+                       p.groups);
+  const ConvShapes s = conv_shapes(x.shape(), w.shape(), p);
+  NEUTRINO_CHECK_SHAPE(s.geo.out_h > 0 && s.geo.out_w > 0,
+                       "conv2d: input {} is too small for kernel {} with this padding/dilation",
+                       x.shape_string(), w.shape_string());
+}
+
+// grad_x = col2im(W_g^T @ grad_y) per image and group.
+Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape,
+                         const Conv2dParams& p) {
+  const ConvShapes s = conv_shapes(x_shape, w.shape(), p);
+  const auto& g = s.geo;
+  const int64_t og = s.out_c / s.groups, kdim = g.channels * g.kernel_h * g.kernel_w;
+  const int64_t plane = g.out_h * g.out_w;
+  Tensor gyc = materialize(gy), wc = materialize(w);
+  Tensor gx = Tensor::zeros(x_shape, gy.dtype());
+  dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
+    std::vector<T> cols(static_cast<size_t>(kdim * plane));
+    for (int64_t n = 0; n < s.batch; ++n) {
+      for (int64_t grp = 0; grp < s.groups; ++grp) {
+        const T* wg = wc.data<T>() + grp * og * kdim;
+        const T* gyg = gyc.data<T>() + (n * s.out_c + grp * og) * plane;
+        kernels::gemm(kdim, plane, og, wg, 1, kdim, gyg, plane, 1, cols.data(), false);
+        kernels::col2im(cols.data(), g,
+                        gx.data<T>() + (n * s.in_c + grp * g.channels) * g.height * g.width);
+      }
+    }
+  });
+  return gx;
+}
+
+// grad_W_g = sum over images of grad_y_g @ im2col(x)^T.
+Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shape,
+                          const Conv2dParams& p) {
+  const ConvShapes s = conv_shapes(x.shape(), w_shape, p);
+  const auto& g = s.geo;
+  const int64_t og = s.out_c / s.groups, kdim = g.channels * g.kernel_h * g.kernel_w;
+  const int64_t plane = g.out_h * g.out_w;
+  Tensor gyc = materialize(gy), xc = materialize(x);
+  Tensor gw = Tensor::zeros(w_shape, gy.dtype());
+  dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
+    std::vector<T> cols(static_cast<size_t>(kdim * plane));
+    for (int64_t n = 0; n < s.batch; ++n) {
+      for (int64_t grp = 0; grp < s.groups; ++grp) {
+        kernels::im2col(xc.data<T>() + (n * s.in_c + grp * g.channels) * g.height * g.width, g,
+                        cols.data());
+        const T* gyg = gyc.data<T>() + (n * s.out_c + grp * og) * plane;
+        kernels::gemm(og, kdim, plane, gyg, plane, 1, cols.data(), 1, plane,
+                      gw.data<T>() + grp * og * kdim, true);
+      }
+    }
+  });
+  return gw;
+}
+
+}  // namespace
+
+// y[n, o] = sum_c W[o, c] * x[n, c] (cross-correlation, PyTorch's conv2d) + b[o].
+// x (N, C, H, W), W (O, C/groups, KH, KW) -> y (N, O, OH, OW),
+// OH = (H + pad_top + pad_bottom - dilation_h * (KH - 1) - 1) / stride_h + 1.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+  check_conv(x, weight, p);
+  const ConvShapes s = conv_shapes(x.shape(), weight.shape(), p);
+  const auto& g = s.geo;
+  const int64_t og = s.out_c / s.groups, kdim = g.channels * g.kernel_h * g.kernel_w;
+  const int64_t plane = g.out_h * g.out_w;
+  if (bias.defined()) {
+    check_same_float(x, bias, "conv2d");
+    NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == s.out_c,
+                         "conv2d: bias {} does not fit {} output channels", bias.shape_string(),
+                         s.out_c);
+  }
+  Tensor xc = materialize(x), wc = materialize(weight);
+  Tensor out = Tensor::empty({s.batch, s.out_c, g.out_h, g.out_w}, x.dtype());
+  dispatch_float(x.dtype(), "conv2d", [&]<class T>() {
+    std::vector<T> cols(static_cast<size_t>(kdim * plane));
+    const T* b = bias.defined() ? materialize(bias).template data<T>() : nullptr;
+    for (int64_t n = 0; n < s.batch; ++n) {
+      for (int64_t grp = 0; grp < s.groups; ++grp) {
+        kernels::im2col(xc.data<T>() + (n * s.in_c + grp * g.channels) * g.height * g.width, g,
+                        cols.data());
+        T* y = out.data<T>() + (n * s.out_c + grp * og) * plane;
+        kernels::gemm(og, plane, kdim, wc.data<T>() + grp * og * kdim, kdim, 1, cols.data(), plane,
+                      1, y, false);
+      }
+      if (b != nullptr) {
+        for (int64_t o = 0; o < s.out_c; ++o) {
+          T* y = out.data<T>() + (n * s.out_c + o) * plane;
+          for (int64_t i = 0; i < plane; ++i) y[i] += b[o];
+        }
+      }
+    }
+  });
+  record(out, "conv2d", {x, weight, bias}, [x, weight, bias, p](const Tensor& gy) {
+    return std::vector<Tensor>{
+        needs_grad(x) ? conv2d_input_grad(gy, weight, x.shape(), p) : Tensor(),
+        needs_grad(weight) ? conv2d_weight_grad(gy, x, weight.shape(), p) : Tensor(),
+        needs_grad(bias) ? sum(gy, {0, 2, 3}) : Tensor()};
+  });
+  return out;
+}
+
+namespace {
+kernels::ConvGeometry pool_geometry(const Tensor& x, const Pool2dParams& p, const char* op) {
+  check_float(x, op);
+  NEUTRINO_CHECK_SHAPE(x.dim() == 4, "{}: input must be 4-D (N, C, H, W), got {}", op,
+                       x.shape_string());
+  NEUTRINO_CHECK_VALUE(p.kernel_h >= 1 && p.kernel_w >= 1 && p.stride_h >= 1 && p.stride_w >= 1,
+                       "{}: kernel and stride must be >= 1", op);
+  NEUTRINO_CHECK_VALUE(p.pad_top >= 0 && p.pad_left >= 0 && p.pad_bottom >= 0 && p.pad_right >= 0 &&
+                           2 * std::max(p.pad_top, p.pad_bottom) <= p.kernel_h &&
+                           2 * std::max(p.pad_left, p.pad_right) <= p.kernel_w,
+                       "{}: padding must be between 0 and half the kernel", op);
+  const kernels::ConvGeometry g{
+      x.size(0) * x.size(1), x.size(2), x.size(3), p.kernel_h, p.kernel_w,
+      window_out(x.size(2), p.pad_top, p.pad_bottom, p.kernel_h, 1, p.stride_h),
+      window_out(x.size(3), p.pad_left, p.pad_right, p.kernel_w, 1, p.stride_w),
+      p.stride_h, p.stride_w, p.pad_top, p.pad_left, 1, 1};
+  NEUTRINO_CHECK_SHAPE(g.out_h > 0 && g.out_w > 0, "{}: input {} is smaller than the {}x{} window",
+                       op, x.shape_string(), p.kernel_h, p.kernel_w);
+  return g;
+}
+}  // namespace
+
+// Max over each window; the gradient goes to the (first) maximum of each window.
+Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
+  const kernels::ConvGeometry g = pool_geometry(x, p, "max_pool2d");
+  Tensor xc = materialize(x);
+  Tensor out = Tensor::empty({x.size(0), x.size(1), g.out_h, g.out_w}, x.dtype());
+  Tensor indices = Tensor::empty(out.shape(), DType::kInt64);
+  dispatch_float(x.dtype(), "max_pool2d", [&]<class T>() {
+    kernels::max_pool2d(xc.data<T>(), g, out.data<T>(), indices.data<int64_t>());
+  });
+  record(out, "max_pool2d", {x}, [g, indices, shape = x.shape()](const Tensor& gy) {
+    Tensor gyc = materialize(gy);
+    Tensor gx = Tensor::zeros(shape, gy.dtype());
+    dispatch_float(gy.dtype(), "max_pool2d", [&]<class T>() {
+      kernels::max_pool2d_backward(gyc.data<T>(), indices.data<int64_t>(), g, gx.data<T>());
+    });
+    return std::vector<Tensor>{gx};
+  });
+  return out;
+}
+
+// Mean over each window; each input gets its share of the window's gradient.
+Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
+  const kernels::ConvGeometry g = pool_geometry(x, p, "avg_pool2d");
+  Tensor xc = materialize(x);
+  Tensor out = Tensor::empty({x.size(0), x.size(1), g.out_h, g.out_w}, x.dtype());
+  const bool include_pad = p.count_include_pad;
+  dispatch_float(x.dtype(), "avg_pool2d", [&]<class T>() {
+    kernels::avg_pool2d(xc.data<T>(), g, include_pad, out.data<T>());
+  });
+  record(out, "avg_pool2d", {x}, [g, include_pad, shape = x.shape()](const Tensor& gy) {
+    Tensor gyc = materialize(gy);
+    Tensor gx = Tensor::zeros(shape, gy.dtype());
+    dispatch_float(gy.dtype(), "avg_pool2d", [&]<class T>() {
+      kernels::avg_pool2d_backward(gyc.data<T>(), g, include_pad, gx.data<T>());
+    });
+    return std::vector<Tensor>{gx};
+  });
+  return out;
+}
+
+// y = (x - mean) / sqrt(var + eps) * weight + bias, statistics over every dim but the channel
+// dim 1. Composed of differentiable ops, so its backward comes from theirs.
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  double momentum, double eps) {
+  check_float(x, "batch_norm");
+  NEUTRINO_CHECK_SHAPE(x.dim() >= 2, "batch_norm: input must have a channel dim 1, got {}",
+                       x.shape_string());
+  const int64_t channels = x.size(1);
+  Shape stat_shape(x.dim(), 1);
+  stat_shape[1] = channels;
+  auto check_param = [&](const Tensor& t, const char* what) {
+    if (!t.defined()) return;
+    check_same_float(x, t, "batch_norm");
+    NEUTRINO_CHECK_SHAPE(t.dim() == 1 && t.size(0) == channels,
+                         "batch_norm: {} {} does not fit input {} with {} channels", what,
+                         t.shape_string(), x.shape_string(), channels);
+  };
+  check_param(weight, "weight");
+  check_param(bias, "bias");
+  check_param(running_mean, "running_mean");
+  check_param(running_var, "running_var");
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+
+  Tensor centered, var;
+  if (training) {
+    const int64_t count = x.numel() / channels;
+    NEUTRINO_CHECK_SHAPE(count > 1, "batch_norm: training needs more than one value per channel, got input {}",
+                         x.shape_string());
+    const Tensor batch_mean = mean(x, dims, true);
+    centered = sub(x, batch_mean);
+    var = mean(mul(centered, centered), dims, true);
+    if (running_mean.defined() && running_var.defined()) {
+      NoGradGuard no_grad;
+      const double unbias = static_cast<double>(count) / static_cast<double>(count - 1);
+      running_mean.copy_(add(mul(running_mean, 1 - momentum), mul(reshape(batch_mean, {channels}), momentum)));
+      running_var.copy_(add(mul(running_var, 1 - momentum), mul(reshape(var.detach(), {channels}), momentum * unbias)));
+    }
+  } else {
+    NEUTRINO_CHECK_VALUE(running_mean.defined() && running_var.defined(),
+                         "batch_norm: evaluation needs running_mean and running_var");
+    centered = sub(x, reshape(running_mean, stat_shape));
+    var = reshape(running_var, stat_shape);
+  }
+  Tensor y = div(centered, sqrt(add(var, eps)));
+  if (weight.defined()) y = mul(y, reshape(weight, stat_shape));
+  if (bias.defined()) y = add(y, reshape(bias, stat_shape));
+  return y;
+}
+
+// y = (x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape dims.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  check_float(x, "layer_norm");
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  NEUTRINO_CHECK_SHAPE(k >= 1 && x.dim() >= k &&
+                           Shape(x.shape().end() - k, x.shape().end()) == normalized_shape,
+                       "layer_norm: input {} does not end with normalized shape {}",
+                       x.shape_string(), shape_str(normalized_shape));
+  for (const Tensor* t : {&weight, &bias}) {
+    if (!t->defined()) continue;
+    check_same_float(x, *t, "layer_norm");
+    NEUTRINO_CHECK_SHAPE(t->shape() == normalized_shape,
+                         "layer_norm: weight/bias {} should have shape {}", t->shape_string(),
+                         shape_str(normalized_shape));
+  }
+  std::vector<int64_t> dims;
+  for (int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
+  const Tensor centered = sub(x, mean(x, dims, true));
+  const Tensor var = mean(mul(centered, centered), dims, true);
+  Tensor y = div(centered, sqrt(add(var, eps)));
+  if (weight.defined()) y = mul(y, weight);
+  if (bias.defined()) y = add(y, bias);
+  return y;
+}
+
+// Inverted dropout: in training, zeroes each element with probability p and scales the rest by
+// 1 / (1 - p), so evaluation is the identity.
+Tensor dropout(const Tensor& x, double p, bool training) {
+  NEUTRINO_CHECK_VALUE(p >= 0 && p < 1, "dropout: rate must be in [0, 1), got {}", p);
+  if (!training || p == 0) return x;
+  check_float(x, "dropout");
+  Tensor mask = Tensor::empty(x.shape(), x.dtype());
+  Generator& gen = global_generator();
+  const double scale = 1.0 / (1.0 - p);
+  dispatch_float(x.dtype(), "dropout", [&]<class T>() {
+    T* m = mask.data<T>();
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) m[i] = gen.uniform() >= p ? T(scale) : T(0);
+  });
+  return mul(x, mask);
+}
+
+}  // namespace neutrino

@@ -1,0 +1,33 @@
+// Helpers shared by the op implementations (not part of the public API).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "neutrino/autograd/autograd.h"
+#include "neutrino/ops/ops.h"
+
+namespace neutrino::detail {
+
+// Index of `dim` (negative counts from the end) in a tensor of `rank` dims, or a ShapeError
+// naming the op.
+int64_t normalize_dim(int64_t dim, int64_t rank, const char* op);
+// NumPy broadcasting of two shapes; the error names the op and both shapes.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+// Strides that read `t` as if it had `out_shape` (0 on broadcast dims).
+Shape broadcast_strides(const Tensor& t, const Shape& out_shape);
+// A contiguous version of `t` with no graph recorded (for handing data to kernels).
+Tensor materialize(const Tensor& t);
+// Both tensors floating and of one dtype, or a ValueError naming the op.
+void check_same_float(const Tensor& a, const Tensor& b, const char* op);
+void check_float(const Tensor& t, const char* op);
+// Elementwise kernel on a contiguous copy of x, no graph.
+Tensor apply_unary(const Tensor& x, int op, const char* name, double alpha = 0, double beta = 0);
+// Same dtype as `like`, float value.
+inline Tensor scalar_like(double value, const Tensor& like) {
+  return Tensor::scalar(value, like.dtype());
+}
+// Float 0/1 tensor of a bool mask, in `like`'s dtype.
+Tensor mask_to_float(const Tensor& mask, const Tensor& like);
+
+}  // namespace neutrino::detail

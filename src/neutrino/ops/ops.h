@@ -1,0 +1,119 @@
+// The differentiable ops. Each checks its arguments (errors name the op and the shapes), runs a
+// kernel from backend/kernels.h, and records its backward. Floating ops accept float32 and float64
+// (float64 is for gradient checks); index tensors are int64, masks bool.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "neutrino/tensor/tensor.h"
+
+namespace neutrino {
+
+// ---- elementwise, NumPy broadcasting -------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);  // gradient goes to a where a >= b
+Tensor add(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor rsub(double a, const Tensor& b);  // a - b
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor pow(const Tensor& x, double exponent);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);  // not differentiable (zero gradient)
+Tensor clamp(const Tensor& x, double min, double max);
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor gelu(const Tensor& x, const std::string& approximate = "none");  // "none" or "tanh"
+Tensor softplus(const Tensor& x);                                        // log(1 + exp(x)), stable
+
+// Comparisons return bool tensors (no gradient).
+Tensor greater(const Tensor& a, const Tensor& b);
+Tensor greater_equal(const Tensor& a, const Tensor& b);
+Tensor equal(const Tensor& a, const Tensor& b);
+
+// cond ? a : b, broadcasting all three; cond is bool.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+
+// ---- reductions (dims empty: over all dims) ------------------------------------------------
+Tensor sum(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Tensor max(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64, no gradient
+// Sums broadcast dimensions away so the result has `shape` (the backward of broadcasting).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ---- linear algebra ------------------------------------------------------------------------
+// (..., n, k) @ (..., k, m) with broadcast batch dims; 2-D @ 2-D is the plain product.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x @ weight^T + bias, weight in PyTorch's (out, in) layout; bias may be undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// ---- shape and indexing (views where possible) ---------------------------------------------
+Tensor reshape(const Tensor& x, Shape shape);  // one dim may be -1
+Tensor flatten(const Tensor& x, int64_t start_dim = 1);
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor expand(const Tensor& x, const Shape& shape);  // broadcast view, stride 0
+Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor embedding(const Tensor& weight, const Tensor& indices);  // weight[indices]
+// Adds `source` into zeros(shape) at `index` along dim (the backward of index_select).
+Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& source);
+
+// ---- neural-network ops ---------------------------------------------------------------------
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+Tensor dropout(const Tensor& x, double p, bool training);
+
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+// x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O) or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p);
+
+struct Pool2dParams {
+  int64_t kernel_h = 2, kernel_w = 2;
+  int64_t stride_h = 2, stride_w = 2;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  bool count_include_pad = true;  // avg pooling only
+};
+Tensor max_pool2d(const Tensor& x, const Pool2dParams& p);
+Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);
+
+// Normalizes over every dim but 1 (channels). In training, uses batch statistics and updates the
+// running ones in place (running = (1 - momentum) * running + momentum * batch, unbiased variance,
+// as PyTorch); in eval, uses the running statistics. weight/bias may be undefined.
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  double momentum, double eps);
+// Normalizes over the last normalized_shape.size() dims.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps);
+
+// Operators, for readable math.
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& x) { return neg(x); }
+inline Tensor operator+(const Tensor& a, double b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, double b) { return add(a, -b); }
+inline Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
+inline Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
+inline Tensor operator/(const Tensor& a, double b) { return mul(a, 1.0 / b); }
+inline Tensor operator-(double a, const Tensor& b) { return rsub(a, b); }
+
+}  // namespace neutrino

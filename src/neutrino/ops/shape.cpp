@@ -1,0 +1,331 @@
+// Shape and indexing ops. reshape (of contiguous input), permute, transpose, slice and expand return
+// views that share storage; the rest copy.
+#include <algorithm>
+#include <cstring>
+
+#include "neutrino/backend/kernels.h"
+#include "neutrino/ops/op_util.h"
+
+namespace neutrino {
+
+using namespace detail;
+
+namespace {
+// Copies src (any strides) into dst (any strides) of the same shape.
+void copy_into(const Tensor& src, const Tensor& dst) {
+  dispatch_all(src.dtype(), [&]<class T>() {
+    const T* s = src.data<T>();
+    T* d = dst.data<T>();
+    kernels::strided_for_each<2>(src.shape(), {src.strides().data(), dst.strides().data()},
+                                 [&](const std::array<int64_t, 2>& at) { d[at[1]] = s[at[0]]; });
+  });
+}
+}  // namespace
+
+Tensor reshape(const Tensor& x, Shape shape) {
+  int64_t infer_at = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      NEUTRINO_CHECK_SHAPE(infer_at < 0, "reshape: more than one -1 in {}", shape_str(shape));
+      infer_at = static_cast<int64_t>(i);
+    } else {
+      NEUTRINO_CHECK_SHAPE(shape[i] >= 0, "reshape: negative size in {}", shape_str(shape));
+      known *= shape[i];
+    }
+  }
+  if (infer_at >= 0) {
+    NEUTRINO_CHECK_SHAPE(known > 0 && x.numel() % known == 0,
+                         "reshape: cannot reshape {} into {}", x.shape_string(), shape_str(shape));
+    shape[infer_at] = x.numel() / known;
+  }
+  NEUTRINO_CHECK_SHAPE(shape_numel(shape) == x.numel(),
+                       "reshape: cannot reshape {} ({} elements) into {}", x.shape_string(),
+                       x.numel(), shape_str(shape));
+  if (shape == x.shape()) return x;
+  const Tensor base = materialize(x);
+  Tensor out = base.view_as(shape, contiguous_strides(shape), base.offset());
+  record(out, "reshape", {x}, [x](const Tensor& g) {
+    return std::vector<Tensor>{reshape(g, x.shape())};
+  });
+  return out;
+}
+
+Tensor flatten(const Tensor& x, int64_t start_dim) {
+  const int64_t start = normalize_dim(start_dim, x.dim(), "flatten");
+  Shape shape(x.shape().begin(), x.shape().begin() + start);
+  shape.push_back(-1);
+  if (x.numel() == 0) shape.back() = 0;
+  return reshape(x, shape);
+}
+
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+  const int64_t rank = x.dim();
+  NEUTRINO_CHECK_SHAPE(static_cast<int64_t>(dims.size()) == rank,
+                       "permute: {} dims given for a tensor of shape {}", dims.size(),
+                       x.shape_string());
+  Shape shape(rank), strides(rank);
+  std::vector<int64_t> inverse(rank, -1);
+  for (int64_t i = 0; i < rank; ++i) {
+    const int64_t d = normalize_dim(dims[i], rank, "permute");
+    NEUTRINO_CHECK_SHAPE(inverse[d] < 0, "permute: dim {} repeated", d);
+    inverse[d] = i;
+    shape[i] = x.shape()[d];
+    strides[i] = x.strides()[d];
+  }
+  Tensor out = x.view_as(shape, strides, x.offset());
+  record(out, "permute", {x}, [inverse](const Tensor& g) {
+    return std::vector<Tensor>{permute(g, inverse)};
+  });
+  return out;
+}
+
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  std::vector<int64_t> dims(x.dim());
+  for (int64_t i = 0; i < x.dim(); ++i) dims[i] = i;
+  std::swap(dims[normalize_dim(dim0, x.dim(), "transpose")],
+            dims[normalize_dim(dim1, x.dim(), "transpose")]);
+  return permute(x, dims);
+}
+
+namespace {
+// The backward of slice: g placed into zeros of the input's shape.
+Tensor slice_scatter(const Tensor& g, const Shape& shape, int64_t dim, int64_t start, int64_t end,
+                     int64_t step) {
+  Tensor out = Tensor::zeros(shape, g.dtype());
+  copy_into(g, slice(out.detach(), dim, start, end, step));
+  record(out, "slice_scatter", {g}, [dim, start, end, step](const Tensor& gg) {
+    return std::vector<Tensor>{slice(gg, dim, start, end, step)};
+  });
+  return out;
+}
+}  // namespace
+
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  const int64_t d = normalize_dim(dim, x.dim(), "slice");
+  NEUTRINO_CHECK_VALUE(step > 0, "slice: step must be positive, got {}", step);
+  const int64_t extent = x.size(d);
+  // Python rules: negative bounds count from the end, and bounds clip to the dim.
+  if (start < 0) start += extent;
+  if (end < 0) end += extent;
+  start = std::clamp<int64_t>(start, 0, extent);
+  end = std::clamp<int64_t>(end, start, extent);
+  Shape shape = x.shape();
+  Shape strides = x.strides();
+  shape[d] = (end - start + step - 1) / step;
+  strides[d] *= step;
+  Tensor out = x.view_as(shape, strides, x.offset() + start * x.strides()[d]);
+  record(out, "slice", {x}, [shape = x.shape(), d, start, end, step](const Tensor& g) {
+    return std::vector<Tensor>{slice_scatter(g, shape, d, start, end, step)};
+  });
+  return out;
+}
+
+Tensor expand(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  NEUTRINO_CHECK_SHAPE(shape.size() >= x.shape().size(), "expand: cannot expand {} to {}",
+                       x.shape_string(), shape_str(shape));
+  const size_t lead = shape.size() - x.shape().size();
+  Shape strides(shape.size(), 0);
+  for (size_t i = 0; i < x.shape().size(); ++i) {
+    const int64_t have = x.shape()[i];
+    NEUTRINO_CHECK_SHAPE(have == shape[lead + i] || have == 1, "expand: cannot expand {} to {}",
+                         x.shape_string(), shape_str(shape));
+    strides[lead + i] = have == 1 && shape[lead + i] != 1 ? 0 : x.strides()[i];
+  }
+  Tensor out = x.view_as(shape, strides, x.offset());
+  record(out, "expand", {x}, [x](const Tensor& g) {
+    return std::vector<Tensor>{sum_to(g, x.shape())};
+  });
+  return out;
+}
+
+Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
+  NEUTRINO_CHECK_VALUE(!xs.empty(), "concat: no tensors given");
+  const Tensor& first = xs.front();
+  const int64_t d = normalize_dim(dim, first.dim(), "concat");
+  Shape shape = first.shape();
+  shape[d] = 0;
+  for (const Tensor& t : xs) {
+    NEUTRINO_CHECK_VALUE(t.dtype() == first.dtype(), "concat: dtypes differ ({} and {})",
+                         dtype_name(first.dtype()), dtype_name(t.dtype()));
+    bool fits = t.dim() == first.dim();
+    for (int64_t i = 0; fits && i < t.dim(); ++i) fits = i == d || t.size(i) == first.size(i);
+    NEUTRINO_CHECK_SHAPE(fits, "concat: shape {} does not fit {} along dim {}", t.shape_string(),
+                         first.shape_string(), d);
+    shape[d] += t.size(d);
+  }
+  Tensor out = Tensor::empty(shape, first.dtype());
+  std::vector<int64_t> bounds{0};
+  for (const Tensor& t : xs) {
+    bounds.push_back(bounds.back() + t.size(d));
+    copy_into(t, slice(out.detach(), d, bounds[bounds.size() - 2], bounds.back()));
+  }
+  record(out, "concat", xs, [d, bounds](const Tensor& g) {
+    std::vector<Tensor> grads;
+    for (size_t i = 0; i + 1 < bounds.size(); ++i) grads.push_back(slice(g, d, bounds[i], bounds[i + 1]));
+    return grads;
+  });
+  return out;
+}
+
+namespace {
+void check_index(const Tensor& index, int64_t limit, const char* op) {
+  NEUTRINO_CHECK_VALUE(index.dtype() == DType::kInt64, "{}: index must be int64, got {}", op,
+                       dtype_name(index.dtype()));
+  const Tensor flat = materialize(index);
+  const int64_t* p = flat.data<int64_t>();
+  for (int64_t i = 0, n = index.numel(); i < n; ++i) {
+    NEUTRINO_CHECK_VALUE(p[i] >= 0 && p[i] < limit, "{}: index {} is out of range [0, {})", op,
+                         p[i], limit);
+  }
+}
+
+// outer/inner sizes around `dim` for a contiguous tensor.
+std::pair<int64_t, int64_t> outer_inner(const Shape& shape, int64_t dim) {
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < dim; ++i) outer *= shape[i];
+  for (size_t i = dim + 1; i < shape.size(); ++i) inner *= shape[i];
+  return {outer, inner};
+}
+}  // namespace
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  const int64_t d = normalize_dim(dim, x.dim(), "index_select");
+  NEUTRINO_CHECK_SHAPE(index.dim() <= 1, "index_select: index must be 1-D, got shape {}",
+                       index.shape_string());
+  check_index(index, x.size(d), "index_select");
+  const Tensor xc = materialize(x);
+  const Tensor idx = materialize(index);
+  const int64_t count = index.numel();
+  Shape shape = x.shape();
+  shape[d] = count;
+  Tensor out = Tensor::empty(shape, x.dtype());
+  const auto [outer, inner] = outer_inner(x.shape(), d);
+  const size_t row_bytes = static_cast<size_t>(inner) * dtype_size(x.dtype());
+  const char* src = static_cast<const char*>(xc.raw_data());
+  char* dst = static_cast<char*>(out.raw_data());
+  const int64_t* ip = idx.data<int64_t>();
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < count; ++i) {
+      std::memcpy(dst + (o * count + i) * row_bytes, src + (o * x.size(d) + ip[i]) * row_bytes,
+                  row_bytes);
+    }
+  }
+  record(out, "index_select", {x}, [shape = x.shape(), d, index](const Tensor& g) {
+    return std::vector<Tensor>{index_add(shape, d, index, g)};
+  });
+  return out;
+}
+
+// Scatter-add: out[.., index[i], ..] += source[.., i, ..]. Repeated indices accumulate.
+Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& source) {
+  check_float(source, "index_add");
+  const int64_t d = normalize_dim(dim, static_cast<int64_t>(shape.size()), "index_add");
+  check_index(index, shape[d], "index_add");
+  const int64_t count = index.numel();
+  Shape expected = shape;
+  expected[d] = count;
+  NEUTRINO_CHECK_SHAPE(source.shape() == expected, "index_add: source shape {} should be {}",
+                       source.shape_string(), shape_str(expected));
+  const Tensor sc = materialize(source);
+  const Tensor idx = materialize(index);
+  Tensor out = Tensor::zeros(shape, source.dtype());
+  const auto [outer, inner] = outer_inner(shape, d);
+  dispatch_float(source.dtype(), "index_add", [&]<class T>() {
+    const T* s = sc.data<T>();
+    T* o = out.data<T>();
+    const int64_t* ip = idx.data<int64_t>();
+    for (int64_t a = 0; a < outer; ++a) {
+      for (int64_t i = 0; i < count; ++i) {
+        const T* from = s + (a * count + i) * inner;
+        T* to = o + (a * shape[d] + ip[i]) * inner;
+        for (int64_t k = 0; k < inner; ++k) to[k] += from[k];
+      }
+    }
+  });
+  record(out, "index_add", {source}, [d, index](const Tensor& g) {
+    return std::vector<Tensor>{index_select(g, d, index)};
+  });
+  return out;
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& indices) {
+  NEUTRINO_CHECK_SHAPE(weight.dim() == 2, "embedding: weight must be 2-D (num, dim), got {}",
+                       weight.shape_string());
+  Shape shape = indices.shape();
+  shape.push_back(weight.size(1));
+  return reshape(index_select(weight, 0, reshape(indices, {indices.numel()})), shape);
+}
+
+// ---- matmul --------------------------------------------------------------------------------
+
+// (..., n, k) @ (..., k, m) -> (..., n, m); batch dims broadcast. Backward:
+// da = g @ b^T, db = a^T @ g, each summed over the batch dims it was broadcast along.
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_same_float(a, b, "matmul");
+  NEUTRINO_CHECK_SHAPE(a.dim() >= 1 && b.dim() >= 1, "matmul: cannot multiply {} by {}",
+                       a.shape_string(), b.shape_string());
+  // 1-D operands act as a row (left) or a column (right) vector, as in NumPy.
+  if (a.dim() == 1) return reshape(matmul(reshape(a, {1, a.size(0)}), b), [&] {
+      Shape s = b.shape(); s.erase(s.end() - 2); return s; }());
+  if (b.dim() == 1) {
+    Shape s = a.shape();
+    s.pop_back();
+    return reshape(matmul(a, reshape(b, {b.size(0), 1})), s);
+  }
+  const int64_t n = a.size(-2), k = a.size(-1), m = b.size(-1);
+  NEUTRINO_CHECK_SHAPE(b.size(-2) == k, "matmul: cannot multiply {} by {}", a.shape_string(),
+                       b.shape_string());
+  const Shape a_batch(a.shape().begin(), a.shape().end() - 2);
+  const Shape b_batch(b.shape().begin(), b.shape().end() - 2);
+  const Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(n);
+  out_shape.push_back(m);
+  Tensor out = Tensor::empty(out_shape, a.dtype());
+  // Batch strides of each operand, 0 on broadcast dims.
+  auto batch_strides = [&](const Tensor& t) {
+    Shape s(batch.size(), 0);
+    const size_t lead = batch.size() - (t.shape().size() - 2);
+    for (size_t i = 0; i + 2 < t.shape().size(); ++i) {
+      s[lead + i] = t.shape()[i] == 1 ? 0 : t.strides()[i];
+    }
+    return s;
+  };
+  const Shape sa = batch_strides(a), sb = batch_strides(b);
+  Shape so = contiguous_strides(batch);
+  for (auto& s : so) s *= n * m;
+  const int64_t a_row = a.strides()[a.dim() - 2], a_col = a.strides()[a.dim() - 1];
+  const int64_t b_row = b.strides()[b.dim() - 2], b_col = b.strides()[b.dim() - 1];
+  dispatch_float(a.dtype(), "matmul", [&]<class T>() {
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = out.data<T>();
+    kernels::strided_for_each<3>(batch, {sa.data(), sb.data(), so.data()},
+                                 [&](const std::array<int64_t, 3>& at) {
+                                   kernels::gemm(n, m, k, pa + at[0], a_row, a_col, pb + at[1],
+                                                 b_row, b_col, po + at[2], false);
+                                 });
+  });
+  record(out, "matmul", {a, b}, [a, b](const Tensor& g) {
+    return std::vector<Tensor>{
+        needs_grad(a) ? sum_to(matmul(g, transpose(b, -1, -2)), a.shape()) : Tensor(),
+        needs_grad(b) ? sum_to(matmul(transpose(a, -1, -2), g), b.shape()) : Tensor()};
+  });
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  NEUTRINO_CHECK_SHAPE(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1),
+                       "linear: input {} does not fit weight {} (expected last dim {})",
+                       x.shape_string(), weight.shape_string(), weight.dim() == 2 ? weight.size(1) : -1);
+  Tensor y = matmul(x, transpose(weight, 0, 1));
+  if (!bias.defined()) return y;
+  NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == weight.size(0),
+                       "linear: bias {} does not fit weight {}", bias.shape_string(),
+                       weight.shape_string());
+  return add(y, bias);
+}
+
+}  // namespace neutrino

@@ -1,0 +1,240 @@
+#include "neutrino/optim/optimizer.h"
+
+#include <cmath>
+
+#include "neutrino/autograd/autograd.h"
+#include "neutrino/ops/ops.h"
+
+namespace neutrino::optim {
+
+namespace {
+// Runs f(param, grad, slots...) elementwise as T over contiguous buffers.
+template <class F>
+void elementwise(const Tensor& param, F f) {
+  dispatch_float(param.dtype(), "optimizer", [&]<class T>() { f.template operator()<T>(); });
+}
+}  // namespace
+
+Optimizer::Optimizer(double learning_rate, double weight_decay, double global_clipnorm)
+    : learning_rate_(learning_rate), weight_decay_(weight_decay), global_clipnorm_(global_clipnorm) {
+  NEUTRINO_CHECK_VALUE(learning_rate >= 0, "optimizer: learning_rate must be >= 0, got {}",
+                       learning_rate);
+  NEUTRINO_CHECK_VALUE(weight_decay >= 0, "optimizer: weight_decay must be >= 0, got {}",
+                       weight_decay);
+  NEUTRINO_CHECK_VALUE(global_clipnorm >= 0, "optimizer: global_clipnorm must be >= 0, got {}",
+                       global_clipnorm);
+}
+
+void Optimizer::attach(std::vector<Tensor> parameters) {
+  for (const Tensor& p : parameters) {
+    NEUTRINO_CHECK_VALUE(p.is_contiguous() && is_floating(p.dtype()),
+                         "optimizer: parameters must be contiguous floating tensors");
+  }
+  params_ = std::move(parameters);
+  slots_.clear();
+  iterations_ = 0;
+}
+
+void Optimizer::zero_grad() {
+  for (Tensor& p : params_) p.zero_grad();
+}
+
+Tensor& Optimizer::slot(const std::string& slot, size_t index) {
+  Tensor& t = slots_[fmt::format("{}.{}", slot, index)];
+  if (!t.defined()) t = Tensor::zeros(params_[index].shape(), params_[index].dtype());
+  return t;
+}
+
+void Optimizer::step() {
+  NoGradGuard no_grad;
+  ++iterations_;
+  double clip_scale = 1.0;
+  if (global_clipnorm_ > 0) {
+    double total = 0;
+    for (const Tensor& p : params_) {
+      if (!p.grad().defined()) continue;
+      for (double g : p.grad().to_vector<double>()) total += g * g;
+    }
+    const double norm = std::sqrt(total);
+    if (norm > global_clipnorm_) clip_scale = global_clipnorm_ / norm;
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    Tensor grad = p.grad();
+    if (!grad.defined()) continue;
+    NEUTRINO_CHECK_SHAPE(grad.shape() == p.shape(), "optimizer: gradient {} does not match parameter {}",
+                         grad.shape_string(), p.shape_string());
+    grad = grad.to(p.dtype()).contiguous();
+    if (clip_scale != 1.0) grad = mul(grad, clip_scale);
+    if (weight_decay_ > 0) {
+      const double shrink = 1.0 - learning_rate_ * weight_decay_;
+      elementwise(p, [&]<class T>() {
+        T* w = p.data<T>();
+        for (int64_t j = 0, n = p.numel(); j < n; ++j) w[j] *= static_cast<T>(shrink);
+      });
+    }
+    update(i, p, grad);
+  }
+}
+
+std::map<std::string, Tensor> Optimizer::state() const {
+  std::map<std::string, Tensor> out = slots_;
+  out["iterations"] = Tensor::from_vector(std::vector<int64_t>{iterations_}, {1});
+  return out;
+}
+
+void Optimizer::load_state(const std::map<std::string, Tensor>& state) {
+  slots_.clear();
+  for (const auto& [key, value] : state) {
+    if (key == "iterations") {
+      iterations_ = static_cast<int64_t>(value.item());
+      continue;
+    }
+    const size_t dot = key.rfind('.');
+    NEUTRINO_CHECK_VALUE(dot != std::string::npos, "optimizer state: malformed key '{}'", key);
+    const size_t index = std::stoul(key.substr(dot + 1));
+    NEUTRINO_CHECK_VALUE(index < params_.size() && value.shape() == params_[index].shape(),
+                         "optimizer state: '{}' does not fit the model's parameters", key);
+    slots_[key] = value.to(params_[index].dtype()).clone();
+  }
+}
+
+// ---- SGD: b = momentum * b + g; p -= lr * (nesterov ? g + momentum * b : b) -----------------
+
+SGD::SGD(SGDOptions options)
+    : Optimizer(options.learning_rate, options.weight_decay, options.global_clipnorm),
+      options_(options) {
+  NEUTRINO_CHECK_VALUE(options.momentum >= 0, "SGD: momentum must be >= 0");
+}
+
+void SGD::update(size_t index, const Tensor& param, const Tensor& grad) {
+  const double lr = learning_rate();
+  const double momentum = options_.momentum;
+  Tensor velocity = momentum > 0 ? slot("momentum", index) : Tensor();
+  elementwise(param, [&]<class T>() {
+    T* w = param.data<T>();
+    const T* g = grad.data<T>();
+    const int64_t n = param.numel();
+    if (momentum == 0) {
+      for (int64_t j = 0; j < n; ++j) w[j] -= static_cast<T>(lr) * g[j];
+      return;
+    }
+    T* b = velocity.data<T>();
+    const T m = static_cast<T>(momentum);
+    for (int64_t j = 0; j < n; ++j) {
+      b[j] = m * b[j] + g[j];
+      const T direction = options_.nesterov ? g[j] + m * b[j] : b[j];
+      w[j] -= static_cast<T>(lr) * direction;
+    }
+  });
+}
+
+// ---- Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+//      p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps) -------------------------------
+
+Adam::Adam(AdamOptions options)
+    : Optimizer(options.learning_rate, options.weight_decay, options.global_clipnorm),
+      options_(options) {
+  NEUTRINO_CHECK_VALUE(options.beta_1 >= 0 && options.beta_1 < 1 && options.beta_2 >= 0 &&
+                           options.beta_2 < 1 && options.epsilon >= 0,
+                       "Adam: betas must be in [0, 1) and epsilon >= 0");
+}
+
+void Adam::update(size_t index, const Tensor& param, const Tensor& grad) {
+  const double t = static_cast<double>(iterations());
+  const double b1 = options_.beta_1, b2 = options_.beta_2;
+  const double step_size = learning_rate() / (1.0 - std::pow(b1, t));
+  const double bias2_sqrt = std::sqrt(1.0 - std::pow(b2, t));
+  Tensor m_t = slot("m", index);
+  Tensor v_t = slot("v", index);
+  Tensor vmax_t = options_.amsgrad ? slot("vhat", index) : Tensor();
+  elementwise(param, [&]<class T>() {
+    T* w = param.data<T>();
+    const T* g = grad.data<T>();
+    T* m = m_t.data<T>();
+    T* v = v_t.data<T>();
+    T* vmax = options_.amsgrad ? vmax_t.data<T>() : nullptr;
+    for (int64_t j = 0, n = param.numel(); j < n; ++j) {
+      m[j] = static_cast<T>(b1) * m[j] + static_cast<T>(1 - b1) * g[j];
+      v[j] = static_cast<T>(b2) * v[j] + static_cast<T>(1 - b2) * g[j] * g[j];
+      T second = v[j];
+      if (vmax != nullptr) second = vmax[j] = std::max(vmax[j], v[j]);
+      const T denom = std::sqrt(second) / static_cast<T>(bias2_sqrt) + static_cast<T>(options_.epsilon);
+      w[j] -= static_cast<T>(step_size) * m[j] / denom;
+    }
+  });
+}
+
+AdamW::AdamW(AdamWOptions o)
+    : Adam(AdamOptions{.learning_rate = o.learning_rate,
+                       .beta_1 = o.beta_1,
+                       .beta_2 = o.beta_2,
+                       .epsilon = o.epsilon,
+                       .amsgrad = o.amsgrad,
+                       .weight_decay = o.weight_decay,
+                       .global_clipnorm = o.global_clipnorm}) {}
+
+// ---- RMSprop: v = rho v + (1 - rho) g^2 (centered: minus the squared mean gradient);
+//      step = lr g / (sqrt(v) + eps), with optional momentum on the step -----------------------
+
+RMSprop::RMSprop(RMSpropOptions options)
+    : Optimizer(options.learning_rate, options.weight_decay, options.global_clipnorm),
+      options_(options) {
+  NEUTRINO_CHECK_VALUE(options.rho >= 0 && options.rho < 1 && options.momentum >= 0,
+                       "RMSprop: rho must be in [0, 1) and momentum >= 0");
+}
+
+void RMSprop::update(size_t index, const Tensor& param, const Tensor& grad) {
+  const double lr = learning_rate(), rho = options_.rho, momentum = options_.momentum;
+  Tensor v_t = slot("v", index);
+  Tensor mean_t = options_.centered ? slot("mean", index) : Tensor();
+  Tensor buf_t = momentum > 0 ? slot("momentum", index) : Tensor();
+  elementwise(param, [&]<class T>() {
+    T* w = param.data<T>();
+    const T* g = grad.data<T>();
+    T* v = v_t.data<T>();
+    T* avg = options_.centered ? mean_t.data<T>() : nullptr;
+    T* buf = momentum > 0 ? buf_t.data<T>() : nullptr;
+    for (int64_t j = 0, n = param.numel(); j < n; ++j) {
+      v[j] = static_cast<T>(rho) * v[j] + static_cast<T>(1 - rho) * g[j] * g[j];
+      T denom_sq = v[j];
+      if (avg != nullptr) {
+        avg[j] = static_cast<T>(rho) * avg[j] + static_cast<T>(1 - rho) * g[j];
+        denom_sq -= avg[j] * avg[j];
+      }
+      const T step = g[j] / (std::sqrt(denom_sq) + static_cast<T>(options_.epsilon));
+      if (buf != nullptr) {
+        buf[j] = static_cast<T>(momentum) * buf[j] + step;
+        w[j] -= static_cast<T>(lr) * buf[j];
+      } else {
+        w[j] -= static_cast<T>(lr) * step;
+      }
+    }
+  });
+}
+
+std::shared_ptr<Optimizer> make_optimizer(const std::string& name, double learning_rate) {
+  if (name == "sgd") {
+    SGDOptions o;
+    if (learning_rate >= 0) o.learning_rate = learning_rate;
+    return std::make_shared<SGD>(o);
+  }
+  if (name == "adam") {
+    AdamOptions o;
+    if (learning_rate >= 0) o.learning_rate = learning_rate;
+    return std::make_shared<Adam>(o);
+  }
+  if (name == "adamw") {
+    AdamWOptions o;
+    if (learning_rate >= 0) o.learning_rate = learning_rate;
+    return std::make_shared<AdamW>(o);
+  }
+  if (name == "rmsprop") {
+    RMSpropOptions o;
+    if (learning_rate >= 0) o.learning_rate = learning_rate;
+    return std::make_shared<RMSprop>(o);
+  }
+  throw ValueError(fmt::format("unknown optimizer '{}' (known: sgd, adam, adamw, rmsprop)", name));
+}
+
+}  // namespace neutrino::optim

@@ -1,0 +1,26 @@
+// A reference-counted, 64-byte aligned block of memory that tensors view.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+namespace neutrino {
+
+class Storage {
+ public:
+  static constexpr size_t kAlignment = 64;
+  explicit Storage(size_t nbytes);  // zero-filled
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() { return data_; }
+  const void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t nbytes_ = 0;
+};
+
+}  // namespace neutrino

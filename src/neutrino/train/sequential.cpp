@@ -1,0 +1,302 @@
+#include "neutrino/train/sequential.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "neutrino/autograd/autograd.h"
+#include "neutrino/core/random.h"
+
+namespace neutrino::train {
+
+namespace {
+std::string snake_case(const std::string& type) {
+  std::string out;
+  for (size_t i = 0; i < type.size(); ++i) {
+    const char c = type[i];
+    const bool upper = c >= 'A' && c <= 'Z';
+    // A capital starts a word unless it follows a capital or digit and precedes one ("Conv2D").
+    if (upper && i > 0) {
+      const char prev = type[i - 1];
+      const bool prev_lower = prev >= 'a' && prev <= 'z';
+      const bool next_lower = i + 1 < type.size() && type[i + 1] >= 'a' && type[i + 1] <= 'z';
+      if (prev_lower || (next_lower && !(prev >= '0' && prev <= '9'))) out += '_';
+    }
+    out += upper ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  return out;
+}
+
+Tensor take_rows(const Tensor& t, const std::vector<int64_t>& rows) {
+  return index_select(t.detach(), 0, Tensor::from_vector(rows, {static_cast<int64_t>(rows.size())}));
+}
+
+std::vector<int64_t> range(int64_t begin, int64_t end) {
+  std::vector<int64_t> out;
+  for (int64_t i = begin; i < end; ++i) out.push_back(i);
+  return out;
+}
+
+// Keras's progress line: "4/4 [==============================] - 0s 2ms/step - loss: 0.6931".
+std::string progress_line(int64_t steps, double seconds, const std::vector<std::pair<std::string, double>>& values) {
+  const double per_step_ms = steps > 0 ? seconds * 1000.0 / static_cast<double>(steps) : 0.0;
+  std::string line = fmt::format("{}/{} [==============================] - {:.0f}s {:.0f}ms/step",
+                                 steps, steps, seconds, per_step_ms);
+  for (const auto& [name, value] : values) line += fmt::format(" - {}: {:.4f}", name, value);
+  return line;
+}
+}  // namespace
+
+double Scores::operator[](const std::string& name) const {
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (names_[i] == name) return values_[i];
+  }
+  throw ValueError(fmt::format("evaluate: no result named '{}'", name));
+}
+
+Sequential::Sequential(std::vector<nn::AnyLayer> layers, std::string name) : name_(std::move(name)) {
+  for (auto& layer : layers) add(layer);
+}
+
+void Sequential::add(nn::AnyLayer any) {
+  const nn::LayerPtr& layer = any.get();
+  NEUTRINO_CHECK_VALUE(layer != nullptr, "Sequential.add: null layer");
+  if (layer->name().empty()) {
+    const std::string base = snake_case(layer->type_name());
+    int count = 0;
+    for (const auto& other : layers_) count += other->type_name() == layer->type_name() ? 1 : 0;
+    layer->set_name(count == 0 ? base : fmt::format("{}_{}", base, count));
+  }
+  for (const auto& other : layers_) {
+    NEUTRINO_CHECK_VALUE(other->name() != layer->name(),
+                         "Sequential.add: two layers are named '{}'", layer->name());
+  }
+  NEUTRINO_CHECK_VALUE(layer->name().find('.') == std::string::npos,
+                       "Sequential.add: layer name '{}' must not contain '.'", layer->name());
+  layers_.push_back(layer);
+  register_module(layer->name(), layer);
+  if (layers_.size() == 1 && !layer->declared_input_shape().empty()) {
+    build(layer->declared_input_shape());
+  } else if (layers_.size() > 1 && layers_[layers_.size() - 2]->built()) {
+    Shape shape = layers_.front()->built_input_shape();
+    for (size_t i = 0; i + 1 < layers_.size(); ++i) shape = layers_[i]->output_shape(shape);
+    layer->build(shape);
+  }
+}
+
+void Sequential::build(const Shape& input_shape) {
+  Shape shape = input_shape;
+  for (const auto& layer : layers_) {
+    layer->build(shape);
+    shape = layer->output_shape(shape);
+  }
+}
+
+bool Sequential::built() const { return !layers_.empty() && layers_.back()->built(); }
+
+Tensor Sequential::forward(const Tensor& x) {
+  NEUTRINO_CHECK_VALUE(!layers_.empty(), "Sequential '{}': no layers", name_);
+  Tensor h = x;
+  for (const auto& layer : layers_) h = layer->forward(h);
+  return h;
+}
+
+void Sequential::compile(OptimizerSpec optimizer, nn::Loss loss, std::vector<std::string> metrics) {
+  NEUTRINO_CHECK_VALUE(optimizer.get() != nullptr, "compile: no optimizer");
+  optimizer_ = optimizer.get();
+  loss_ = std::move(loss);
+  // Validate metric names now, so a typo fails at compile() rather than mid-training.
+  for (const auto& metric : metrics) make_metric(metric, loss_->name(), 0);
+  metric_names_ = std::move(metrics);
+  if (built()) optimizer_->attach(parameters());
+}
+
+void Sequential::check_compiled(const char* what) const {
+  NEUTRINO_CHECK_VALUE(optimizer_ != nullptr && loss_.has_value(),
+                       "{}: call compile() first", what);
+}
+
+optim::Optimizer& Sequential::optimizer() const {
+  check_compiled("optimizer");
+  return *optimizer_;
+}
+
+const nn::Loss& Sequential::loss() const {
+  check_compiled("loss");
+  return *loss_;
+}
+
+std::vector<std::unique_ptr<Metric>> Sequential::new_metrics() const {
+  const int64_t units = built() ? [&] {
+    Shape shape = layers_.front()->built_input_shape();
+    for (const auto& layer : layers_) shape = layer->output_shape(shape);
+    return shape.empty() ? int64_t{1} : shape.back();
+  }() : 0;
+  std::vector<std::unique_ptr<Metric>> out;
+  for (const auto& name : metric_names_) out.push_back(make_metric(name, loss_->name(), units));
+  return out;
+}
+
+double Sequential::train_on_batch(const Tensor& x, const Tensor& y) {
+  check_compiled("train_on_batch");
+  NEUTRINO_CHECK_SHAPE(x.dim() >= 1 && y.dim() >= 1 && x.size(0) == y.size(0),
+                       "train_on_batch: x {} and y {} have different numbers of samples",
+                       x.shape_string(), y.shape_string());
+  train(true);
+  const Tensor y_pred = forward(x);
+  if (optimizer_->parameters().empty()) optimizer_->attach(parameters());
+  const Tensor loss = (*loss_)(y, y_pred);
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->step();
+  return loss.item();
+}
+
+History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  check_compiled("fit");
+  NEUTRINO_CHECK_SHAPE(x.dim() >= 1 && y.dim() >= 1 && x.size(0) == y.size(0),
+                       "fit: x {} and y {} have different numbers of samples", x.shape_string(),
+                       y.shape_string());
+  NEUTRINO_CHECK_VALUE(options.epochs >= 0 && options.batch_size > 0,
+                       "fit: epochs must be >= 0 and batch_size > 0");
+  NEUTRINO_CHECK_VALUE(options.validation_split >= 0 && options.validation_split < 1,
+                       "fit: validation_split must be in [0, 1), got {}", options.validation_split);
+  const int64_t n_all = x.size(0);
+  const int64_t n_train = options.validation_split > 0
+                              ? static_cast<int64_t>(static_cast<double>(n_all) * (1.0 - options.validation_split))
+                              : n_all;
+  NEUTRINO_CHECK_VALUE(n_train > 0, "fit: no training samples (x has {} rows)", n_all);
+  Tensor x_train = x, y_train = y;
+  std::optional<std::pair<Tensor, Tensor>> validation = options.validation_data;
+  if (n_train < n_all) {
+    x_train = slice(x.detach(), 0, 0, n_train);
+    y_train = slice(y.detach(), 0, 0, n_train);
+    validation = std::make_pair(slice(x.detach(), 0, n_train, n_all), slice(y.detach(), 0, n_train, n_all));
+  }
+  if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
+  if (optimizer_->parameters().empty()) optimizer_->attach(parameters());
+
+  History history;
+  const int64_t steps = (n_train + options.batch_size - 1) / options.batch_size;
+  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<int64_t> order = range(0, n_train);
+    if (options.shuffle) {
+      Generator& gen = global_generator();
+      for (int64_t i = n_train - 1; i > 0; --i) {
+        std::swap(order[i], order[gen.below(static_cast<uint64_t>(i + 1))]);
+      }
+    }
+    auto metrics = new_metrics();
+    double loss_total = 0;
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t begin = s * options.batch_size;
+      const int64_t end = std::min(n_train, begin + options.batch_size);
+      const bool whole = !options.shuffle && begin == 0 && end == n_train;
+      const std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
+      const Tensor xb = whole ? x_train.detach() : take_rows(x_train, rows);
+      const Tensor yb = whole ? y_train.detach() : take_rows(y_train, rows);
+      train(true);
+      const Tensor y_pred = forward(xb);
+      const Tensor loss = (*loss_)(yb, y_pred);
+      optimizer_->zero_grad();
+      loss.backward();
+      optimizer_->step();
+      loss_total += loss.item() * static_cast<double>(end - begin);
+      for (auto& m : metrics) m->update(yb, y_pred.detach());
+    }
+    std::vector<std::pair<std::string, double>> values{{"loss", loss_total / static_cast<double>(n_train)}};
+    for (auto& m : metrics) values.emplace_back(m->name(), m->result());
+    if (validation) {
+      const Scores val = evaluate(validation->first, validation->second,
+                                  {.batch_size = options.batch_size, .verbose = 0});
+      for (size_t i = 0; i < val.names().size(); ++i) values.emplace_back("val_" + val.names()[i], val[i]);
+    }
+    for (const auto& [name, value] : values) history.history[name].push_back(value);
+    history.epochs = epoch + 1;
+    if (options.verbose > 0) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (options.verbose == 1) fmt::print("Epoch {}/{}\n", epoch + 1, options.epochs);
+      fmt::print("{}\n", progress_line(steps, seconds, values));
+      std::fflush(stdout);
+    }
+  }
+  train(false);
+  return history;
+}
+
+Scores Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
+  check_compiled("evaluate");
+  NEUTRINO_CHECK_SHAPE(x.dim() >= 1 && y.dim() >= 1 && x.size(0) == y.size(0),
+                       "evaluate: x {} and y {} have different numbers of samples",
+                       x.shape_string(), y.shape_string());
+  NEUTRINO_CHECK_VALUE(options.batch_size > 0, "evaluate: batch_size must be > 0");
+  NEUTRINO_CHECK_VALUE(x.size(0) > 0, "evaluate: no samples");
+  const auto start = std::chrono::steady_clock::now();
+  NoGradGuard no_grad;
+  eval();
+  auto metrics = new_metrics();
+  const int64_t n = x.size(0);
+  double loss_total = 0;
+  int64_t steps = 0;
+  for (int64_t begin = 0; begin < n; begin += options.batch_size, ++steps) {
+    const int64_t end = std::min(n, begin + options.batch_size);
+    const Tensor xb = slice(x.detach(), 0, begin, end);
+    const Tensor yb = slice(y.detach(), 0, begin, end);
+    const Tensor y_pred = forward(xb);
+    loss_total += (*loss_)(yb, y_pred).item() * static_cast<double>(end - begin);
+    for (auto& m : metrics) m->update(yb, y_pred);
+  }
+  Scores scores;
+  scores.add("loss", loss_total / static_cast<double>(n));
+  for (auto& m : metrics) scores.add(m->name(), m->result());
+  if (options.verbose > 0) {
+    std::vector<std::pair<std::string, double>> values;
+    for (size_t i = 0; i < scores.names().size(); ++i) values.emplace_back(scores.names()[i], scores[i]);
+    fmt::print("{}\n", progress_line(steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), values));
+  }
+  return scores;
+}
+
+Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
+  NEUTRINO_CHECK_VALUE(batch_size > 0, "predict: batch_size must be > 0");
+  NEUTRINO_CHECK_SHAPE(x.dim() >= 1 && x.size(0) > 0, "predict: x {} has no samples",
+                       x.shape_string());
+  NoGradGuard no_grad;
+  eval();
+  std::vector<Tensor> parts;
+  for (int64_t begin = 0; begin < x.size(0); begin += batch_size) {
+    parts.push_back(forward(slice(x.detach(), 0, begin, std::min(x.size(0), begin + batch_size))));
+  }
+  return parts.size() == 1 ? parts.front() : concat(parts, 0);
+}
+
+std::string Sequential::summary() const {
+  NEUTRINO_CHECK_VALUE(built(),
+                       "summary: the model '{}' is not built yet; give the first layer an "
+                       "input_shape or call build()",
+                       name_);
+  const std::string rule(65, '_');
+  const std::string double_rule(65, '=');
+  std::string out = fmt::format("Model: \"{}\"\n{}\n", name_, rule);
+  out += fmt::format(" {:<28}{:<26}{:<10}\n{}\n", "Layer (type)", "Output Shape", "Param #", double_rule);
+  Shape shape = layers_.front()->built_input_shape();
+  int64_t trainable = 0, fixed = 0;
+  for (const auto& layer : layers_) {
+    shape = layer->output_shape(shape);
+    Shape with_batch = shape;
+    std::string shown = "(None";
+    for (int64_t d : with_batch) shown += fmt::format(", {}", d);
+    shown += ")";
+    out += fmt::format(" {:<28}{:<26}{:<10}\n", fmt::format("{} ({})", layer->name(), layer->type_name()),
+                       shown, layer->count_params());
+    for (const auto& [n, t] : layer->named_parameters()) trainable += t.numel();
+    for (const auto& [n, t] : layer->named_buffers()) fixed += t.numel();
+  }
+  out += fmt::format("{}\nTotal params: {}\nTrainable params: {}\nNon-trainable params: {}\n{}\n",
+                     double_rule, trainable + fixed, trainable, fixed, rule);
+  return out;
+}
+
+}  // namespace neutrino::train

@@ -1,0 +1,115 @@
+// Sequential: Keras's model API over a stack of layers.
+//
+//   Sequential model({Dense(3, "sigmoid", {.input_shape = {2}}), Dense(1, "sigmoid")});
+//   model.compile("adam", "binary_crossentropy", {"accuracy"});
+//   model.fit(x, y, {.epochs = 1000, .verbose = 0});
+//   auto scores = model.evaluate(x, y, {.verbose = 0});   // scores["loss"], scores[1]
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "neutrino/nn/layers.h"
+#include "neutrino/nn/losses.h"
+#include "neutrino/optim/optimizer.h"
+#include "neutrino/train/metrics.h"
+
+namespace neutrino::train {
+
+// An optimizer by Keras name ("adam") or as an object (Adam({.learning_rate = 0.1})).
+class OptimizerSpec {
+ public:
+  OptimizerSpec(const char* name) : ptr_(optim::make_optimizer(name)) {}  // NOLINT
+  OptimizerSpec(const std::string& name) : ptr_(optim::make_optimizer(name)) {}  // NOLINT
+  OptimizerSpec(std::shared_ptr<optim::Optimizer> ptr) : ptr_(std::move(ptr)) {}  // NOLINT
+  template <class O>
+    requires std::derived_from<std::decay_t<O>, optim::Optimizer>
+  OptimizerSpec(O&& optimizer)  // NOLINT
+      : ptr_(std::make_shared<std::decay_t<O>>(std::forward<O>(optimizer))) {}
+  const std::shared_ptr<optim::Optimizer>& get() const { return ptr_; }
+
+ private:
+  std::shared_ptr<optim::Optimizer> ptr_;
+};
+
+struct FitOptions {
+  int epochs = 1;
+  int64_t batch_size = 32;
+  bool shuffle = true;
+  // Held-out data evaluated after each epoch (val_loss, val_<metric>).
+  std::optional<std::pair<Tensor, Tensor>> validation_data = std::nullopt;
+  // Fraction of the samples, taken from the end before shuffling (as Keras), used for validation.
+  double validation_split = 0.0;
+  int verbose = 1;  // 0 silent, 1 progress bar, 2 one line per epoch
+};
+
+struct EvaluateOptions {
+  int64_t batch_size = 32;
+  int verbose = 1;
+};
+
+// Per-epoch values by name: loss, the metrics, val_loss, val_<metric>.
+struct History {
+  std::map<std::string, std::vector<double>> history;
+  int epochs = 0;
+};
+
+// evaluate()'s results: the loss first, then each metric, by position or name.
+class Scores {
+ public:
+  void add(std::string name, double value) {
+    names_.push_back(std::move(name));
+    values_.push_back(value);
+  }
+  double operator[](size_t i) const { return values_.at(i); }
+  double operator[](const std::string& name) const;
+  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<double>& values() const { return values_; }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<double> values_;
+};
+
+class Sequential : public nn::Module {
+ public:
+  explicit Sequential(std::vector<nn::AnyLayer> layers = {}, std::string name = "sequential");
+
+  // Appends a layer, naming it Keras-style ("dense", "dense_1", ...) unless it has a name.
+  void add(nn::AnyLayer layer);
+  const std::vector<nn::LayerPtr>& layers() const { return layers_; }
+  // Builds every layer for this per-sample input shape (without the batch dim).
+  void build(const Shape& input_shape);
+  bool built() const;
+  Tensor forward(const Tensor& x) override;
+
+  void compile(OptimizerSpec optimizer, nn::Loss loss, std::vector<std::string> metrics = {});
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+  Scores evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
+  Tensor predict(const Tensor& x, int64_t batch_size = 32);
+  // One optimizer step on one batch; returns the loss before the step.
+  double train_on_batch(const Tensor& x, const Tensor& y);
+
+  // Keras's summary table: layer (type), output shape, parameter count, totals.
+  std::string summary() const;
+  const std::string& name() const { return name_; }
+  optim::Optimizer& optimizer() const;
+  const nn::Loss& loss() const;
+
+ private:
+  void check_compiled(const char* what) const;
+  std::vector<std::unique_ptr<Metric>> new_metrics() const;
+
+  std::string name_;
+  std::vector<nn::LayerPtr> layers_;
+  std::shared_ptr<optim::Optimizer> optimizer_;
+  std::optional<nn::Loss> loss_;
+  std::vector<std::string> metric_names_;
+};
+
+}  // namespace neutrino::train
