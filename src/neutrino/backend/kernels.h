@@ -100,6 +100,7 @@ struct ConvGeometry {
   int64_t channels, height, width;  // of the input, per group
   int64_t kernel_h, kernel_w, out_h, out_w;
   int64_t stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+  int64_t pad_bottom = 0, pad_right = 0;  // only average pooling's padded count reads these
 };
 template <class T>
 void im2col(const T* image, const ConvGeometry& g, T* columns);

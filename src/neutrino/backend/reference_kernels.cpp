@@ -304,8 +304,8 @@ void for_each_window(const ConvGeometry& g, F f) {
 }
 // Number of padded positions the window covers when padding counts (clipped to the padded area).
 int64_t padded_window_size(const ConvGeometry& g, int64_t ys, int64_t xs) {
-  const int64_t y_end = std::min(ys + g.kernel_h, g.height + g.pad_top);
-  const int64_t x_end = std::min(xs + g.kernel_w, g.width + g.pad_left);
+  const int64_t y_end = std::min(ys + g.kernel_h, g.height + g.pad_bottom);
+  const int64_t x_end = std::min(xs + g.kernel_w, g.width + g.pad_right);
   return (y_end - ys) * (x_end - xs);
 }
 }  // namespace

@@ -65,12 +65,6 @@ Dense::Dense(int64_t units, DenseOptions options)
   check_init(options_.bias_initializer);
 }
 
-Dense::Dense(int64_t units, const std::string& activation, DenseOptions options)
-    : Dense(units, [&] {
-        options.activation = activation;
-        return options;
-      }()) {}
-
 Shape Dense::output_shape(const Shape& input_shape) const {
   NEUTRINO_CHECK_SHAPE(!input_shape.empty(), "Dense '{}': input needs at least one feature dim",
                        name());

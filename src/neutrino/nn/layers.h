@@ -4,6 +4,7 @@
 // Weights are created when the input shape is first known (from input_shape or the first call).
 #pragma once
 
+#include <concepts>
 #include <memory>
 #include <string>
 
@@ -77,7 +78,11 @@ struct DenseOptions {
 class Dense : public Layer {
  public:
   explicit Dense(int64_t units, DenseOptions options = {});
-  Dense(int64_t units, const std::string& activation, DenseOptions options = {});
+  // A template, so a braced options list never reads as an activation name.
+  template <class S>
+    requires std::convertible_to<S, std::string>
+  Dense(int64_t units, S&& activation, DenseOptions options = {})
+      : Dense(units, with_activation(std::move(options), std::string(std::forward<S>(activation)))) {}
   std::string type_name() const override { return "Dense"; }
   Shape output_shape(const Shape& input_shape) const override;
   const DenseOptions& options() const { return options_; }
@@ -88,6 +93,10 @@ class Dense : public Layer {
   Tensor call(const Tensor& x) override;
 
  private:
+  static DenseOptions with_activation(DenseOptions options, std::string activation) {
+    options.activation = std::move(activation);
+    return options;
+  }
   int64_t units_;
   DenseOptions options_;
   Tensor weight_, bias_;

@@ -165,7 +165,7 @@ kernels::ConvGeometry pool_geometry(const Tensor& x, const Pool2dParams& p, cons
       x.size(0) * x.size(1), x.size(2), x.size(3), p.kernel_h, p.kernel_w,
       window_out(x.size(2), p.pad_top, p.pad_bottom, p.kernel_h, 1, p.stride_h),
       window_out(x.size(3), p.pad_left, p.pad_right, p.kernel_w, 1, p.stride_w),
-      p.stride_h, p.stride_w, p.pad_top, p.pad_left, 1, 1};
+      p.stride_h, p.stride_w, p.pad_top, p.pad_left, 1, 1, p.pad_bottom, p.pad_right};
   NEUTRINO_CHECK_SHAPE(g.out_h > 0 && g.out_w > 0, "{}: input {} is smaller than the {}x{} window",
                        op, x.shape_string(), p.kernel_h, p.kernel_w);
   return g;

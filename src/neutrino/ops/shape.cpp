@@ -231,7 +231,8 @@ Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Ten
   const Tensor sc = materialize(source);
   const Tensor idx = materialize(index);
   Tensor out = Tensor::zeros(shape, source.dtype());
-  const auto [outer, inner] = outer_inner(shape, d);
+  const auto extents = outer_inner(shape, d);
+  const int64_t outer = extents.first, inner = extents.second;
   dispatch_float(source.dtype(), "index_add", [&]<class T>() {
     const T* s = sc.data<T>();
     T* o = out.data<T>();
@@ -266,13 +267,18 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   check_same_float(a, b, "matmul");
   NEUTRINO_CHECK_SHAPE(a.dim() >= 1 && b.dim() >= 1, "matmul: cannot multiply {} by {}",
                        a.shape_string(), b.shape_string());
-  // 1-D operands act as a row (left) or a column (right) vector, as in NumPy.
-  if (a.dim() == 1) return reshape(matmul(reshape(a, {1, a.size(0)}), b), [&] {
-      Shape s = b.shape(); s.erase(s.end() - 2); return s; }());
-  if (b.dim() == 1) {
-    Shape s = a.shape();
-    s.pop_back();
-    return reshape(matmul(a, reshape(b, {b.size(0), 1})), s);
+  // 1-D operands act as a row (left) or a column (right) vector whose unit dim is then dropped,
+  // as in NumPy.
+  if (a.dim() == 1 || b.dim() == 1) {
+    const Tensor a2 = a.dim() == 1 ? reshape(a, {1, a.size(0)}) : a;
+    const Tensor b2 = b.dim() == 1 ? reshape(b, {b.size(0), 1}) : b;
+    NEUTRINO_CHECK_SHAPE(a2.size(-1) == b2.size(-2), "matmul: cannot multiply {} by {}",
+                         a.shape_string(), b.shape_string());
+    const Tensor r = matmul(a2, b2);
+    Shape s = r.shape();
+    if (b.dim() == 1) s.pop_back();
+    if (a.dim() == 1) s.erase(s.end() - (b.dim() == 1 ? 1 : 2));
+    return reshape(r, s);
   }
   const int64_t n = a.size(-2), k = a.size(-1), m = b.size(-1);
   NEUTRINO_CHECK_SHAPE(b.size(-2) == k, "matmul: cannot multiply {} by {}", a.shape_string(),

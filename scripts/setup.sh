@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages neutrino needs that are missing (nothing when all are there).
+set -euo pipefail
+
+packages=(
+  g++ cmake make ccache
+  libfmt-dev nlohmann-json3-dev zlib1g-dev
+  libgtest-dev libgmock-dev
+  clang-14 libclang-rt-14-dev   # libFuzzer targets
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
