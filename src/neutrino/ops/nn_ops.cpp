@@ -19,6 +19,9 @@ int64_t window_out(int64_t in, int64_t pad0, int64_t pad1, int64_t kernel, int64
 struct ConvShapes {
   int64_t batch, in_c, out_c, groups;
   kernels::ConvGeometry geo;  // per group
+  int64_t out_per_group;      // output channels per group
+  int64_t kdim;               // rows of a group's im2col matrix: C/groups * KH * KW
+  int64_t plane;              // output pixels per channel: OH * OW
 };
 
 ConvShapes conv_shapes(const Shape& x, const Shape& w, const Conv2dParams& p) {
@@ -31,6 +34,9 @@ ConvShapes conv_shapes(const Shape& x, const Shape& w, const Conv2dParams& p) {
            window_out(x[2], p.pad_top, p.pad_bottom, w[2], p.dilation_h, p.stride_h),
            window_out(x[3], p.pad_left, p.pad_right, w[3], p.dilation_w, p.stride_w),
            p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.dilation_h, p.dilation_w};
+  s.out_per_group = s.out_c / s.groups;
+  s.kdim = s.geo.channels * s.geo.kernel_h * s.geo.kernel_w;
+  s.plane = s.geo.out_h * s.geo.out_w;
   return s;
 }
 
@@ -60,8 +66,7 @@ Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape
                          const Conv2dParams& p) {
   const ConvShapes s = conv_shapes(x_shape, w.shape(), p);
   const auto& g = s.geo;
-  const int64_t og = s.out_c / s.groups, kdim = g.channels * g.kernel_h * g.kernel_w;
-  const int64_t plane = g.out_h * g.out_w;
+  const int64_t og = s.out_per_group, kdim = s.kdim, plane = s.plane;
   Tensor gyc = materialize(gy), wc = materialize(w);
   Tensor gx = Tensor::zeros(x_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
@@ -84,8 +89,7 @@ Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shap
                           const Conv2dParams& p) {
   const ConvShapes s = conv_shapes(x.shape(), w_shape, p);
   const auto& g = s.geo;
-  const int64_t og = s.out_c / s.groups, kdim = g.channels * g.kernel_h * g.kernel_w;
-  const int64_t plane = g.out_h * g.out_w;
+  const int64_t og = s.out_per_group, kdim = s.kdim, plane = s.plane;
   Tensor gyc = materialize(gy), xc = materialize(x);
   Tensor gw = Tensor::zeros(w_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
@@ -112,8 +116,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   check_conv(x, weight, p);
   const ConvShapes s = conv_shapes(x.shape(), weight.shape(), p);
   const auto& g = s.geo;
-  const int64_t og = s.out_c / s.groups, kdim = g.channels * g.kernel_h * g.kernel_w;
-  const int64_t plane = g.out_h * g.out_w;
+  const int64_t og = s.out_per_group, kdim = s.kdim, plane = s.plane;
   if (bias.defined()) {
     check_same_float(x, bias, "conv2d");
     NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == s.out_c,

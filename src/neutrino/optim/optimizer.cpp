@@ -213,27 +213,20 @@ void RMSprop::update(size_t index, const Tensor& param, const Tensor& grad) {
   });
 }
 
+namespace {
+template <class O, class Options>
+std::shared_ptr<Optimizer> with_defaults(double learning_rate) {
+  Options options;
+  if (learning_rate >= 0) options.learning_rate = learning_rate;
+  return std::make_shared<O>(options);
+}
+}  // namespace
+
 std::shared_ptr<Optimizer> make_optimizer(const std::string& name, double learning_rate) {
-  if (name == "sgd") {
-    SGDOptions o;
-    if (learning_rate >= 0) o.learning_rate = learning_rate;
-    return std::make_shared<SGD>(o);
-  }
-  if (name == "adam") {
-    AdamOptions o;
-    if (learning_rate >= 0) o.learning_rate = learning_rate;
-    return std::make_shared<Adam>(o);
-  }
-  if (name == "adamw") {
-    AdamWOptions o;
-    if (learning_rate >= 0) o.learning_rate = learning_rate;
-    return std::make_shared<AdamW>(o);
-  }
-  if (name == "rmsprop") {
-    RMSpropOptions o;
-    if (learning_rate >= 0) o.learning_rate = learning_rate;
-    return std::make_shared<RMSprop>(o);
-  }
+  if (name == "sgd") return with_defaults<SGD, SGDOptions>(learning_rate);
+  if (name == "adam") return with_defaults<Adam, AdamOptions>(learning_rate);
+  if (name == "adamw") return with_defaults<AdamW, AdamWOptions>(learning_rate);
+  if (name == "rmsprop") return with_defaults<RMSprop, RMSpropOptions>(learning_rate);
   throw ValueError(fmt::format("unknown optimizer '{}' (known: sgd, adam, adamw, rmsprop)", name));
 }
 
