@@ -6,6 +6,20 @@
 
 namespace neutrino::nn {
 
+Module::Module(const Module& other)
+    : parameters_(other.parameters_),
+      buffers_(other.buffers_),
+      children_(other.children_),
+      training_(other.is_training()) {}
+
+Module& Module::operator=(const Module& other) {
+  parameters_ = other.parameters_;
+  buffers_ = other.buffers_;
+  children_ = other.children_;
+  training_ = other.is_training();
+  return *this;
+}
+
 void Module::collect(const std::string& prefix, bool parameters, NamedTensors& out) const {
   for (const auto& [name, tensor] : parameters ? parameters_ : buffers_) {
     out.emplace_back(prefix + name, tensor);
@@ -64,7 +78,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
 }
 
 void Module::train(bool on) {
-  training_ = on;
+  if (training_.exchange(on) == on && children_.empty()) return;
   for (auto& [name, child] : children_) child->train(on);
 }
 

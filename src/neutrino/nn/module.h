@@ -2,6 +2,7 @@
 // (child.param, e.g. "fc1.weight") so state dicts exchange with PyTorch.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +17,9 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 class Module {
  public:
+  Module() = default;
+  Module(const Module& other);
+  Module& operator=(const Module& other);
   virtual ~Module() = default;
   virtual Tensor forward(const Tensor& x) = 0;
   Tensor operator()(const Tensor& x) { return forward(x); }
@@ -31,7 +35,7 @@ class Module {
 
   virtual void train(bool on = true);
   void eval() { train(false); }
-  bool is_training() const { return training_; }
+  bool is_training() const { return training_.load(std::memory_order_relaxed); }
 
  protected:
   const Tensor& register_parameter(const std::string& name, Tensor value);
@@ -45,7 +49,8 @@ class Module {
   NamedTensors parameters_;
   NamedTensors buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
-  bool training_ = true;
+  // Atomic: predict() on a shared model from several threads sets evaluation mode concurrently.
+  std::atomic<bool> training_ = true;
 };
 
 }  // namespace neutrino::nn

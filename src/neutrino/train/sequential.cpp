@@ -61,16 +61,21 @@ Sequential::Sequential(std::vector<nn::AnyLayer> layers, std::string name) : nam
 void Sequential::add(nn::AnyLayer any) {
   const nn::LayerPtr& layer = any.get();
   NEUTRINO_CHECK_VALUE(layer != nullptr, "Sequential.add: null layer");
+  auto taken = [&](const std::string& name) {
+    for (const auto& other : layers_) {
+      if (other->name() == name) return true;
+    }
+    return false;
+  };
   if (layer->name().empty()) {
+    // Keras-style: "dense", then "dense_1", "dense_2", ... skipping names already in use.
     const std::string base = snake_case(layer->type_name());
-    int count = 0;
-    for (const auto& other : layers_) count += other->type_name() == layer->type_name() ? 1 : 0;
-    layer->set_name(count == 0 ? base : fmt::format("{}_{}", base, count));
+    std::string name = base;
+    for (int i = 1; taken(name); ++i) name = fmt::format("{}_{}", base, i);
+    layer->set_name(name);
   }
-  for (const auto& other : layers_) {
-    NEUTRINO_CHECK_VALUE(other->name() != layer->name(),
-                         "Sequential.add: two layers are named '{}'", layer->name());
-  }
+  NEUTRINO_CHECK_VALUE(!taken(layer->name()), "Sequential.add: two layers are named '{}'",
+                       layer->name());
   NEUTRINO_CHECK_VALUE(layer->name().find('.') == std::string::npos,
                        "Sequential.add: layer name '{}' must not contain '.'", layer->name());
   layers_.push_back(layer);
@@ -280,7 +285,8 @@ std::string Sequential::summary() const {
   const std::string rule(65, '_');
   const std::string double_rule(65, '=');
   std::string out = fmt::format("Model: \"{}\"\n{}\n", name_, rule);
-  out += fmt::format(" {:<28}{:<26}{:<10}\n{}\n", "Layer (type)", "Output Shape", "Param #", double_rule);
+  out += fmt::format(" {:<28} {:<25} {:<10}\n{}\n", "Layer (type)", "Output Shape", "Param #",
+                     double_rule);
   Shape shape = layers_.front()->built_input_shape();
   int64_t trainable = 0, fixed = 0;
   for (const auto& layer : layers_) {
@@ -289,7 +295,7 @@ std::string Sequential::summary() const {
     std::string shown = "(None";
     for (int64_t d : with_batch) shown += fmt::format(", {}", d);
     shown += ")";
-    out += fmt::format(" {:<28}{:<26}{:<10}\n", fmt::format("{} ({})", layer->name(), layer->type_name()),
+    out += fmt::format(" {:<28} {:<25} {:<10}\n", fmt::format("{} ({})", layer->name(), layer->type_name()),
                        shown, layer->count_params());
     for (const auto& [n, t] : layer->named_parameters()) trainable += t.numel();
     for (const auto& [n, t] : layer->named_buffers()) fixed += t.numel();
