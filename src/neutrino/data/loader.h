@@ -1,0 +1,65 @@
+// DataLoader: batches of (x, y) rows, reshuffled each epoch from (seed, epoch) so that a resumed
+// run sees exactly the batches an uninterrupted one would, prepared by a background thread while
+// the current batch trains.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "neutrino/core/random.h"
+#include "neutrino/tensor/tensor.h"
+
+namespace neutrino::data {
+
+struct Batch {
+  Tensor x, y;
+  int64_t epoch = 0, step = 0;
+};
+
+struct DataLoaderOptions {
+  int64_t batch_size = 32;
+  bool shuffle = true;
+  bool drop_last = false;
+  int64_t prefetch = 2;  // batches prepared ahead
+  uint64_t seed = 0;
+  // Applied to each batch's x in the worker, with a generator seeded from (seed, epoch, step).
+  std::function<Tensor(const Tensor&, Generator&)> augment = nullptr;
+};
+
+class DataLoader {
+ public:
+  DataLoader(Tensor x, Tensor y, DataLoaderOptions options = {});
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  int64_t size() const { return x_.size(0); }
+  int64_t steps_per_epoch() const;
+  // Starts iterating `epoch`, skipping its first `step` batches (to resume mid-epoch).
+  void start(int64_t epoch, int64_t step = 0);
+  // The next batch of the started epoch, or nullopt after its last; rethrows worker errors.
+  std::optional<Batch> next();
+
+ private:
+  void stop();
+  void produce(int64_t epoch, int64_t first_step);
+  Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t step) const;
+
+  Tensor x_, y_;
+  DataLoaderOptions options_;
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Batch> ready_;
+  bool done_ = true;   // the worker has produced every batch of the epoch
+  bool stop_ = false;  // the consumer asks the worker to quit
+  std::exception_ptr error_;
+};
+
+}  // namespace neutrino::data
