@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake make ccache
-  libfmt-dev nlohmann-json3-dev zlib1g-dev
+  libfmt-dev nlohmann-json3-dev zlib1g-dev libdnnl-dev
   libgtest-dev libgmock-dev
   clang-14 libclang-rt-14-dev   # libFuzzer targets
 )

@@ -86,10 +86,19 @@ template <class T>
 void argmax(const T* x, int64_t outer, int64_t n, int64_t inner, int64_t* out);
 
 // C (m, n) = A (m, k) @ B (k, n) (+ C if accumulate). A and B are read through row/col strides,
-// so transposed operands need no copy.
+// so transposed operands need no copy. float runs on oneDNN's sgemm (vectorized, both cores)
+// when the operands fit its layout; everything else on the reference loop.
+void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
+          const float* b, int64_t b_row, int64_t b_col, float* c, bool accumulate);
+void gemm(int64_t m, int64_t n, int64_t k, const double* a, int64_t a_row, int64_t a_col,
+          const double* b, int64_t b_row, int64_t b_col, double* c, bool accumulate);
+
+namespace reference {
+// The plain triple loop, kept for tests of the fast path.
 template <class T>
 void gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b,
           int64_t b_row, int64_t b_col, T* c, bool accumulate);
+}  // namespace reference
 
 // Softmax or log-softmax along the middle dim of a contiguous (outer, n, inner) tensor.
 template <class T>

@@ -201,8 +201,8 @@ void argmax(const T* x, int64_t outer, int64_t n, int64_t inner, int64_t* out) {
 }
 
 template <class T>
-void gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b,
-          int64_t b_row, int64_t b_col, T* c, bool accumulate) {
+void reference::gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col,
+                     const T* b, int64_t b_row, int64_t b_col, T* c, bool accumulate) {
   if (!accumulate) std::fill(c, c + m * n, T(0));
   for (int64_t i = 0; i < m; ++i) {
     T* c_row = c + i * n;
@@ -393,8 +393,8 @@ void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_incl
   template void reduce_sum<T>(const T*, const Shape&, const Shape&, T*);                         \
   template void reduce_max<T>(const T*, const Shape&, const Shape&, T*);                         \
   template void argmax<T>(const T*, int64_t, int64_t, int64_t, int64_t*);                        \
-  template void gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*,        \
-                        int64_t, int64_t, T*, bool);                                             \
+  template void reference::gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t,       \
+                                   const T*, int64_t, int64_t, T*, bool);                        \
   template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                       \
   template void im2col<T>(const T*, const ConvGeometry&, T*);                                    \
   template void col2im<T>(const T*, const ConvGeometry&, T*);                                    \

@@ -47,6 +47,7 @@ Tensor& Optimizer::slot(const std::string& slot, size_t index) {
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  if (schedule_) learning_rate_ = schedule_(iterations_);
   ++iterations_;
   double clip_scale = 1.0;
   if (global_clipnorm_ > 0) {

@@ -4,6 +4,7 @@
 // global_clipnorm rescales all gradients together when their joint L2 norm exceeds it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,6 +28,9 @@ class Optimizer {
 
   double learning_rate() const { return learning_rate_; }
   void set_learning_rate(double lr) { learning_rate_ = lr; }
+  // A per-step schedule (Keras's LearningRateSchedule): before each step, the learning rate
+  // becomes schedule(number of steps taken so far).
+  void set_schedule(std::function<double(int64_t)> schedule) { schedule_ = std::move(schedule); }
   int64_t iterations() const { return iterations_; }
 
   // Slot tensors (moments, velocities) by "<slot>.<parameter index>", plus "iterations", so a
@@ -45,6 +49,7 @@ class Optimizer {
   std::vector<Tensor> params_;
   std::map<std::string, Tensor> slots_;
   double learning_rate_;
+  std::function<double(int64_t)> schedule_;
   double weight_decay_;
   double global_clipnorm_;
   int64_t iterations_ = 0;

@@ -6,6 +6,10 @@
 
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/core/random.h"
+#include "neutrino/data/loader.h"
+#include "neutrino/train/model_file.h"
+
+#include <unistd.h>
 
 namespace neutrino::train {
 
@@ -27,21 +31,15 @@ std::string snake_case(const std::string& type) {
   return out;
 }
 
-Tensor take_rows(const Tensor& t, const std::vector<int64_t>& rows) {
-  return index_select(t.detach(), 0, Tensor::from_vector(rows, {static_cast<int64_t>(rows.size())}));
-}
-
-std::vector<int64_t> range(int64_t begin, int64_t end) {
-  std::vector<int64_t> out;
-  for (int64_t i = begin; i < end; ++i) out.push_back(i);
-  return out;
-}
-
-// Keras's progress line: "4/4 [==============================] - 0s 2ms/step - loss: 0.6931".
-std::string progress_line(int64_t steps, double seconds, const std::vector<std::pair<std::string, double>>& values) {
+// Keras's progress line: "469/469 [==============================] - 3s 6ms/step - loss: 0.4213"
+// (verbose 1), or without the bar (verbose 2).
+std::string progress_line(int64_t steps, double seconds,
+                          const std::vector<std::pair<std::string, double>>& values, bool bar = true) {
   const double per_step_ms = steps > 0 ? seconds * 1000.0 / static_cast<double>(steps) : 0.0;
-  std::string line = fmt::format("{}/{} [==============================] - {:.0f}s {:.0f}ms/step",
-                                 steps, steps, seconds, per_step_ms);
+  std::string line = bar ? fmt::format("{}/{} [==============================] - {:.0f}s {:.0f}ms/step",
+                                       steps, steps, seconds, per_step_ms)
+                         : fmt::format("{}/{} - {:.0f}s - {:.0f}ms/step", steps, steps, seconds,
+                                       per_step_ms);
   for (const auto& [name, value] : values) line += fmt::format(" - {}: {:.4f}", name, value);
   return line;
 }
@@ -167,66 +165,113 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
   NEUTRINO_CHECK_VALUE(options.validation_split >= 0 && options.validation_split < 1,
                        "fit: validation_split must be in [0, 1), got {}", options.validation_split);
   const int64_t n_all = x.size(0);
-  const int64_t n_train = options.validation_split > 0
-                              ? static_cast<int64_t>(static_cast<double>(n_all) * (1.0 - options.validation_split))
-                              : n_all;
+  const int64_t n_train =
+      options.validation_split > 0
+          ? static_cast<int64_t>(static_cast<double>(n_all) * (1.0 - options.validation_split))
+          : n_all;
   NEUTRINO_CHECK_VALUE(n_train > 0, "fit: no training samples (x has {} rows)", n_all);
-  Tensor x_train = x, y_train = y;
+  Tensor x_train = x.detach(), y_train = y.detach();
   std::optional<std::pair<Tensor, Tensor>> validation = options.validation_data;
   if (n_train < n_all) {
     x_train = slice(x.detach(), 0, 0, n_train);
     y_train = slice(y.detach(), 0, 0, n_train);
-    validation = std::make_pair(slice(x.detach(), 0, n_train, n_all), slice(y.detach(), 0, n_train, n_all));
+    validation = std::make_pair(slice(x.detach(), 0, n_train, n_all),
+                                slice(y.detach(), 0, n_train, n_all));
   }
   if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
   if (optimizer_->parameters().empty()) optimizer_->attach(parameters());
 
+  stop_requested_ = false;
+  for (const auto& cb : options.callbacks) cb->on_train_begin(*this);
   History history;
-  const int64_t steps = (n_train + options.batch_size - 1) / options.batch_size;
-  for (int epoch = 0; epoch < options.epochs; ++epoch) {
-    const auto start = std::chrono::steady_clock::now();
-    std::vector<int64_t> order = range(0, n_train);
-    if (options.shuffle) {
-      Generator& gen = global_generator();
-      for (int64_t i = n_train - 1; i > 0; --i) {
-        std::swap(order[i], order[gen.below(static_cast<uint64_t>(i + 1))]);
-      }
+  int first_epoch = 0;
+  uint64_t seed = options.seed ? *options.seed : 0;
+  if (!options.resume_from.empty()) {
+    const TrainingState state = load_checkpoint(options.resume_from, *this);
+    first_epoch = state.epochs_done;
+    seed = state.shuffle_seed;
+    history = state.history;
+    global_generator().set_state(state.rng_state);
+    for (size_t i = 0; i < options.callbacks.size(); ++i) {
+      auto it = state.callback_states.find(fmt::format("{}:{}", i, options.callbacks[i]->name()));
+      if (it != state.callback_states.end()) options.callbacks[i]->load_state(it->second);
     }
+  } else if (!options.seed) {
+    seed = global_generator().next_u64();
+  }
+  data::DataLoader loader(x_train, y_train,
+                          {.batch_size = options.batch_size, .shuffle = options.shuffle,
+                           .seed = seed, .augment = options.augment});
+  const int64_t steps = loader.steps_per_epoch();
+  for (int epoch = first_epoch; epoch < options.epochs && !stop_requested_; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    for (const auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
+    if (options.verbose > 0) fmt::print("Epoch {}/{}\n", epoch + 1, options.epochs);
     auto metrics = new_metrics();
     double loss_total = 0;
-    for (int64_t s = 0; s < steps; ++s) {
-      const int64_t begin = s * options.batch_size;
-      const int64_t end = std::min(n_train, begin + options.batch_size);
-      const bool whole = !options.shuffle && begin == 0 && end == n_train;
-      const std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
-      const Tensor xb = whole ? x_train.detach() : take_rows(x_train, rows);
-      const Tensor yb = whole ? y_train.detach() : take_rows(y_train, rows);
+    int64_t seen = 0;
+    loader.start(epoch);
+    while (auto batch = loader.next()) {
       train(true);
-      const Tensor y_pred = forward(xb);
-      const Tensor loss = (*loss_)(yb, y_pred);
+      const Tensor y_pred = forward(batch->x);
+      const Tensor loss = (*loss_)(batch->y, y_pred);
+      const double loss_value = loss.item();
+      if (!std::isfinite(loss_value)) {
+        // Keeping this step would write NaN into every weight: stop before the update.
+        fmt::print(stderr, "Epoch {}, batch {}: the loss is {}; training stopped before this update\n",
+                   epoch + 1, batch->step + 1, loss_value);
+        history.stopped_on_nan = true;
+        stop_requested_ = true;
+        break;
+      }
       optimizer_->zero_grad();
       loss.backward();
       optimizer_->step();
-      loss_total += loss.item() * static_cast<double>(end - begin);
-      for (auto& m : metrics) m->update(yb, y_pred.detach());
+      const int64_t rows = batch->x.size(0);
+      loss_total += loss_value * static_cast<double>(rows);
+      seen += rows;
+      for (auto& m : metrics) m->update(batch->y, y_pred.detach());
+      bool go_on = true;
+      for (const auto& cb : options.callbacks) go_on = cb->on_batch_end(*this, batch->step, loss_value) && go_on;
+      if (!go_on) break;
+      if (options.verbose == 1 && isatty(fileno(stdout))) {
+        fmt::print("\r{}/{} - loss: {:.4f}", batch->step + 1, steps, loss_total / static_cast<double>(seen));
+        std::fflush(stdout);
+      }
     }
-    std::vector<std::pair<std::string, double>> values{{"loss", loss_total / static_cast<double>(n_train)}};
-    for (auto& m : metrics) values.emplace_back(m->name(), m->result());
+    if (history.stopped_on_nan) break;
+    Logs logs{{"loss", loss_total / static_cast<double>(std::max<int64_t>(seen, 1))}};
+    for (auto& m : metrics) logs[m->name()] = m->result();
+    std::vector<std::pair<std::string, double>> shown{{"loss", logs["loss"]}};
+    for (auto& m : metrics) shown.emplace_back(m->name(), m->result());
     if (validation) {
       const Scores val = evaluate(validation->first, validation->second,
                                   {.batch_size = options.batch_size, .verbose = 0});
-      for (size_t i = 0; i < val.names().size(); ++i) values.emplace_back("val_" + val.names()[i], val[i]);
+      for (size_t i = 0; i < val.names().size(); ++i) {
+        logs["val_" + val.names()[i]] = val[i];
+        shown.emplace_back("val_" + val.names()[i], val[i]);
+      }
     }
-    for (const auto& [name, value] : values) history.history[name].push_back(value);
+    for (const auto& [name, value] : shown) history.history[name].push_back(value);
     history.epochs = epoch + 1;
     if (options.verbose > 0) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (options.verbose == 1) fmt::print("Epoch {}/{}\n", epoch + 1, options.epochs);
-      fmt::print("{}\n", progress_line(steps, seconds, values));
+      if (options.verbose == 1 && isatty(fileno(stdout))) fmt::print("\r");
+      fmt::print("{}\n", progress_line(steps, seconds, shown, options.verbose == 1));
       std::fflush(stdout);
     }
+    for (const auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
+    if (!options.checkpoint_path.empty()) {
+      TrainingState state{epoch + 1, seed, global_generator().state(), history, {}};
+      for (size_t i = 0; i < options.callbacks.size(); ++i) {
+        state.callback_states[fmt::format("{}:{}", i, options.callbacks[i]->name())] =
+            options.callbacks[i]->state();
+      }
+      save_checkpoint(options.checkpoint_path, *this, state);
+    }
   }
+  for (const auto& cb : options.callbacks) cb->on_train_end(*this);
   train(false);
   return history;
 }

@@ -16,7 +16,9 @@
 
 #include "neutrino/nn/layers.h"
 #include "neutrino/nn/losses.h"
+#include "neutrino/core/random.h"
 #include "neutrino/optim/optimizer.h"
+#include "neutrino/train/callbacks.h"
 #include "neutrino/train/metrics.h"
 
 namespace neutrino::train {
@@ -46,6 +48,23 @@ struct FitOptions {
   // Fraction of the samples, taken from the end before shuffling (as Keras), used for validation.
   double validation_split = 0.0;
   int verbose = 1;  // 0 silent, 1 progress bar, 2 one line per epoch
+  std::vector<CallbackPtr> callbacks = {};
+  // Seeds the per-epoch shuffle; by default drawn from the global generator.
+  std::optional<uint64_t> seed = std::nullopt;
+  // Applied to each training batch's x (augmentation), with a generator seeded per batch.
+  std::function<Tensor(const Tensor&, Generator&)> augment = nullptr;
+  // After every epoch, a full training checkpoint (weights, optimizer state, epoch, RNG, shuffle
+  // seed, history, callback state) is written here atomically.
+  std::string checkpoint_path = "";
+  // Continues from such a checkpoint: the result is bit-identical to an uninterrupted run.
+  std::string resume_from = "";
+};
+
+// What a saved model carries beside the weights. Values are JSON text.
+struct ModelInfo {
+  std::string preprocessing = "[]";          // fitted preprocessing steps
+  std::vector<std::string> class_names;
+  std::map<std::string, std::string> extra;  // further metadata (training config, ...)
 };
 
 struct EvaluateOptions {
@@ -57,6 +76,8 @@ struct EvaluateOptions {
 struct History {
   std::map<std::string, std::vector<double>> history;
   int epochs = 0;
+  // Set when training stopped on a NaN or infinite loss (that step's update is not kept).
+  bool stopped_on_nan = false;
 };
 
 // evaluate()'s results: the loss first, then each metric, by position or name.
@@ -100,6 +121,13 @@ class Sequential : public nn::Module {
   const std::string& name() const { return name_; }
   optim::Optimizer& optimizer() const;
   const nn::Loss& loss() const;
+  bool compiled() const { return optimizer_ != nullptr && loss_.has_value(); }
+
+  // Asks fit() to stop after the current batch or epoch (Keras's model.stop_training = True).
+  void stop_training() { stop_requested_ = true; }
+
+  // Preprocessing and class names saved with the model (by save_model and ModelCheckpoint).
+  ModelInfo info;
 
  private:
   void check_compiled(const char* what) const;
@@ -110,6 +138,7 @@ class Sequential : public nn::Module {
   std::shared_ptr<optim::Optimizer> optimizer_;
   std::optional<nn::Loss> loss_;
   std::vector<std::string> metric_names_;
+  bool stop_requested_ = false;
 };
 
 }  // namespace neutrino::train

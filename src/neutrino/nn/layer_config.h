@@ -1,0 +1,18 @@
+// Layers to and from Keras-like configs, the one-key maps used by YAML configs and saved model
+// files: {"Dense": {"units": 10, "activation": "softmax"}}. The JSON travels as text so this
+// header stays light.
+#pragma once
+
+#include <string>
+
+#include "neutrino/nn/layers.h"
+
+namespace neutrino::nn {
+
+// The layer's type and options as JSON text, including its name.
+std::string layer_to_config(const Layer& layer);
+// Builds a layer from a one-key map (or a bare type name) in JSON text. Errors name `path` and
+// the field: "model.layers[3].Dense.units: missing required field".
+LayerPtr layer_from_config(const std::string& json_text, const std::string& path);
+
+}  // namespace neutrino::nn

@@ -1,0 +1,41 @@
+// Model files: one .safetensors holding the weights (PyTorch names) and, in __metadata__, the
+// architecture (Keras-like layer configs as JSON), the preprocessing, the class names, and a
+// checksum of every tensor byte so a damaged file is refused rather than half-loaded.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "neutrino/train/sequential.h"
+
+namespace neutrino::train {
+
+// {"class_name": "Sequential", "name": ..., "input_shape": [...], "layers": [{"Dense": {...}}]}
+std::string model_to_json(const Sequential& model);
+// Builds (and, with an input shape, initializes) a model from model_to_json's format. Errors
+// name `path` and the field.
+Sequential model_from_json(const std::string& text, const std::string& path = "model");
+
+// Writes atomically (temporary file, fsync, rename); the previous file survives any failure.
+// `info` defaults to model.info; load_model fills model.info from the file.
+void save_model(const std::string& path, const Sequential& model);
+void save_model(const std::string& path, const Sequential& model, const ModelInfo& info);
+Sequential load_model(const std::string& path);
+
+// Training checkpoints: the model file plus optimizer state and where training stands.
+struct TrainingState {
+  int epochs_done = 0;
+  uint64_t shuffle_seed = 0;
+  std::string rng_state;  // the global generator after epochs_done epochs
+  History history;
+  std::map<std::string, std::string> callback_states;  // by callback position and name
+};
+void save_checkpoint(const std::string& path, const Sequential& model, const TrainingState& state);
+// Loads weights and optimizer state into `model` (built and compiled like the saved one).
+TrainingState load_checkpoint(const std::string& path, Sequential& model);
+
+// Checksums over named tensors (sorted by name, covering names, dtypes, shapes and bytes).
+std::string tensors_checksum(const std::map<std::string, Tensor>& tensors);
+
+}  // namespace neutrino::train
