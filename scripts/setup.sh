@@ -4,7 +4,8 @@ set -euo pipefail
 
 packages=(
   g++ cmake make ccache
-  libfmt-dev nlohmann-json3-dev zlib1g-dev libdnnl-dev
+  libfmt-dev nlohmann-json3-dev zlib1g-dev libdnnl-dev libyaml-cpp-dev libcli11-dev libstb-dev
+  dataset-fashion-mnist python3-sklearn   # built-in datasets
   libgtest-dev libgmock-dev
   clang-14 libclang-rt-14-dev   # libFuzzer targets
 )

@@ -1,0 +1,262 @@
+#include "neutrino/cli/commands.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "neutrino/autograd/autograd.h"
+#include "neutrino/cli/config.h"
+#include "neutrino/cli/preprocessor.h"
+#include "neutrino/core/random.h"
+#include "neutrino/data/csv.h"
+#include "neutrino/data/datasets.h"
+#include "neutrino/data/idx.h"
+#include "neutrino/data/image.h"
+#include "neutrino/data/npy.h"
+#include "neutrino/ops/ops.h"
+#include "neutrino/train/model_file.h"
+#include "neutrino/train/report.h"
+
+namespace neutrino::cli {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+int64_t count_classes(const data::Dataset& d) {
+  if (!d.class_names.empty()) return static_cast<int64_t>(d.class_names.size());
+  if (!d.y.defined() || d.y.dtype() != DType::kInt64 || d.y.numel() == 0) return 0;
+  const auto labels = d.y.to_vector<int64_t>();
+  return *std::max_element(labels.begin(), labels.end()) + 1;
+}
+
+// Reshapes samples to the model's per-sample input shape when only the layout differs (for
+// example flat 784-vectors for a (1, 28, 28) input), and refuses real mismatches.
+Tensor fit_to_model(const Tensor& x, const train::Sequential& model, const std::string& what) {
+  const Shape& want = model.layers().front()->built_input_shape();
+  const Shape have(x.shape().begin() + 1, x.shape().end());
+  if (have == want) return x;
+  NEUTRINO_CHECK_SHAPE(shape_numel(have) == shape_numel(want),
+                       "{}: samples of shape {} do not fit the model's input shape {}", what,
+                       shape_str(have), shape_str(want));
+  Shape full = want;
+  full.insert(full.begin(), x.size(0));
+  return reshape(x, full);
+}
+
+std::string compile_json(const Experiment& ex) {
+  return json{{"loss", json::parse(ex.loss)}, {"metrics", ex.metrics}}.dump();
+}
+
+// Compiles a loaded model for evaluation with the loss and metrics it was trained with.
+void compile_for_eval(train::Sequential& model, const std::string& source) {
+  auto it = model.info.extra.find("compile");
+  NEUTRINO_CHECK_IO(it != model.info.extra.end(), "{}: the model file does not say which loss it was trained with",
+                    source);
+  const json c = json::parse(it->second);
+  model.compile("sgd", make_loss_from(c.at("loss").dump(), source + ": compile.loss"),
+                c.at("metrics").get<std::vector<std::string>>());
+}
+
+void print_scores(const train::Scores& scores, int64_t samples, bool as_json, const std::string& label) {
+  if (as_json) {
+    json out = json::object();
+    for (size_t i = 0; i < scores.names().size(); ++i) out[scores.names()[i]] = scores[i];
+    out["samples"] = samples;
+    fmt::print("{}\n", out.dump());
+    return;
+  }
+  std::string line = label;
+  for (size_t i = 0; i < scores.names().size(); ++i) {
+    line += fmt::format("{}{}: {:.4f}", i == 0 ? "" : " - ", scores.names()[i], scores[i]);
+  }
+  fmt::print("{} ({} samples)\n", line, samples);
+}
+
+std::string default_output(const std::string& config) {
+  return fs::path(config).stem().string() + ".safetensors";
+}
+
+std::string ends_with_any(const std::string& path, std::initializer_list<const char*> suffixes) {
+  for (const char* s : suffixes) {
+    if (path.ends_with(s)) return s;
+  }
+  return "";
+}
+}  // namespace
+
+int run_train(const TrainArgs& args) {
+  Experiment ex = load_experiment(args.config);
+  if (args.epochs) ex.epochs = *args.epochs;
+  if (args.seed) ex.seed = *args.seed;
+  if (args.verbose) ex.verbose = *args.verbose;
+  manual_seed(ex.seed);
+
+  data::Dataset train_set = data::load_dataset_config(ex.train_data, args.config + ": data.train");
+  NEUTRINO_CHECK_VALUE(train_set.y.defined(), "{}: data.train has no labels", args.config);
+  Preprocessor pre = Preprocessor::from_config(ex.preprocess, args.config + ": data.preprocess");
+  pre.fit(train_set.x);
+  const int64_t classes = count_classes(train_set);
+  train::Sequential model = train::model_from_json(ex.model, args.config + ": model");
+  Tensor x = pre.apply_x(train_set.x);
+  if (!model.built()) model.build(Shape(x.shape().begin() + 1, x.shape().end()));
+  x = fit_to_model(x, model, args.config + ": data.train");
+  const Tensor y = pre.apply_y(train_set.y, classes);
+  model.compile(make_optimizer_from(ex.optimizer, "compile.optimizer"),
+                make_loss_from(ex.loss, "compile.loss"), ex.metrics);
+  model.info.preprocessing = pre.to_saved();
+  model.info.class_names = train_set.class_names;
+  model.info.extra["compile"] = compile_json(ex);
+  model.info.extra["trained_on"] = train_set.source;
+
+  train::FitOptions fit{.epochs = ex.epochs,
+                        .batch_size = ex.batch_size,
+                        .shuffle = ex.shuffle,
+                        .validation_split = ex.validation_split,
+                        .verbose = ex.verbose,
+                        .callbacks = make_callbacks_from(ex.callbacks, "fit.callbacks"),
+                        .seed = ex.seed,
+                        .augment = pre.augmenter()};
+  if (!ex.validation_data.empty()) {
+    const data::Dataset v = data::load_dataset_config(ex.validation_data, args.config + ": data.validation");
+    fit.validation_data = std::make_pair(fit_to_model(pre.apply_x(v.x), model, "data.validation"),
+                                         pre.apply_y(v.y, classes));
+    fit.validation_split = 0;
+  }
+  const std::string output = args.output.empty() ? default_output(args.config) : args.output;
+  fit.checkpoint_path = !args.checkpoint.empty()
+                            ? args.checkpoint
+                            : (fs::path(output).parent_path() /
+                               (fs::path(output).stem().string() + ".ckpt.safetensors"))
+                                  .string();
+  fit.resume_from = args.resume;
+  const train::History history = model.fit(x, y, fit);
+  if (history.stopped_on_nan) {
+    fmt::print(stderr, "neutrino train: stopped on a NaN loss; no model written (the last good "
+                       "checkpoint is {})\n", fit.checkpoint_path);
+    return 3;
+  }
+  train::save_model(output, model);
+  if (!args.json) fmt::print("saved {}\n", output);
+  if (!ex.test_data.empty()) {
+    const data::Dataset test = data::load_dataset_config(ex.test_data, args.config + ": data.test");
+    const Tensor xt = fit_to_model(pre.apply_x(test.x), model, "data.test");
+    const train::Scores scores = model.evaluate(xt, pre.apply_y(test.y, classes),
+                                                {.batch_size = 256, .verbose = 0});
+    print_scores(scores, test.x.size(0), args.json, "test: ");
+  }
+  return 0;
+}
+
+int run_eval(const EvalArgs& args) {
+  train::Sequential model = train::load_model(args.model);
+  compile_for_eval(model, args.model);
+  const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
+  const data::Dataset d = data::load_dataset(args.data);
+  NEUTRINO_CHECK_VALUE(d.y.defined(), "{}: the data has no labels to evaluate against", args.data);
+  const Tensor x = fit_to_model(pre.apply_x(d.x), model, args.data);
+  const int64_t classes = model.info.class_names.empty() ? count_classes(d)
+                                                         : static_cast<int64_t>(model.info.class_names.size());
+  const Tensor y = pre.apply_y(d.y, classes);
+  const train::Scores scores = model.evaluate(x, y, {.batch_size = args.batch_size, .verbose = 0});
+  if (!args.report) {
+    print_scores(scores, d.x.size(0), args.json, "");
+    return 0;
+  }
+  const train::Report report =
+      train::classification_report(d.y, model.predict(x, args.batch_size), model.info.class_names);
+  if (args.json) {
+    json out = json::parse(train::report_json(report));
+    for (size_t i = 0; i < scores.names().size(); ++i) out[scores.names()[i]] = scores[i];
+    fmt::print("{}\n", out.dump());
+  } else {
+    print_scores(scores, d.x.size(0), false, "");
+    fmt::print("\n{}", train::format_report(report));
+  }
+  return 0;
+}
+
+namespace {
+Tensor load_inputs(const std::string& path) {
+  NEUTRINO_CHECK_IO(fs::exists(path), "{}: no such file", path);
+  if (path.ends_with(".npy")) return data::read_npy(path);
+  if (path.ends_with(".csv")) return data::read_csv(path, {.header = true}).features;
+  if (!ends_with_any(path, {".png", ".jpg", ".jpeg", ".bmp"}).empty()) return data::read_image(path);
+  if (path.find("idx") != std::string::npos || path.find("ubyte") != std::string::npos) {
+    Tensor t = data::read_idx(path).to(DType::kFloat32);
+    if (t.dim() == 3) t = reshape(t, {t.size(0), 1, t.size(1), t.size(2)});
+    return t;
+  }
+  throw IOError(fmt::format("{}: unknown input type (expected .npy, .csv, .png/.jpg/.bmp or an IDX file)", path));
+}
+
+void write_outputs(const std::string& path, const Tensor& outputs) {
+  if (path.ends_with(".npy")) {
+    data::write_npy(path, outputs);
+    return;
+  }
+  NEUTRINO_CHECK_VALUE(path.ends_with(".csv"), "{}: the output must end in .npy or .csv", path);
+  const fs::path temp = path + ".tmp";
+  {
+    std::ofstream out(temp);
+    NEUTRINO_CHECK_IO(out.good(), "{}: cannot write", path);
+    const int64_t cols = outputs.numel() / std::max<int64_t>(outputs.size(0), 1);
+    const auto values = outputs.to_vector<float>();
+    for (int64_t r = 0; r < outputs.size(0); ++r) {
+      for (int64_t c = 0; c < cols; ++c) out << (c ? "," : "") << fmt::format("{}", values[r * cols + c]);
+      out << '\n';
+    }
+    NEUTRINO_CHECK_IO(out.good(), "{}: write failed", path);
+  }
+  fs::rename(temp, path);
+}
+}  // namespace
+
+int run_predict(const PredictArgs& args) {
+  NEUTRINO_CHECK_VALUE(args.top_k >= 1, "--top-k must be at least 1");
+  train::Sequential model = train::load_model(args.model);
+  const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
+  const Tensor x = fit_to_model(pre.apply_x(load_inputs(args.input)), model, args.input);
+  const Tensor outputs = model.predict(x, args.batch_size);
+  if (!args.output.empty()) {
+    write_outputs(args.output, outputs);
+    fmt::print("wrote {} predictions to {}\n", outputs.size(0), args.output);
+    return 0;
+  }
+  const int64_t cols = outputs.numel() / outputs.size(0);
+  const auto values = outputs.to_vector<float>();
+  const auto& names = model.info.class_names;
+  for (int64_t r = 0; r < outputs.size(0); ++r) {
+    std::vector<int64_t> order(cols);
+    for (int64_t c = 0; c < cols; ++c) order[c] = c;
+    const int64_t k = std::min(args.top_k, cols);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
+      return values[r * cols + a] > values[r * cols + b];
+    });
+    std::string line = fmt::format("{}:", r);
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t c = order[i];
+      const std::string label = c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c);
+      line += fmt::format(" {} ({:.4f})", label, values[r * cols + c]);
+    }
+    fmt::print("{}\n", line);
+  }
+  return 0;
+}
+
+int run_summary(const std::string& path) {
+  if (path.ends_with(".yaml") || path.ends_with(".yml")) {
+    const Experiment ex = load_experiment(path);
+    train::Sequential model = train::model_from_json(ex.model, path + ": model");
+    NEUTRINO_CHECK_VALUE(model.built(), "{}: model.input_shape is needed to show a summary", path);
+    fmt::print("{}", model.summary());
+    return 0;
+  }
+  fmt::print("{}", train::load_model(path).summary());
+  return 0;
+}
+
+}  // namespace neutrino::cli

@@ -1,0 +1,45 @@
+// The neutrino command-line verbs as library functions (the executable in tools/ parses
+// arguments and maps exceptions to exit codes): train, eval, predict, summary.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace neutrino::cli {
+
+struct TrainArgs {
+  std::string config;
+  std::string output;      // default: <config stem>.safetensors in the working directory
+  std::string checkpoint;  // default: <output stem>.ckpt.safetensors, written after every epoch
+  std::string resume;      // a checkpoint to continue from
+  std::optional<int> epochs;
+  std::optional<uint64_t> seed;
+  std::optional<int> verbose;
+  bool json = false;       // print the final test results as one JSON object
+};
+// Trains, saves the model, and evaluates on data.test when the config has it. Returns the exit
+// code (non-zero when training stopped on a NaN loss).
+int run_train(const TrainArgs& args);
+
+struct EvalArgs {
+  std::string model;
+  std::string data;         // a data spec: fashion_mnist:test, breast_cancer, a file path
+  bool json = false;
+  bool report = false;      // per-class precision/recall/F1 and the confusion matrix
+  int64_t batch_size = 256;
+};
+int run_eval(const EvalArgs& args);
+
+struct PredictArgs {
+  std::string model;
+  std::string input;        // .npy, .csv (features only), .idx/.gz images, .png
+  std::string output;       // .npy or .csv of the model's outputs; empty: print to stdout
+  int64_t top_k = 1;
+  int64_t batch_size = 256;
+};
+int run_predict(const PredictArgs& args);
+
+// Prints the Keras-style summary of a model file or a config.
+int run_summary(const std::string& path);
+
+}  // namespace neutrino::cli

@@ -1,0 +1,305 @@
+#include "neutrino/cli/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "neutrino/io/config_reader.h"
+#include "neutrino/nn/layer_config.h"
+#include "neutrino/train/model_file.h"
+
+namespace neutrino::cli {
+
+using nlohmann::json;
+
+namespace {
+// YAML scalars become JSON numbers, booleans or strings by their plain text; quoted text stays a
+// string.
+json to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Sequence: {
+      json out = json::array();
+      for (const auto& item : node) out.push_back(to_json(item));
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      json out = json::object();
+      for (const auto& item : node) {
+        const std::string key = item.first.as<std::string>();
+        if (out.contains(key)) {
+          throw ValueError(fmt::format("line {}: duplicate key '{}'", item.first.Mark().line + 1, key));
+        }
+        out[key] = to_json(item.second);
+      }
+      return out;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string text = node.Scalar();
+      if (node.Tag() == "!") return text;  // quoted
+      if (text == "true" || text == "True") return true;
+      if (text == "false" || text == "False") return false;
+      if (text == "null" || text == "~") return nullptr;
+      try {
+        size_t used = 0;
+        const long long i = std::stoll(text, &used);
+        if (used == text.size()) return i;
+      } catch (const std::exception&) {
+      }
+      try {
+        size_t used = 0;
+        const double d = std::stod(text, &used);
+        if (used == text.size()) return d;
+      } catch (const std::exception&) {
+      }
+      return text;
+    }
+  }
+  return nullptr;
+}
+
+// Relative data paths are read from the config's folder when the file is there, so a config
+// works from any working directory.
+void resolve_paths(nlohmann::json& spec, const std::filesystem::path& base) {
+  auto fix = [&](nlohmann::json& value) {
+    if (!value.is_string()) return;
+    const std::filesystem::path p = value.get<std::string>();
+    if (p.is_relative() && std::filesystem::exists(base / p)) value = (base / p).string();
+  };
+  if (spec.is_string()) {
+    fix(spec);
+    return;
+  }
+  if (!spec.is_object()) return;
+  for (const char* key : {"csv", "npz", "npy"}) {
+    if (spec.contains(key)) fix(spec[key]);
+  }
+  if (spec.contains("idx") && spec["idx"].is_object()) {
+    for (const char* key : {"images", "labels"}) {
+      if (spec["idx"].contains(key)) fix(spec["idx"][key]);
+    }
+  }
+}
+
+std::string data_spec(io::ConfigReader& r, const std::string& key, const std::filesystem::path& base) {
+  if (!r.has(key)) return "";
+  nlohmann::json spec = r.get_raw(key);
+  resolve_paths(spec, base);
+  return spec.dump();
+}
+}  // namespace
+
+Experiment load_experiment(const std::string& yaml_path) {
+  json root;
+  try {
+    root = to_json(YAML::LoadFile(yaml_path));
+  } catch (const YAML::BadFile&) {
+    throw IOError(fmt::format("{}: cannot open the config file", yaml_path));
+  } catch (const YAML::Exception& e) {
+    throw ValueError(fmt::format("{}:{}:{}: invalid YAML: {}", yaml_path, e.mark.line + 1,
+                                 e.mark.column + 1, e.msg));
+  } catch (const ValueError& e) {
+    throw ValueError(fmt::format("{}: {}", yaml_path, e.what()));
+  }
+  try {
+    Experiment ex;
+    ex.source = yaml_path;
+    io::ConfigReader top(root, "config");
+    ex.seed = static_cast<uint64_t>(top.get_int("seed", 42));
+
+    NEUTRINO_CHECK_VALUE(top.has("data"), "data: missing required section");
+    io::ConfigReader data(top.get_raw("data"), "data");
+    NEUTRINO_CHECK_VALUE(data.has("train"), "data.train: missing required field");
+    const std::filesystem::path base = std::filesystem::path(yaml_path).parent_path();
+    ex.train_data = data_spec(data, "train", base);
+    ex.test_data = data_spec(data, "test", base);
+    ex.validation_data = data_spec(data, "validation", base);
+    ex.validation_split = data.get_double("validation_split", 0.0);
+    NEUTRINO_CHECK_VALUE(ex.validation_split >= 0 && ex.validation_split < 1,
+                         "data.validation_split: must be in [0, 1), got {}", ex.validation_split);
+    if (data.has("preprocess")) ex.preprocess = data.get_raw("preprocess").dump();
+    data.finish();
+
+    NEUTRINO_CHECK_VALUE(top.has("model"), "model: missing required section");
+    json model = top.get_raw("model");
+    NEUTRINO_CHECK_VALUE(model.is_object(), "model: expected a map with layers");
+    if (model.contains("input_shape")) {
+      json& shape = model["input_shape"];
+      NEUTRINO_CHECK_VALUE(shape.is_array(), "model.input_shape: expected a list of integers");
+      if (shape.size() == 3) shape = json::array({shape[2], shape[0], shape[1]});  // HWC -> CHW
+    }
+    // Validate the architecture now, so errors point at the config before any data is loaded.
+    ex.model = model.dump();
+    train::model_from_json(ex.model, "model");
+
+    if (top.has("compile")) {
+      io::ConfigReader compile(top.get_raw("compile"), "compile");
+      if (compile.has("optimizer")) ex.optimizer = compile.get_raw("optimizer").dump();
+      if (compile.has("loss")) ex.loss = compile.get_raw("loss").dump();
+      if (compile.has("metrics")) {
+        const json& metrics = compile.get_raw("metrics");
+        NEUTRINO_CHECK_VALUE(metrics.is_array(), "compile.metrics: expected a list of names");
+        for (size_t i = 0; i < metrics.size(); ++i) {
+          NEUTRINO_CHECK_VALUE(metrics[i].is_string(), "compile.metrics[{}]: expected a name", i);
+          ex.metrics.push_back(metrics[i].get<std::string>());
+        }
+      }
+      compile.finish();
+      make_optimizer_from(ex.optimizer, "compile.optimizer");
+      const nn::Loss loss = make_loss_from(ex.loss, "compile.loss");
+      for (size_t i = 0; i < ex.metrics.size(); ++i) {
+        try {
+          train::make_metric(ex.metrics[i], loss.name(), 0);
+        } catch (const ValueError& e) {
+          throw ValueError(fmt::format("compile.metrics[{}]: {}", i, e.what()));
+        }
+      }
+    }
+    if (top.has("fit")) {
+      io::ConfigReader fit(top.get_raw("fit"), "fit");
+      ex.epochs = static_cast<int>(fit.get_int("epochs", 1));
+      ex.batch_size = fit.get_int("batch_size", 32);
+      ex.shuffle = fit.get_bool("shuffle", true);
+      ex.verbose = static_cast<int>(fit.get_int("verbose", 1));
+      NEUTRINO_CHECK_VALUE(ex.epochs >= 0, "fit.epochs: must be >= 0");
+      NEUTRINO_CHECK_VALUE(ex.batch_size > 0, "fit.batch_size: must be positive");
+      if (fit.has("callbacks")) ex.callbacks = fit.get_raw("callbacks").dump();
+      fit.finish();
+      make_callbacks_from(ex.callbacks, "fit.callbacks");
+    }
+    top.finish();
+    return ex;
+  } catch (const ValueError& e) {
+    throw ValueError(fmt::format("{}: {}", yaml_path, e.what()));
+  }
+}
+
+std::shared_ptr<optim::Optimizer> make_optimizer_from(const std::string& json_text,
+                                                      const std::string& path) {
+  const auto [name, options] = io::named_entry(json::parse(json_text), path);
+  io::ConfigReader r(options, path + "." + name);
+  const double wd = r.get_double("weight_decay", name == "adamw" ? 0.004 : 0.0);
+  const double clip = r.get_double("global_clipnorm", 0.0);
+  std::shared_ptr<optim::Optimizer> out;
+  if (name == "sgd") {
+    out = std::make_shared<optim::SGD>(optim::SGDOptions{
+        .learning_rate = r.get_double("learning_rate", 0.01),
+        .momentum = r.get_double("momentum", 0.0),
+        .nesterov = r.get_bool("nesterov", false),
+        .weight_decay = wd,
+        .global_clipnorm = clip});
+  } else if (name == "adam" || name == "adamw") {
+    const optim::AdamOptions o{.learning_rate = r.get_double("learning_rate", 0.001),
+                               .beta_1 = r.get_double("beta_1", 0.9),
+                               .beta_2 = r.get_double("beta_2", 0.999),
+                               .epsilon = r.get_double("epsilon", 1e-7),
+                               .amsgrad = r.get_bool("amsgrad", false),
+                               .weight_decay = wd,
+                               .global_clipnorm = clip};
+    if (name == "adam") {
+      out = std::make_shared<optim::Adam>(o);
+    } else {
+      out = std::make_shared<optim::AdamW>(optim::AdamWOptions{
+          o.learning_rate, o.beta_1, o.beta_2, o.epsilon, o.amsgrad, o.weight_decay, o.global_clipnorm});
+    }
+  } else if (name == "rmsprop") {
+    out = std::make_shared<optim::RMSprop>(optim::RMSpropOptions{
+        .learning_rate = r.get_double("learning_rate", 0.001),
+        .rho = r.get_double("rho", 0.9),
+        .momentum = r.get_double("momentum", 0.0),
+        .epsilon = r.get_double("epsilon", 1e-7),
+        .centered = r.get_bool("centered", false),
+        .weight_decay = wd,
+        .global_clipnorm = clip});
+  } else {
+    throw ValueError(fmt::format("{}: unknown optimizer '{}' (known: sgd, adam, adamw, rmsprop)",
+                                 path, name));
+  }
+  r.finish();
+  return out;
+}
+
+nn::Loss make_loss_from(const std::string& json_text, const std::string& path) {
+  const auto [name, options] = io::named_entry(json::parse(json_text), path);
+  io::ConfigReader r(options, path + "." + name);
+  const bool from_logits = r.get_bool("from_logits", false);
+  r.finish();
+  try {
+    return nn::Loss(name, from_logits);
+  } catch (const ValueError& e) {
+    throw ValueError(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
+std::vector<train::CallbackPtr> make_callbacks_from(const std::string& json_text,
+                                                    const std::string& path) {
+  const json list = json::parse(json_text);
+  NEUTRINO_CHECK_VALUE(list.is_array(), "{}: expected a list of callbacks", path);
+  std::vector<train::CallbackPtr> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string where = fmt::format("{}[{}]", path, i);
+    const auto [name, options] = io::named_entry(list[i], where);
+    io::ConfigReader r(options, where + "." + name);
+    if (name == "EarlyStopping") {
+      out.push_back(std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions{
+          .monitor = r.get_string("monitor", "val_loss"),
+          .min_delta = r.get_double("min_delta", 0.0),
+          .patience = static_cast<int>(r.get_int("patience", 0)),
+          .mode = r.get_string("mode", "auto"),
+          .restore_best_weights = r.get_bool("restore_best_weights", false)}));
+    } else if (name == "ModelCheckpoint") {
+      NEUTRINO_CHECK_VALUE(r.has("filepath"), "{}.filepath: missing required field", r.path());
+      const std::string filepath = r.get_string("filepath", "");
+      out.push_back(std::make_shared<train::ModelCheckpoint>(
+          filepath, train::ModelCheckpointOptions{.monitor = r.get_string("monitor", "val_loss"),
+                                                  .save_best_only = r.get_bool("save_best_only", false),
+                                                  .mode = r.get_string("mode", "auto")}));
+    } else if (name == "CSVLogger") {
+      NEUTRINO_CHECK_VALUE(r.has("filename"), "{}.filename: missing required field", r.path());
+      const std::string filename = r.get_string("filename", "");
+      out.push_back(std::make_shared<train::CSVLogger>(filename, ',', r.get_bool("append", false)));
+    } else if (name == "TerminateOnNaN") {
+      out.push_back(std::make_shared<train::TerminateOnNaN>());
+    } else if (name == "ReduceLROnPlateau") {
+      out.push_back(std::make_shared<train::ReduceLROnPlateau>(train::ReduceLROnPlateauOptions{
+          .monitor = r.get_string("monitor", "val_loss"),
+          .factor = r.get_double("factor", 0.1),
+          .patience = static_cast<int>(r.get_int("patience", 10)),
+          .mode = r.get_string("mode", "auto"),
+          .min_delta = r.get_double("min_delta", 1e-4),
+          .cooldown = static_cast<int>(r.get_int("cooldown", 0)),
+          .min_lr = r.get_double("min_lr", 0.0)}));
+    } else if (name == "LearningRateScheduler") {
+      // A schedule by name: step_decay {drop, epochs_drop} or cosine_decay {epochs, alpha,
+      // warmup_epochs}, evaluated per epoch from the starting learning rate.
+      const std::string kind = r.get_string("schedule", "step_decay");
+      const double drop = r.get_double("drop", 0.5);
+      const int64_t every = r.get_int("epochs_drop", 10);
+      const int64_t total = r.get_int("epochs", 10);
+      const double alpha = r.get_double("alpha", 0.0);
+      const int64_t warmup = r.get_int("warmup_epochs", 0);
+      NEUTRINO_CHECK_VALUE(kind == "step_decay" || kind == "cosine_decay",
+                           "{}.schedule: expected step_decay or cosine_decay, got '{}'", r.path(), kind);
+      auto initial = std::make_shared<double>(-1);
+      out.push_back(std::make_shared<train::LearningRateScheduler>(
+          [=](int epoch, double lr) {
+            if (*initial < 0) *initial = lr;
+            return kind == "step_decay" ? train::step_decay(*initial, drop, every)(epoch)
+                                        : train::cosine_decay(*initial, total, alpha, warmup)(epoch);
+          }));
+    } else {
+      throw ValueError(fmt::format(
+          "{}: unknown callback '{}' (known: EarlyStopping, ModelCheckpoint, CSVLogger, "
+          "TerminateOnNaN, ReduceLROnPlateau, LearningRateScheduler)",
+          where, name));
+    }
+    r.finish();
+  }
+  return out;
+}
+
+}  // namespace neutrino::cli

@@ -1,0 +1,48 @@
+// Training configs: YAML with Keras names (see configs/). Every named thing (layer, optimizer,
+// loss, metric, callback, preprocessing step, dataset) is a bare name or a one-key map from the
+// name to its options. Errors name the file and the field's path
+// ("configs/x.yaml: model.layers[3].Dense.units: expected an integer, got \"ten\"").
+//
+// Images are channels-first inside neutrino; a config's 3-D model.input_shape is read the Keras
+// way, (height, width, channels), and turned around.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "neutrino/optim/optimizer.h"
+#include "neutrino/train/callbacks.h"
+#include "neutrino/train/sequential.h"
+
+namespace neutrino::cli {
+
+struct Experiment {
+  std::string source;  // the config file
+  uint64_t seed = 42;
+  // Data specs as JSON text (bare strings or maps); empty when absent.
+  std::string train_data, test_data, validation_data;
+  double validation_split = 0.0;
+  std::string preprocess = "[]";
+  std::string model;  // model_to_json's format, input_shape channels-first; may lack input_shape
+  std::string optimizer = "\"adam\"";
+  std::string loss = "\"sparse_categorical_crossentropy\"";
+  std::vector<std::string> metrics;
+  int epochs = 1;
+  int64_t batch_size = 32;
+  bool shuffle = true;
+  int verbose = 1;
+  std::string callbacks = "[]";
+};
+
+// Reads and validates a YAML config (unknown keys and wrong types are errors).
+Experiment load_experiment(const std::string& yaml_path);
+
+std::shared_ptr<optim::Optimizer> make_optimizer_from(const std::string& json_text,
+                                                      const std::string& path);
+nn::Loss make_loss_from(const std::string& json_text, const std::string& path);
+// `default_dir` is where ModelCheckpoint/CSVLogger files go when given relative names.
+std::vector<train::CallbackPtr> make_callbacks_from(const std::string& json_text,
+                                                    const std::string& path);
+
+}  // namespace neutrino::cli

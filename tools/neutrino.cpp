@@ -1,0 +1,77 @@
+// The neutrino command-line tool: train, eval, predict, summary. Errors in the input (a bad
+// config, a corrupt file, a wrong shape) print one line naming the file and field and exit 1;
+// usage errors exit 2 (CLI11's codes for parse errors are mapped there too).
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "neutrino/cli/commands.h"
+#include "neutrino/core/error.h"
+
+int main(int argc, char** argv) {
+  using namespace neutrino::cli;
+  CLI::App app{"neutrino: train, evaluate and use deep learning models"};
+  app.require_subcommand(1);
+
+  TrainArgs train;
+  int epochs = 0;
+  uint64_t seed = 0;
+  int verbose = 1;
+  auto* t = app.add_subcommand("train", "Train a model from a YAML config, save it, evaluate on data.test");
+  t->add_option("config", train.config, "YAML config (see configs/)")->required()->check(CLI::ExistingFile);
+  t->add_option("-o,--output", train.output, "model file to write (default: <config name>.safetensors)");
+  auto* epochs_opt = t->add_option("--epochs", epochs, "override fit.epochs")->check(CLI::NonNegativeNumber);
+  auto* seed_opt = t->add_option("--seed", seed, "override the config's seed");
+  auto* verbose_opt = t->add_option("--verbose", verbose, "0 silent, 1 progress bar, 2 one line per epoch")
+                          ->check(CLI::Range(0, 2));
+  t->add_option("--checkpoint", train.checkpoint,
+                "training checkpoint written after every epoch (default: <output>.ckpt.safetensors)");
+  t->add_option("--resume", train.resume, "continue from a training checkpoint")->check(CLI::ExistingFile);
+  t->add_flag("--json", train.json, "print the test results as one JSON object");
+
+  EvalArgs eval;
+  auto* e = app.add_subcommand("eval", "Evaluate a saved model on a dataset");
+  e->add_option("model", eval.model, "model file (.safetensors)")->required()->check(CLI::ExistingFile);
+  e->add_option("--data", eval.data, "data spec: fashion_mnist:test, breast_cancer, data.csv, data.npz")->required();
+  e->add_flag("--json", eval.json, "print one JSON object");
+  e->add_flag("--report", eval.report, "per-class precision, recall, F1 and the confusion matrix");
+  e->add_option("--batch-size", eval.batch_size, "batch size")->check(CLI::PositiveNumber);
+
+  PredictArgs predict;
+  auto* p = app.add_subcommand("predict", "Run a saved model on inputs");
+  p->add_option("model", predict.model, "model file (.safetensors)")->required()->check(CLI::ExistingFile);
+  p->add_option("--input", predict.input, "inputs: .npy, .csv (features), .png/.jpg, IDX images")->required();
+  p->add_option("--output", predict.output, "write the outputs to .npy or .csv instead of printing");
+  p->add_option("--top-k", predict.top_k, "classes to print per input")->check(CLI::PositiveNumber);
+  p->add_option("--batch-size", predict.batch_size, "batch size")->check(CLI::PositiveNumber);
+
+  std::string summary_path;
+  auto* s = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
+  s->add_option("model", summary_path, "model file or YAML config")->required()->check(CLI::ExistingFile);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    if (*t) {
+      if (*epochs_opt) train.epochs = epochs;
+      if (*seed_opt) train.seed = seed;
+      if (*verbose_opt) train.verbose = verbose;
+      return run_train(train);
+    }
+    if (*e) return run_eval(eval);
+    if (*p) return run_predict(predict);
+    return run_summary(summary_path);
+  } catch (const neutrino::InternalError& error) {
+    fmt::print(stderr, "neutrino: internal error (please report): {}\n", error.what());
+    return 70;
+  } catch (const neutrino::Error& error) {
+    fmt::print(stderr, "neutrino: error: {}\n", error.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "neutrino: error: out of memory\n");
+    return 1;
+  }
+}
