@@ -19,7 +19,7 @@ CXX=clang++-14 BUILD_TYPE=Debug scripts/build.sh build-fuzz -DNEUTRINO_BUILD_FUZ
 for fuzzer in build-fuzz/bin/fuzz_*; do
   corpus="build-fuzz/corpus/$(basename "$fuzzer")"
   mkdir -p "$corpus"
-  "$fuzzer" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" tests/golden/data > "build-fuzz/$(basename "$fuzzer").log" 2>&1 \
+  "$fuzzer" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" "fuzz/corpus/$(basename "$fuzzer")" > "build-fuzz/$(basename "$fuzzer").log" 2>&1 \
     || { tail -50 "build-fuzz/$(basename "$fuzzer").log"; echo "FAILED: $fuzzer"; exit 1; }
   echo "$(basename "$fuzzer"): no findings in $FUZZ_SECONDS s"
 done
