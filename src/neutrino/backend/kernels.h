@@ -111,11 +111,13 @@ struct ConvGeometry {
   int64_t stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
   int64_t pad_bottom = 0, pad_right = 0;  // only average pooling's padded count reads these
 };
+// `ld` is the row stride of the columns matrix (OH*OW for one image alone; larger when the
+// columns of a whole batch sit side by side).
 template <class T>
-void im2col(const T* image, const ConvGeometry& g, T* columns);
+void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld);
 // The adjoint: adds columns back into a zeroed image.
 template <class T>
-void col2im(const T* columns, const ConvGeometry& g, T* image);
+void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld);
 
 // Pooling over (planes, H, W) contiguous planes; window geometry reuses ConvGeometry with
 // channels = number of planes. Max pooling records the argmax (flat h*w index, -1 if the window

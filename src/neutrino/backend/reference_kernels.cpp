@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <optional>
 
 #include "neutrino/backend/kernels.h"
 
@@ -118,12 +119,60 @@ void unary(Unary op, const T* x, T* y, int64_t n, double alpha, double beta) {
 }
 
 namespace {
+// How an operand is read across the innermost block of dims: element by element, or one value
+// repeated (a broadcast).
+enum class Run { kContiguous, kRepeated };
+
+// The longest suffix of dims over which both operands are read as a contiguous run or a repeated
+// value, so the inner loop is a plain (vectorizable) loop; the outer dims go through
+// strided_for_each.
 template <class T, class F>
 void binary_loop(const T* a, const int64_t* sa, const T* b, const int64_t* sb, T* out,
                  const Shape& shape, F f) {
+  if (shape_numel(shape) == 0) return;
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  int64_t inner = 1, split = rank;
+  Run ra = Run::kContiguous, rb = Run::kContiguous;
+  for (int64_t d = rank - 1; d >= 0; --d) {
+    if (shape[d] == 1) {
+      --split;
+      continue;
+    }
+    const bool first = inner == 1;
+    auto run_of = [&](int64_t stride, Run current) -> std::optional<Run> {
+      if (stride == inner && (first || current == Run::kContiguous)) return Run::kContiguous;
+      if (stride == 0 && (first || current == Run::kRepeated)) return Run::kRepeated;
+      return std::nullopt;
+    };
+    const auto na = run_of(sa[d], ra), nb = run_of(sb[d], rb);
+    if (!na || !nb) break;
+    ra = *na;
+    rb = *nb;
+    inner *= shape[d];
+    --split;
+  }
+  const Shape outer_shape(shape.begin(), shape.begin() + split);
   const Shape out_strides = contiguous_strides(shape);
-  strided_for_each<3>(shape, {sa, sb, out_strides.data()},
-                      [&](const std::array<int64_t, 3>& o) { out[o[2]] = f(a[o[0]], b[o[1]]); });
+  auto inner_loop = [&](const T* pa, const T* pb, T* po) {
+    if (ra == Run::kContiguous && rb == Run::kContiguous) {
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], pb[i]);
+    } else if (ra == Run::kContiguous) {
+      const T vb = *pb;
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], vb);
+    } else if (rb == Run::kContiguous) {
+      const T va = *pa;
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(va, pb[i]);
+    } else {
+      const T v = f(*pa, *pb);
+      for (int64_t i = 0; i < inner; ++i) po[i] = v;
+    }
+  };
+  if (outer_shape.empty()) {
+    inner_loop(a, b, out);
+    return;
+  }
+  strided_for_each<3>(outer_shape, {sa, sb, out_strides.data()},
+                      [&](const std::array<int64_t, 3>& o) { inner_loop(a + o[0], b + o[1], out + o[2]); });
 }
 }  // namespace
 
@@ -240,8 +289,8 @@ void softmax(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log
 }
 
 template <class T>
-void im2col(const T* image, const ConvGeometry& g, T* columns) {
-  const int64_t plane = g.out_h * g.out_w;
+void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld) {
+  const int64_t plane = ld;
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
@@ -265,8 +314,8 @@ void im2col(const T* image, const ConvGeometry& g, T* columns) {
 }
 
 template <class T>
-void col2im(const T* columns, const ConvGeometry& g, T* image) {
-  const int64_t plane = g.out_h * g.out_w;
+void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
+  const int64_t plane = ld;
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
@@ -396,8 +445,8 @@ void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_incl
   template void reference::gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t,       \
                                    const T*, int64_t, int64_t, T*, bool);                        \
   template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                       \
-  template void im2col<T>(const T*, const ConvGeometry&, T*);                                    \
-  template void col2im<T>(const T*, const ConvGeometry&, T*);                                    \
+  template void im2col<T>(const T*, const ConvGeometry&, T*, int64_t);                           \
+  template void col2im<T>(const T*, const ConvGeometry&, T*, int64_t);                           \
   template void max_pool2d<T>(const T*, const ConvGeometry&, T*, int64_t*);                      \
   template void max_pool2d_backward<T>(const T*, const int64_t*, const ConvGeometry&, T*);       \
   template void avg_pool2d<T>(const T*, const ConvGeometry&, bool, T*);                          \

@@ -1,4 +1,5 @@
 // Neural-network ops: convolution, pooling, normalization, dropout.
+#include <algorithm>
 #include <cmath>
 
 #include "neutrino/backend/kernels.h"
@@ -61,47 +62,73 @@ void check_conv(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
                        x.shape_string(), w.shape_string());
 }
 
-// grad_x = col2im(W_g^T @ grad_y) per image and group.
+// The convolution runs as one GEMM per group over the whole batch: the columns of every image
+// sit side by side in a (C/groups * KH * KW, N * OH * OW) matrix, so the GEMM is large enough
+// for oneDNN to use both cores well. Image-wise loops (im2col, col2im, the reordering between
+// (N, O, plane) and (O, N * plane)) run in parallel over images.
+
+template <class T>
+void batch_im2col(const T* x, const ConvShapes& s, int64_t grp, T* cols) {
+  const auto& g = s.geo;
+  const int64_t ld = s.batch * s.plane;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < s.batch; ++n) {
+    kernels::im2col(x + (n * s.in_c + grp * g.channels) * g.height * g.width, g, cols + n * s.plane, ld);
+  }
+}
+
+// (N, O, plane) rows of group `grp` -> (O/groups, N * plane).
+template <class T>
+void gather_group(const T* y, const ConvShapes& s, int64_t grp, T* out) {
+  const int64_t ld = s.batch * s.plane;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < s.batch; ++n) {
+    for (int64_t o = 0; o < s.out_per_group; ++o) {
+      const T* from = y + (n * s.out_c + grp * s.out_per_group + o) * s.plane;
+      std::copy(from, from + s.plane, out + o * ld + n * s.plane);
+    }
+  }
+}
+
+// grad_x = col2im(W_g^T @ grad_y_g), one GEMM per group.
 Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape,
                          const Conv2dParams& p) {
   const ConvShapes s = conv_shapes(x_shape, w.shape(), p);
   const auto& g = s.geo;
-  const int64_t og = s.out_per_group, kdim = s.kdim, plane = s.plane;
+  const int64_t og = s.out_per_group, kdim = s.kdim, ld = s.batch * s.plane;
   Tensor gyc = materialize(gy), wc = materialize(w);
   Tensor gx = Tensor::zeros(x_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
-    std::vector<T> cols(static_cast<size_t>(kdim * plane));
-    for (int64_t n = 0; n < s.batch; ++n) {
-      for (int64_t grp = 0; grp < s.groups; ++grp) {
-        const T* wg = wc.data<T>() + grp * og * kdim;
-        const T* gyg = gyc.data<T>() + (n * s.out_c + grp * og) * plane;
-        kernels::gemm(kdim, plane, og, wg, 1, kdim, gyg, plane, 1, cols.data(), false);
-        kernels::col2im(cols.data(), g,
-                        gx.data<T>() + (n * s.in_c + grp * g.channels) * g.height * g.width);
+    std::vector<T> cols(static_cast<size_t>(kdim * ld)), gy_g(static_cast<size_t>(og * ld));
+    for (int64_t grp = 0; grp < s.groups; ++grp) {
+      gather_group(gyc.data<T>(), s, grp, gy_g.data());
+      kernels::gemm(kdim, ld, og, wc.data<T>() + grp * og * kdim, 1, kdim, gy_g.data(), ld, 1,
+                    cols.data(), false);
+      T* base = gx.data<T>();
+#pragma omp parallel for schedule(static)
+      for (int64_t n = 0; n < s.batch; ++n) {
+        kernels::col2im(cols.data() + n * s.plane, g,
+                        base + (n * s.in_c + grp * g.channels) * g.height * g.width, ld);
       }
     }
   });
   return gx;
 }
 
-// grad_W_g = sum over images of grad_y_g @ im2col(x)^T.
+// grad_W_g = grad_y_g @ columns^T, summed over the batch inside one GEMM.
 Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shape,
                           const Conv2dParams& p) {
   const ConvShapes s = conv_shapes(x.shape(), w_shape, p);
-  const auto& g = s.geo;
-  const int64_t og = s.out_per_group, kdim = s.kdim, plane = s.plane;
+  const int64_t og = s.out_per_group, kdim = s.kdim, ld = s.batch * s.plane;
   Tensor gyc = materialize(gy), xc = materialize(x);
   Tensor gw = Tensor::zeros(w_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
-    std::vector<T> cols(static_cast<size_t>(kdim * plane));
-    for (int64_t n = 0; n < s.batch; ++n) {
-      for (int64_t grp = 0; grp < s.groups; ++grp) {
-        kernels::im2col(xc.data<T>() + (n * s.in_c + grp * g.channels) * g.height * g.width, g,
-                        cols.data());
-        const T* gyg = gyc.data<T>() + (n * s.out_c + grp * og) * plane;
-        kernels::gemm(og, kdim, plane, gyg, plane, 1, cols.data(), 1, plane,
-                      gw.data<T>() + grp * og * kdim, true);
-      }
+    std::vector<T> cols(static_cast<size_t>(kdim * ld)), gy_g(static_cast<size_t>(og * ld));
+    for (int64_t grp = 0; grp < s.groups; ++grp) {
+      batch_im2col(xc.data<T>(), s, grp, cols.data());
+      gather_group(gyc.data<T>(), s, grp, gy_g.data());
+      kernels::gemm(og, kdim, ld, gy_g.data(), ld, 1, cols.data(), 1, ld,
+                    gw.data<T>() + grp * og * kdim, false);
     }
   });
   return gw;
@@ -125,21 +152,25 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   }
   Tensor xc = materialize(x), wc = materialize(weight);
   Tensor out = Tensor::empty({s.batch, s.out_c, g.out_h, g.out_w}, x.dtype());
+  const int64_t ld = s.batch * plane;
   dispatch_float(x.dtype(), "conv2d", [&]<class T>() {
-    std::vector<T> cols(static_cast<size_t>(kdim * plane));
-    const T* b = bias.defined() ? materialize(bias).template data<T>() : nullptr;
-    for (int64_t n = 0; n < s.batch; ++n) {
-      for (int64_t grp = 0; grp < s.groups; ++grp) {
-        kernels::im2col(xc.data<T>() + (n * s.in_c + grp * g.channels) * g.height * g.width, g,
-                        cols.data());
-        T* y = out.data<T>() + (n * s.out_c + grp * og) * plane;
-        kernels::gemm(og, plane, kdim, wc.data<T>() + grp * og * kdim, kdim, 1, cols.data(), plane,
-                      1, y, false);
-      }
-      if (b != nullptr) {
-        for (int64_t o = 0; o < s.out_c; ++o) {
-          T* y = out.data<T>() + (n * s.out_c + o) * plane;
-          for (int64_t i = 0; i < plane; ++i) y[i] += b[o];
+    std::vector<T> cols(static_cast<size_t>(kdim * ld)), y_g(static_cast<size_t>(og * ld));
+    const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
+    const T* b = bias.defined() ? bc.template data<T>() : nullptr;
+    T* y = out.data<T>();
+    for (int64_t grp = 0; grp < s.groups; ++grp) {
+      batch_im2col(xc.data<T>(), s, grp, cols.data());
+      kernels::gemm(og, ld, kdim, wc.data<T>() + grp * og * kdim, kdim, 1, cols.data(), ld, 1,
+                    y_g.data(), false);
+      // (O/groups, N * plane) -> (N, O, plane), adding the bias on the way.
+#pragma omp parallel for schedule(static)
+      for (int64_t n = 0; n < s.batch; ++n) {
+        for (int64_t o = 0; o < og; ++o) {
+          const int64_t channel = grp * og + o;
+          const T shift = b != nullptr ? b[channel] : T(0);
+          const T* from = y_g.data() + o * ld + n * plane;
+          T* to = y + (n * s.out_c + channel) * plane;
+          for (int64_t i = 0; i < plane; ++i) to[i] = from[i] + shift;
         }
       }
     }
