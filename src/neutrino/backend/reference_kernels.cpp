@@ -22,8 +22,31 @@ constexpr double kInvSqrt2 = 0.7071067811865476;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;  // 1 / sqrt(2 pi)
 }  // namespace
 
+namespace {
+template <class T>
+void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double beta);
+}
+
+// Large arrays are split into fixed chunks over the threads; each element's result does not
+// depend on the split, so results stay bit-identical.
 template <class T>
 void unary(Unary op, const T* x, T* y, int64_t n, double alpha, double beta) {
+  constexpr int64_t kChunk = 1 << 15;
+  if (n < 2 * kChunk) {
+    unary_serial(op, x, y, n, alpha, beta);
+    return;
+  }
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * kChunk;
+    unary_serial(op, x + begin, y + begin, std::min(kChunk, n - begin), alpha, beta);
+  }
+}
+
+namespace {
+template <class T>
+void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double beta) {
   const T a = static_cast<T>(alpha);
   const T b = static_cast<T>(beta);
   switch (op) {
@@ -117,6 +140,8 @@ void unary(Unary op, const T* x, T* y, int64_t n, double alpha, double beta) {
       return;
   }
 }
+
+}  // namespace
 
 namespace {
 // How an operand is read across the innermost block of dims: element by element, or one value
@@ -215,10 +240,41 @@ template <class T>
 void reduce_sum(const T* x, const Shape& shape, const Shape& keep_shape, T* out) {
   const int64_t out_n = shape_numel(keep_shape);
   std::fill(out, out + out_n, T(0));
+  if (shape_numel(shape) == 0) return;
+  // The innermost block of dims that are all reduced or all kept runs as a plain loop: a row sum
+  // into one output, or a row added onto an output row.
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  int64_t inner = 1, split = rank;
+  int kind = -1;  // 1: inner dims reduced, 0: kept
+  for (int64_t d = rank - 1; d >= 0; --d) {
+    if (shape[d] == 1) {
+      --split;
+      continue;
+    }
+    const int reduced = keep_shape[d] == 1 ? 1 : 0;
+    if (kind >= 0 && reduced != kind) break;
+    kind = reduced;
+    inner *= shape[d];
+    --split;
+  }
+  const Shape outer(shape.begin(), shape.begin() + split);
   const Shape x_strides = contiguous_strides(shape);
   const Shape out_strides = reduced_strides(shape, keep_shape);
-  strided_for_each<2>(shape, {x_strides.data(), out_strides.data()},
-                      [&](const std::array<int64_t, 2>& o) { out[o[1]] += x[o[0]]; });
+  auto block = [&](const T* xs, T* os) {
+    if (kind == 1) {
+      T total = 0;
+      for (int64_t i = 0; i < inner; ++i) total += xs[i];
+      *os += total;
+    } else {
+      for (int64_t i = 0; i < inner; ++i) os[i] += xs[i];
+    }
+  };
+  if (outer.empty()) {
+    block(x, out);
+    return;
+  }
+  strided_for_each<2>(outer, {x_strides.data(), out_strides.data()},
+                      [&](const std::array<int64_t, 2>& o) { block(x + o[0], out + o[1]); });
 }
 
 template <class T>
@@ -361,6 +417,7 @@ int64_t padded_window_size(const ConvGeometry& g, int64_t ys, int64_t xs) {
 
 template <class T>
 void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
+#pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.channels; ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
@@ -369,14 +426,17 @@ void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
                            int64_t y1, int64_t x0, int64_t x1) {
       T best = -std::numeric_limits<T>::infinity();
       int64_t best_at = -1;
+      const bool dilated = g.dilation_h != 1 || g.dilation_w != 1;
       for (int64_t iy = y0; iy < y1; ++iy) {
-        if ((iy - ys) % g.dilation_h != 0) continue;
+        if (dilated && (iy - ys) % g.dilation_h != 0) continue;
+        const T* row = plane + iy * g.width;
         for (int64_t ix = x0; ix < x1; ++ix) {
-          if ((ix - xs) % g.dilation_w != 0) continue;
-          const T v = plane[iy * g.width + ix];
-          if (v > best || best_at < 0 || std::isnan(v)) {
-            best = v;
+          if (dilated && (ix - xs) % g.dilation_w != 0) continue;
+          // The first maximum wins; NaN propagates, as in PyTorch.
+          if (row[ix] > best || best_at < 0 || std::isnan(row[ix])) {
+            best = row[ix];
             best_at = iy * g.width + ix;
+            if (std::isnan(best)) break;
           }
         }
       }
@@ -390,6 +450,7 @@ template <class T>
 void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeometry& g,
                          T* grad_x) {
   const int64_t out_plane = g.out_h * g.out_w;
+#pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.channels; ++c) {
     T* gx = grad_x + c * g.height * g.width;
     for (int64_t i = 0; i < out_plane; ++i) {
@@ -401,6 +462,7 @@ void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeom
 
 template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y) {
+#pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.channels; ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
@@ -419,6 +481,7 @@ void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y)
 template <class T>
 void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad,
                          T* grad_x) {
+#pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.channels; ++c) {
     T* gx = grad_x + c * g.height * g.width;
     const T* gy = grad_y + c * g.out_h * g.out_w;

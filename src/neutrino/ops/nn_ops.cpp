@@ -1,6 +1,7 @@
 // Neural-network ops: convolution, pooling, normalization, dropout.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/random.h"
@@ -99,15 +100,15 @@ Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape
   Tensor gyc = materialize(gy), wc = materialize(w);
   Tensor gx = Tensor::zeros(x_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
-    std::vector<T> cols(static_cast<size_t>(kdim * ld)), gy_g(static_cast<size_t>(og * ld));
+    std::unique_ptr<T[]> cols(new T[kdim * ld]), gy_g(new T[og * ld]);
     for (int64_t grp = 0; grp < s.groups; ++grp) {
-      gather_group(gyc.data<T>(), s, grp, gy_g.data());
-      kernels::gemm(kdim, ld, og, wc.data<T>() + grp * og * kdim, 1, kdim, gy_g.data(), ld, 1,
-                    cols.data(), false);
+      gather_group(gyc.data<T>(), s, grp, gy_g.get());
+      kernels::gemm(kdim, ld, og, wc.data<T>() + grp * og * kdim, 1, kdim, gy_g.get(), ld, 1,
+                    cols.get(), false);
       T* base = gx.data<T>();
 #pragma omp parallel for schedule(static)
       for (int64_t n = 0; n < s.batch; ++n) {
-        kernels::col2im(cols.data() + n * s.plane, g,
+        kernels::col2im(cols.get() + n * s.plane, g,
                         base + (n * s.in_c + grp * g.channels) * g.height * g.width, ld);
       }
     }
@@ -123,11 +124,11 @@ Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shap
   Tensor gyc = materialize(gy), xc = materialize(x);
   Tensor gw = Tensor::zeros(w_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
-    std::vector<T> cols(static_cast<size_t>(kdim * ld)), gy_g(static_cast<size_t>(og * ld));
+    std::unique_ptr<T[]> cols(new T[kdim * ld]), gy_g(new T[og * ld]);
     for (int64_t grp = 0; grp < s.groups; ++grp) {
-      batch_im2col(xc.data<T>(), s, grp, cols.data());
-      gather_group(gyc.data<T>(), s, grp, gy_g.data());
-      kernels::gemm(og, kdim, ld, gy_g.data(), ld, 1, cols.data(), 1, ld,
+      batch_im2col(xc.data<T>(), s, grp, cols.get());
+      gather_group(gyc.data<T>(), s, grp, gy_g.get());
+      kernels::gemm(og, kdim, ld, gy_g.get(), ld, 1, cols.get(), 1, ld,
                     gw.data<T>() + grp * og * kdim, false);
     }
   });
@@ -154,21 +155,21 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   Tensor out = Tensor::empty({s.batch, s.out_c, g.out_h, g.out_w}, x.dtype());
   const int64_t ld = s.batch * plane;
   dispatch_float(x.dtype(), "conv2d", [&]<class T>() {
-    std::vector<T> cols(static_cast<size_t>(kdim * ld)), y_g(static_cast<size_t>(og * ld));
+    std::unique_ptr<T[]> cols(new T[kdim * ld]), y_g(new T[og * ld]);
     const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
     const T* b = bias.defined() ? bc.template data<T>() : nullptr;
     T* y = out.data<T>();
     for (int64_t grp = 0; grp < s.groups; ++grp) {
-      batch_im2col(xc.data<T>(), s, grp, cols.data());
-      kernels::gemm(og, ld, kdim, wc.data<T>() + grp * og * kdim, kdim, 1, cols.data(), ld, 1,
-                    y_g.data(), false);
+      batch_im2col(xc.data<T>(), s, grp, cols.get());
+      kernels::gemm(og, ld, kdim, wc.data<T>() + grp * og * kdim, kdim, 1, cols.get(), ld, 1,
+                    y_g.get(), false);
       // (O/groups, N * plane) -> (N, O, plane), adding the bias on the way.
 #pragma omp parallel for schedule(static)
       for (int64_t n = 0; n < s.batch; ++n) {
         for (int64_t o = 0; o < og; ++o) {
           const int64_t channel = grp * og + o;
           const T shift = b != nullptr ? b[channel] : T(0);
-          const T* from = y_g.data() + o * ld + n * plane;
+          const T* from = y_g.get() + o * ld + n * plane;
           T* to = y + (n * s.out_c + channel) * plane;
           for (int64_t i = 0; i < plane; ++i) to[i] = from[i] + shift;
         }

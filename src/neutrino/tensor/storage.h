@@ -9,7 +9,8 @@ namespace neutrino {
 class Storage {
  public:
   static constexpr size_t kAlignment = 64;
-  explicit Storage(size_t nbytes);  // zero-filled
+  // Uninitialized unless `zero_fill`: most kernels overwrite every byte anyway.
+  explicit Storage(size_t nbytes, bool zero_fill = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;

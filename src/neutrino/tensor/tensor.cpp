@@ -41,16 +41,21 @@ Shape contiguous_strides(const Shape& shape) {
   return strides;
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
+namespace {
+Tensor allocate(const Shape& shape, DType dtype, bool zero_fill) {
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype));
+  impl->storage = std::make_shared<Storage>(
+      static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), zero_fill);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
   return Tensor(std::move(impl));
 }
+}  // namespace
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) { return empty(shape, dtype); }
+Tensor Tensor::empty(const Shape& shape, DType dtype) { return allocate(shape, dtype, false); }
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) { return allocate(shape, dtype, true); }
 
 Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
 

@@ -40,7 +40,8 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
   // Creation. Shapes are given outermost first, like NumPy.
-  static Tensor empty(const Shape& shape, DType dtype = DType::kFloat32);  // zero-filled
+  // Uninitialized, like torch.empty: for results that a kernel writes in full.
+  static Tensor empty(const Shape& shape, DType dtype = DType::kFloat32);
   static Tensor zeros(const Shape& shape, DType dtype = DType::kFloat32);
   static Tensor ones(const Shape& shape, DType dtype = DType::kFloat32);
   static Tensor full(const Shape& shape, double value, DType dtype = DType::kFloat32);
