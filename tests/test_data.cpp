@@ -115,3 +115,18 @@ TEST(DataLoader, DropLastNoShuffleAndErrors) {
   abandoned.start(0);
   EXPECT_TRUE(abandoned.next().has_value());
 }
+
+TEST(DataLoader, OnDemandModeGivesTheSameBatchesAsTheBackgroundThread) {
+  auto noise = [](const Tensor& x, Generator& gen) { return add(x, gen.uniform()); };
+  DataLoader threaded(rows_0_to(23), Tensor::arange(23), {.batch_size = 5, .seed = 9, .augment = noise});
+  DataLoader inline_(rows_0_to(23), Tensor::arange(23),
+                     {.batch_size = 5, .background = false, .seed = 9, .augment = noise});
+  for (int64_t epoch : {0, 3}) {
+    threaded.start(epoch);
+    inline_.start(epoch);
+    EXPECT_EQ(drain(threaded), drain(inline_));
+  }
+  inline_.start(1, 2);
+  threaded.start(1, 2);
+  EXPECT_EQ(drain(threaded), drain(inline_));
+}

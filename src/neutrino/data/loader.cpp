@@ -53,7 +53,24 @@ void DataLoader::start(int64_t epoch, int64_t step) {
     done_ = false;
     error_ = nullptr;
   }
+  if (!options_.background) {
+    order_ = epoch_order(epoch);
+    epoch_ = epoch;
+    next_step_ = step;
+    return;
+  }
   worker_ = std::thread([this, epoch, step] { produce(epoch, step); });
+}
+
+std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+  std::vector<int64_t> order;
+  if (options_.shuffle) {
+    Generator gen(mix(options_.seed, static_cast<uint64_t>(epoch)));
+    order = permutation(x_.size(0), gen);
+  } else {
+    for (int64_t i = 0; i < x_.size(0); ++i) order.push_back(i);
+  }
+  return order;
 }
 
 Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t step) const {
@@ -72,13 +89,7 @@ Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, i
 
 void DataLoader::produce(int64_t epoch, int64_t first_step) {
   try {
-    std::vector<int64_t> order;
-    if (options_.shuffle) {
-      Generator gen(mix(options_.seed, static_cast<uint64_t>(epoch)));
-      order = permutation(x_.size(0), gen);
-    } else {
-      for (int64_t i = 0; i < x_.size(0); ++i) order.push_back(i);
-    }
+    const std::vector<int64_t> order = epoch_order(epoch);
     for (int64_t step = first_step, steps = steps_per_epoch(); step < steps; ++step) {
       Batch batch = make_batch(order, epoch, step);
       std::unique_lock lock(mutex_);
@@ -98,6 +109,13 @@ void DataLoader::produce(int64_t epoch, int64_t first_step) {
 }
 
 std::optional<Batch> DataLoader::next() {
+  if (!options_.background) {
+    if (done_ || next_step_ >= steps_per_epoch()) {
+      done_ = true;
+      return std::nullopt;
+    }
+    return make_batch(order_, epoch_, next_step_++);
+  }
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return !ready_.empty() || done_; });
   if (!ready_.empty()) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "neutrino/core/random.h"
 #include "neutrino/tensor/tensor.h"
@@ -27,6 +28,9 @@ struct DataLoaderOptions {
   bool shuffle = true;
   bool drop_last = false;
   int64_t prefetch = 2;  // batches prepared ahead
+  // Prepare batches on a background thread. Off, batches are made on demand in next(): cheaper
+  // for small data, where a thread hand-off costs more than the copy it hides.
+  bool background = true;
   uint64_t seed = 0;
   // Applied to each batch's x in the worker, with a generator seeded from (seed, epoch, step).
   std::function<Tensor(const Tensor&, Generator&)> augment = nullptr;
@@ -49,6 +53,7 @@ class DataLoader {
  private:
   void stop();
   void produce(int64_t epoch, int64_t first_step);
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
   Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t step) const;
 
   Tensor x_, y_;
@@ -60,6 +65,9 @@ class DataLoader {
   bool done_ = true;   // the worker has produced every batch of the epoch
   bool stop_ = false;  // the consumer asks the worker to quit
   std::exception_ptr error_;
+  // On-demand mode (no background thread).
+  std::vector<int64_t> order_;
+  int64_t epoch_ = 0, next_step_ = 0;
 };
 
 }  // namespace neutrino::data

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 namespace neutrino {
@@ -14,6 +15,9 @@ class Storage {
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
+
+  // Storages allocated so far in this process (for allocation counts in benchmarks).
+  static uint64_t allocations();
 
   void* data() { return data_; }
   const void* data() const { return data_; }

@@ -199,9 +199,13 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
   } else if (!options.seed) {
     seed = global_generator().next_u64();
   }
+  // A background thread pays off when batches take real work to make: augmentation, or data
+  // large enough that copying a batch is not trivial.
+  const bool background = options.augment != nullptr ||
+                          x_train.numel() * static_cast<int64_t>(dtype_size(x_train.dtype())) > (64 << 20);
   data::DataLoader loader(x_train, y_train,
                           {.batch_size = options.batch_size, .shuffle = options.shuffle,
-                           .seed = seed, .augment = options.augment});
+                           .background = background, .seed = seed, .augment = options.augment});
   const int64_t steps = loader.steps_per_epoch();
   for (int epoch = first_epoch; epoch < options.epochs && !stop_requested_; ++epoch) {
     const auto start = std::chrono::steady_clock::now();

@@ -1,0 +1,202 @@
+// neutrino's side of the benchmark (bench/run runs it beside PyTorch, ONNX Runtime, oneDNN and
+// OpenBLAS). Prints one JSON object per line:
+// {"system", "workload", "value", "unit", "rss_mb", "loss", "accuracy", "max_abs_diff"}.
+//
+//   neutrino_bench mlp_train|cnn_train     Fashion-MNIST, Adam, batch 128 (BENCH_EPOCHS, default 1)
+//   neutrino_bench mlp_infer|cnn_infer DIR batch-1 latency and batch-256 throughput on the weights
+//                                          and inputs that bench/torch_bench.py exported to DIR
+//   neutrino_bench matmul                  fp32 GFLOP/s at 256, 512, 1024, 2048
+//   neutrino_bench xor                     the XOR program: microseconds per training epoch
+//   neutrino_bench overhead                a chain of 1000 tiny ops; allocations per training step
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "neutrino/data/datasets.h"
+#include "neutrino/data/npy.h"
+#include "neutrino/data/preprocess.h"
+#include "neutrino/neutrino.h"
+
+using namespace neutrino;
+using namespace neutrino::nn;
+using namespace neutrino::train;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+std::string number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
+
+void emit(const std::string& workload, double value, const std::string& unit, double loss = NAN,
+          double accuracy = NAN, double max_abs_diff = NAN) {
+  fmt::print(
+      "{{\"system\": \"neutrino\", \"workload\": \"{}\", \"value\": {}, \"unit\": \"{}\", "
+      "\"rss_mb\": {:.1f}, \"loss\": {}, \"accuracy\": {}, \"max_abs_diff\": {}}}\n",
+      workload, number(value), unit, peak_rss_mb(), number(loss), number(accuracy),
+      number(max_abs_diff));
+  std::fflush(stdout);
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Median seconds per call, repeating until at least `min_seconds` or `min_calls`.
+double time_call(const std::function<void()>& call, int min_calls, double min_seconds) {
+  for (int i = 0; i < 3; ++i) call();  // warm-up
+  std::vector<double> times;
+  const auto start = Clock::now();
+  while (static_cast<int>(times.size()) < min_calls || seconds_since(start) < min_seconds) {
+    const auto t0 = Clock::now();
+    call();
+    times.push_back(seconds_since(t0));
+  }
+  return median(times);
+}
+
+Sequential mlp() {
+  return Sequential({Dense(256, "relu", {.input_shape = {784}, .name = "fc1"}),
+                     Dense(128, "relu", {.name = "fc2"}), Dense(10, {.name = "fc3"})});
+}
+
+Sequential cnn() {
+  return Sequential(
+      {Conv2D(32, 3, {.input_shape = {1, 28, 28}, .name = "conv1", .padding = "same", .activation = "relu"}),
+       MaxPooling2D(2),
+       Conv2D(64, 3, {.name = "conv2", .padding = "same", .activation = "relu"}),
+       MaxPooling2D(2), Flatten(), Dense(128, "relu", {.name = "fc1"}), Dense(10, {.name = "fc2"})});
+}
+
+int epochs_from_env() {
+  const char* e = std::getenv("BENCH_EPOCHS");
+  return e != nullptr ? std::max(1, std::atoi(e)) : 1;
+}
+
+void train_workload(const std::string& name, bool conv) {
+  manual_seed(0);
+  const data::Dataset train_set = data::load_dataset("fashion_mnist:train");
+  const data::Dataset test_set = data::load_dataset("fashion_mnist:test");
+  auto prepare = [&](const Tensor& x) {
+    const Tensor scaled = data::rescale(x, 1.0 / 255.0);
+    return conv ? scaled : reshape(scaled, {x.size(0), 784});
+  };
+  const Tensor x = prepare(train_set.x), xt = prepare(test_set.x);
+  Sequential model = conv ? cnn() : mlp();
+  model.compile(optim::Adam({.learning_rate = 1e-3}), Loss("sparse_categorical_crossentropy", true),
+                {"accuracy"});
+  const int epochs = epochs_from_env();
+  const auto start = Clock::now();
+  model.fit(x, train_set.y, {.epochs = epochs, .batch_size = 128, .verbose = 0, .seed = 0});
+  const double elapsed = seconds_since(start);
+  const Scores scores = model.evaluate(xt, test_set.y, {.batch_size = 256, .verbose = 0});
+  emit(name, static_cast<double>(x.size(0)) * epochs / elapsed, "samples/s", scores["loss"],
+       scores["accuracy"]);
+}
+
+void infer_workload(const std::string& prefix, const std::string& dir) {
+  const bool conv = prefix == "cnn";
+  Sequential model = conv ? cnn() : mlp();
+  model.load_state_dict(io::load_tensors(dir + "/" + prefix + ".safetensors").tensors);
+  model.eval();
+  const Tensor x = data::read_npy(dir + "/infer_" + prefix + "_x.npy");
+  const Tensor expected = data::read_npy(dir + "/infer_" + prefix + "_y.npy");
+  NoGradGuard no_grad;
+  const Tensor out = model.predict(x, 256);
+  double diff = 0;
+  const auto a = out.to_vector<float>(), b = expected.to_vector<float>();
+  for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, static_cast<double>(std::abs(a[i] - b[i])));
+  const Tensor one = slice(x, 0, 0, 1).contiguous();
+  const double b1 = time_call([&] { model.forward(one); }, conv ? 500 : 2000, 0.5);
+  emit(prefix + "_infer_b1", b1 * 1e6, "us", NAN, NAN, diff);
+  const double b256 = time_call([&] { model.forward(x); }, 50, 0.5);
+  emit(prefix + "_infer_b256", 256.0 / b256, "images/s", NAN, NAN, diff);
+}
+
+void matmul_workload() {
+  manual_seed(1);
+  for (int64_t n : {256, 512, 1024, 2048}) {
+    const Tensor a = Tensor::normal({n, n}), b = Tensor::normal({n, n});
+    NoGradGuard no_grad;
+    const double t = time_call([&] { matmul(a, b); }, 5, 0.5);
+    emit(fmt::format("matmul_{}", n), 2.0 * static_cast<double>(n * n * n) / t / 1e9, "GFLOP/s");
+  }
+}
+
+void xor_workload() {
+  manual_seed(42);
+  const Tensor x = Tensor::of({{0, 0}, {0, 1}, {1, 0}, {1, 1}});
+  const Tensor y = Tensor::of({0, 1, 1, 0});
+  Sequential model({Dense(3, "sigmoid", {.input_shape = {2}}), Dense(1, "sigmoid")});
+  model.compile("adam", "binary_crossentropy", {"accuracy"});
+  const auto start = Clock::now();
+  model.fit(x, y, {.epochs = 1000, .verbose = 0});
+  const double per_epoch = seconds_since(start) / 1000.0;
+  const Scores scores = model.evaluate(x, y, {.verbose = 0});
+  emit("xor", per_epoch * 1e6, "us/epoch", scores["loss"], scores["accuracy"]);
+}
+
+void overhead_workload() {
+  Tensor t = Tensor::ones({1});
+  {
+    NoGradGuard no_grad;
+    const double chain = time_call([&] {
+      Tensor h = t;
+      for (int i = 0; i < 1000; ++i) h = add(h, t);
+    }, 20, 0.5);
+    emit("op_overhead", chain / 1000.0 * 1e9, "ns/op");
+  }
+  // Storage allocations per training step of the MLP, in steady state.
+  manual_seed(0);
+  Sequential model = mlp();
+  model.compile("adam", Loss("sparse_categorical_crossentropy", true));
+  const Tensor x = Tensor::normal({128, 784});
+  const Tensor y = Tensor::zeros({128}, DType::kInt64);
+  for (int i = 0; i < 3; ++i) model.train_on_batch(x, y);
+  const uint64_t before = Storage::allocations();
+  for (int i = 0; i < 10; ++i) model.train_on_batch(x, y);
+  emit("allocations_per_step", static_cast<double>(Storage::allocations() - before) / 10.0, "allocs");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string workload = argc > 1 ? argv[1] : "";
+  try {
+    if (workload == "mlp_train") {
+      train_workload("mlp_train", false);
+    } else if (workload == "cnn_train") {
+      train_workload("cnn_train", true);
+    } else if ((workload == "mlp_infer" || workload == "cnn_infer") && argc > 2) {
+      infer_workload(workload.substr(0, 3), argv[2]);
+    } else if (workload == "matmul") {
+      matmul_workload();
+    } else if (workload == "xor") {
+      xor_workload();
+    } else if (workload == "overhead") {
+      overhead_workload();
+    } else {
+      fmt::print(stderr, "usage: neutrino_bench mlp_train|cnn_train|mlp_infer DIR|cnn_infer DIR|matmul|xor|overhead\n");
+      return 2;
+    }
+  } catch (const Error& e) {
+    fmt::print(stderr, "neutrino_bench: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
