@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +14,7 @@
 #include "neutrino/data/idx.h"
 #include "neutrino/data/image.h"
 #include "neutrino/data/npy.h"
+#include "neutrino/io/file_io.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/train/model_file.h"
 #include "neutrino/train/report.h"
@@ -199,19 +199,14 @@ void write_outputs(const std::string& path, const Tensor& outputs) {
     return;
   }
   NEUTRINO_CHECK_VALUE(path.ends_with(".csv"), "{}: the output must end in .npy or .csv", path);
-  const fs::path temp = path + ".tmp";
-  {
-    std::ofstream out(temp);
-    NEUTRINO_CHECK_IO(out.good(), "{}: cannot write", path);
-    const int64_t cols = outputs.numel() / std::max<int64_t>(outputs.size(0), 1);
-    const auto values = outputs.to_vector<float>();
-    for (int64_t r = 0; r < outputs.size(0); ++r) {
-      for (int64_t c = 0; c < cols; ++c) out << (c ? "," : "") << fmt::format("{}", values[r * cols + c]);
-      out << '\n';
-    }
-    NEUTRINO_CHECK_IO(out.good(), "{}: write failed", path);
+  const int64_t cols = outputs.numel() / std::max<int64_t>(outputs.size(0), 1);
+  const auto values = outputs.to_vector<float>();
+  std::string text;
+  for (int64_t r = 0; r < outputs.size(0); ++r) {
+    for (int64_t c = 0; c < cols; ++c) text += fmt::format("{}{}", c ? "," : "", values[r * cols + c]);
+    text += '\n';
   }
-  fs::rename(temp, path);
+  io::write_file_atomically(path, std::vector<uint8_t>(text.begin(), text.end()));
 }
 }  // namespace
 

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "neutrino/core/error.h"
+#include "neutrino/io/file_io.h"
 
 namespace neutrino::data {
 namespace {
@@ -53,27 +54,7 @@ bool is_gzip(const uint8_t* data, size_t size) {
   return size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
 }
 
-std::string errno_text(int err) { return std::generic_category().message(err); }
-
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
-// The whole file; its size comes from fstat, so the allocation matches bytes that exist.
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  NEUTRINO_CHECK_IO(f != nullptr, "{}: cannot open: {}", path, errno_text(errno));
-  struct stat st;
-  NEUTRINO_CHECK_IO(::fstat(::fileno(f.get()), &st) == 0, "{}: cannot stat: {}", path,
-                    errno_text(errno));
-  NEUTRINO_CHECK_IO(S_ISREG(st.st_mode), "{}: not a regular file", path);
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  if (!bytes.empty() && std::fread(bytes.data(), 1, bytes.size(), f.get()) != bytes.size()) {
-    NEUTRINO_CHECK_IO(!std::ferror(f.get()), "{}: read error: {}", path, errno_text(errno));
-    throw IOError(fmt::format("{}: unexpected end of file (did the file change?)", path));
-  }
-  return bytes;
-}
+using io::read_file;
 
 // Frees zlib's state however the decompression ends.
 struct InflateGuard {

@@ -1,4 +1,5 @@
 #include "neutrino/io/safetensors.h"
+#include "neutrino/io/file_io.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -53,7 +54,6 @@ std::optional<size_t> find_dtype_size(std::string_view dtype) {
   return std::nullopt;
 }
 
-std::string errno_text(int err) { return std::generic_category().message(err); }
 
 bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
   if (b != 0 && a > std::numeric_limits<uint64_t>::max() / b) return false;
@@ -360,66 +360,6 @@ void check_writable(const std::string& name, const RawTensor& t, uint64_t* nbyte
 
 std::string json_string(const std::string& s) { return Json(s).dump(); }
 
-// Owns the temporary file of an atomic save: closes it and removes it unless the save committed.
-class TempFile {
- public:
-  TempFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  int fd() const { return fd_; }
-  int close() {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-  void commit() { committed_ = true; }
-
- private:
-  int fd_;
-  std::string path_;
-  bool committed_ = false;
-};
-
-// write() may store fewer bytes than asked; a call that stores none (disk full) is an error.
-void write_all(int fd, const std::vector<uint8_t>& bytes, const std::string& path,
-               const std::string& tmp) {
-  const uint8_t* p = bytes.data();
-  size_t left = bytes.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    NEUTRINO_CHECK_IO(n > 0, "{}: cannot write {}: {}", path, tmp,
-                      n < 0 ? errno_text(errno) : std::string("no bytes written"));
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
-
-std::string parent_directory(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-// Makes the rename itself durable; without it a crash can bring back the old directory entry.
-void sync_directory(const std::string& path) {
-  const std::string dir = parent_directory(path);
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  NEUTRINO_CHECK_IO(fd >= 0, "{}: written, but cannot open directory {} to sync it: {}", path, dir,
-                    errno_text(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  // Some file systems cannot fsync a directory (EINVAL); there the rename is as durable as it gets.
-  NEUTRINO_CHECK_IO(rc == 0 || err == EINVAL, "{}: written, but cannot sync directory {}: {}", path,
-                    dir, errno_text(err));
-}
-
 }  // namespace
 
 size_t dtype_size(const std::string& dtype) {
@@ -516,21 +456,7 @@ std::vector<uint8_t> write_safetensors_bytes(const SafetensorsFile& file) {
 }
 
 void write_safetensors(const std::string& path, const SafetensorsFile& file) {
-  const std::vector<uint8_t> bytes = write_safetensors_bytes(file);
-  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  // O_NOFOLLOW: a symlink planted at the temporary name must not redirect the write.
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  NEUTRINO_CHECK_IO(fd >= 0, "{}: cannot create temporary file {}: {}", path, tmp,
-                    errno_text(errno));
-  TempFile temp(fd, tmp);
-  write_all(temp.fd(), bytes, path, tmp);
-  NEUTRINO_CHECK_IO(::fsync(temp.fd()) == 0, "{}: cannot sync {}: {}", path, tmp,
-                    errno_text(errno));
-  NEUTRINO_CHECK_IO(temp.close() == 0, "{}: cannot close {}: {}", path, tmp, errno_text(errno));
-  NEUTRINO_CHECK_IO(::rename(tmp.c_str(), path.c_str()) == 0, "{}: cannot rename {} over it: {}",
-                    path, tmp, errno_text(errno));
-  temp.commit();
-  sync_directory(path);
+  write_file_atomically(path, write_safetensors_bytes(file));
 }
 
 }  // namespace neutrino::io

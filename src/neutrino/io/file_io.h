@@ -1,0 +1,22 @@
+// Whole-file reads and crash-safe writes, shared by every reader and writer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace neutrino::io {
+
+// strerror for an errno value, thread-safe.
+std::string errno_text(int err);
+
+// The whole regular file at `path`; errors (missing, a directory, a short read) name the path.
+std::vector<uint8_t> read_file(const std::string& path);
+
+// Writes `bytes` to a new temporary file in the same folder, fsyncs it, renames it over `path`
+// and fsyncs the folder: a crash or kill at any point leaves the old file or the new one under
+// `path`, never a partial one. On failure (disk full, read-only folder) the temporary file is
+// removed, the old file is untouched, and IOError names the path.
+void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
+
+}  // namespace neutrino::io
