@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// ONNX Runtime side of the neutrino benchmark: `node bench/ort_bench.js MODEL_DIR`, where MODEL_DIR
-// is what `torch_bench.py export MODEL_DIR` wrote (mlp.onnx, cnn.onnx, infer_*_x.npy, infer_*_y.npy).
+// ONNX Runtime side of the neutrino benchmark: `node bench/ort_bench.js MODEL_DIR [mlp|cnn]`, where
+// MODEL_DIR is what `torch_bench.py export MODEL_DIR` wrote (mlp.onnx, cnn.onnx, infer_*_x.npy,
+// infer_*_y.npy). Without a model name it runs both.
 // Prints one JSON object per line on stdout and nothing else (logs go to stderr):
 // {"system", "workload", "value", "unit", "rss_mb", "loss", "accuracy", "max_abs_diff"}
 // Workloads: mlp_infer_b1 (us), mlp_infer_b256 (images/s), cnn_infer_b1, cnn_infer_b256.
@@ -104,12 +105,12 @@ async function bench(dir, kind) {
 }
 
 async function main() {
-  const dir = process.argv[2];
-  if (!dir) {
-    log('usage: node ort_bench.js MODEL_DIR   (MODEL_DIR from `torch_bench.py export MODEL_DIR`)');
+  const [dir, only] = process.argv.slice(2);
+  if (!dir || (only !== undefined && only !== 'mlp' && only !== 'cnn')) {
+    log('usage: node ort_bench.js MODEL_DIR [mlp|cnn]   (MODEL_DIR from `torch_bench.py export MODEL_DIR`)');
     process.exit(2);
   }
-  for (const kind of ['mlp', 'cnn']) await bench(dir, kind);
+  for (const kind of only ? [only] : ['mlp', 'cnn']) await bench(dir, kind);
 }
 
 main().catch((err) => {
