@@ -16,7 +16,7 @@ class Storage {
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
-  // Storages allocated so far in this process (for allocation counts in benchmarks).
+  // Blocks taken from the system so far (not counting reuse of cached blocks), for benchmarks.
   static uint64_t allocations();
 
   void* data() { return data_; }
