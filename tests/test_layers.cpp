@@ -1,6 +1,8 @@
 // Keras-style layers, losses, optimizers and the Sequential model API.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <cmath>
 #include <map>
 #include <string>
@@ -16,26 +18,8 @@ using namespace neutrino::optim;
 
 namespace {
 
-template <class E, class Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& part : parts) {
-      EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
-
-void expect_values(const Tensor& t, const std::vector<double>& expected, double tol = 1e-6) {
-  const std::vector<double> got = t.to_vector<double>();
-  ASSERT_EQ(got.size(), expected.size());
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected[i], tol) << "at " << i;
-}
+using neutrino::testing::expect_error;
+using neutrino::testing::expect_values;
 
 Tensor column(std::initializer_list<double> values) {
   return reshape(Tensor::of(values), {static_cast<int64_t>(values.size()), 1});

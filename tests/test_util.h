@@ -1,0 +1,37 @@
+// Assertions shared by the test files.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "neutrino/tensor/tensor.h"
+
+namespace neutrino::testing {
+
+// Asserts that `fn` throws E and that what() contains every string in `parts`.
+template <class E, class Fn>
+void expect_error(Fn fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an exception";
+  } catch (const E& e) {
+    const std::string what = e.what();
+    for (const auto& part : parts) {
+      EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
+
+// Asserts the tensor's values in C order, within `tol`.
+inline void expect_values(const Tensor& t, const std::vector<double>& expected, double tol = 1e-6) {
+  const std::vector<double> got = t.to_vector<double>();
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected[i], tol) << "at " << i;
+}
+
+}  // namespace neutrino::testing
