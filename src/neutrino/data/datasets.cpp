@@ -1,4 +1,5 @@
 #include "neutrino/data/datasets.h"
+#include "neutrino/io/file_io.h"
 
 #include <fmt/format.h>
 
@@ -87,31 +88,13 @@ std::vector<std::string> split_line(const std::string& line) {
   }
 }
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  NEUTRINO_CHECK_IO(f != nullptr, "{}: cannot open: {}", path,
-                    std::generic_category().message(errno));
-  std::error_code ec;
-  const uintmax_t size = fs::file_size(path, ec);
-  NEUTRINO_CHECK_IO(!ec, "{}: cannot stat: {}", path, ec.message());
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
-  NEUTRINO_CHECK_IO(
-      bytes.empty() || std::fread(bytes.data(), 1, bytes.size(), f.get()) == bytes.size(),
-      "{}: short read (did the file change?)", path);
-  return bytes;
-}
-
 bool is_gzip(const std::vector<uint8_t>& bytes) {
   return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
 }
 
 // The file's bytes, inflated if it is gzipped (with the IDX reader's cap on the output size).
 std::vector<uint8_t> read_maybe_gzipped(const std::string& path) {
-  std::vector<uint8_t> bytes = read_bytes(path);
+  std::vector<uint8_t> bytes = io::read_file(path);
   if (!is_gzip(bytes)) return bytes;
   return detail::gunzip(bytes.data(), bytes.size(), kMaxIdxDecompressedBytes, path);
 }
