@@ -91,6 +91,7 @@ Tensor Dense::call(const Tensor& x) {
   NEUTRINO_CHECK_SHAPE(x.size(-1) == weight_.size(1),
                        "Dense '{}': expected {} input features, got input shape {}", name(),
                        weight_.size(1), x.shape_string());
+  if (options_.activation == "relu") return linear(x, weight_, bias_, Epilogue::kRelu);
   return apply_activation(options_.activation, linear(x, weight_, bias_));
 }
 

@@ -35,18 +35,26 @@ Tensor labels_of(const Tensor& y_true, int64_t batch, const char* loss) {
 }
 }  // namespace
 
-Tensor one_hot(const Tensor& labels, int64_t classes, DType dtype, const char* caller) {
+namespace {
+// Each int64 label in [0, classes), or a ValueError naming the caller and the position.
+std::vector<int64_t> check_labels(const Tensor& labels, int64_t classes, const char* caller) {
   NEUTRINO_CHECK_VALUE(labels.dtype() == DType::kInt64, "{}: labels must be int64", caller);
-  const std::vector<int64_t> values = labels.to_vector<int64_t>();
+  std::vector<int64_t> values = labels.to_vector<int64_t>();
+  for (size_t i = 0; i < values.size(); ++i) {
+    NEUTRINO_CHECK_VALUE(values[i] >= 0 && values[i] < classes,
+                         "{}: label {} at position {} is out of range for {} classes", caller,
+                         values[i], i, classes);
+  }
+  return values;
+}
+}  // namespace
+
+Tensor one_hot(const Tensor& labels, int64_t classes, DType dtype, const char* caller) {
+  const std::vector<int64_t> values = check_labels(labels, classes, caller);
   Tensor out = Tensor::zeros({static_cast<int64_t>(values.size()), classes}, dtype);
   dispatch_float(dtype, caller, [&]<class T>() {
     T* p = out.data<T>();
-    for (size_t i = 0; i < values.size(); ++i) {
-      NEUTRINO_CHECK_VALUE(values[i] >= 0 && values[i] < classes,
-                           "{}: label {} at position {} is out of range for {} classes", caller,
-                           values[i], i, classes);
-      p[i * classes + values[i]] = T(1);
-    }
+    for (size_t i = 0; i < values.size(); ++i) p[i * classes + values[i]] = T(1);
   });
   return out;
 }
@@ -94,8 +102,11 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
                        "sparse_categorical_crossentropy: y_pred must be (batch, classes), got {}",
                        y_pred.shape_string());
   const Tensor labels = labels_of(y_true, y_pred.size(0), "sparse_categorical_crossentropy");
-  const Tensor log_p = from_logits ? log_softmax(y_pred, 1)
-                                   : log(clamp(y_pred, kEpsilon, 1 - kEpsilon));
+  if (from_logits) {
+    check_labels(labels, y_pred.size(1), "sparse_categorical_crossentropy");
+    return softmax_cross_entropy(y_pred, labels);
+  }
+  const Tensor log_p = log(clamp(y_pred, kEpsilon, 1 - kEpsilon));
   const Tensor hot = one_hot(labels, y_pred.size(1), y_pred.dtype(), "sparse_categorical_crossentropy");
   return neg(mean(sum(mul(hot, log_p), {1})));
 }

@@ -54,8 +54,13 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // ---- linear algebra ------------------------------------------------------------------------
 // (..., n, k) @ (..., k, m) with broadcast batch dims; 2-D @ 2-D is the plain product.
 Tensor matmul(const Tensor& a, const Tensor& b);
-// x @ weight^T + bias, weight in PyTorch's (out, in) layout; bias may be undefined.
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// An activation applied inside the op that produces a tensor, while its data is still in cache.
+enum class Epilogue { kNone, kRelu };
+// activation(x @ weight^T + bias), weight in PyTorch's (out, in) layout; bias may be undefined.
+// The bias is the GEMM's starting value and the activation runs in place, so Dense costs one pass
+// over its output instead of three.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              Epilogue epilogue = Epilogue::kNone);
 
 // ---- shape and indexing (views where possible) ---------------------------------------------
 Tensor reshape(const Tensor& x, Shape shape);  // one dim may be -1
@@ -74,6 +79,10 @@ Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Ten
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 Tensor dropout(const Tensor& x, double p, bool training);
+// mean_i -log softmax(logits_i)[labels_i]: logits (N, C), labels int64 (N). One op, so training
+// never builds the one-hot matrix or the log-softmax tensor; its gradient is
+// (softmax(logits) - one_hot(labels)) / N.
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels);
 
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;

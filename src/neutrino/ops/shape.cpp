@@ -322,16 +322,4 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  NEUTRINO_CHECK_SHAPE(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1),
-                       "linear: input {} does not fit weight {} (expected last dim {})",
-                       x.shape_string(), weight.shape_string(), weight.dim() == 2 ? weight.size(1) : -1);
-  Tensor y = matmul(x, transpose(weight, 0, 1));
-  if (!bias.defined()) return y;
-  NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == weight.size(0),
-                       "linear: bias {} does not fit weight {}", bias.shape_string(),
-                       weight.shape_string());
-  return add(y, bias);
-}
-
 }  // namespace neutrino

@@ -1,0 +1,105 @@
+// Fused ops: several steps of the math in one pass over the data. Each has an unfused
+// equivalent built from primitives, and the tests check the two agree.
+#include <algorithm>
+#include <cmath>
+
+#include "neutrino/backend/kernels.h"
+#include "neutrino/ops/op_util.h"
+
+namespace neutrino {
+
+using namespace detail;
+
+// y = act(x @ W^T + b): x (..., K), W (N, K), b (N) -> y (..., N).
+// Backward (g' = g * [y > 0] for relu): dx = g' @ W, dW = g'^T @ x, db = sum of g' over rows.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Epilogue epilogue) {
+  check_same_float(x, weight, "linear");
+  NEUTRINO_CHECK_SHAPE(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1),
+                       "linear: input {} does not fit weight {} (expected last dim {})",
+                       x.shape_string(), weight.shape_string(),
+                       weight.dim() == 2 ? weight.size(1) : -1);
+  if (bias.defined()) {
+    check_same_float(x, bias, "linear");
+    NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == weight.size(0),
+                         "linear: bias {} does not fit weight {}", bias.shape_string(),
+                         weight.shape_string());
+  }
+  const int64_t k = weight.size(1), n = weight.size(0);
+  const int64_t m = x.numel() / std::max<int64_t>(k, 1);
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  const Tensor xc = materialize(x), wc = materialize(weight);
+  Tensor out = Tensor::empty(out_shape, x.dtype());
+  dispatch_float(x.dtype(), "linear", [&]<class T>() {
+    T* y = out.data<T>();
+    if (bias.defined()) {
+      const Tensor bc = materialize(bias);
+      const T* b = bc.data<T>();
+      for (int64_t r = 0; r < m; ++r) std::copy(b, b + n, y + r * n);
+    }
+    // W is (N, K) row-major, so W^T is read with row stride 1 and column stride K.
+    kernels::gemm(m, n, k, xc.data<T>(), k, 1, wc.data<T>(), 1, k, y, bias.defined());
+    if (epilogue == Epilogue::kRelu) kernels::unary(kernels::Unary::kRelu, y, y, m * n);
+  });
+  if (!any_requires_grad({&x, &weight, &bias})) return out;
+  const Tensor y = out.detach();
+  record(out, "linear", {x, weight, bias}, [x, weight, bias, y, epilogue, m, k, n](const Tensor& g) {
+    const Tensor gy =
+        epilogue == Epilogue::kRelu ? mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "linear")) : g;
+    const Tensor gy2 = reshape(gy, {m, n});
+    return std::vector<Tensor>{
+        needs_grad(x) ? reshape(matmul(gy2, weight), x.shape()) : Tensor(),
+        needs_grad(weight) ? matmul(transpose(gy2, 0, 1), reshape(x, {m, k})) : Tensor(),
+        needs_grad(bias) ? sum(gy2, {0}) : Tensor()};
+  });
+  return out;
+}
+
+// loss = -1/N sum_i (z_i[l_i] - logsumexp(z_i)); dloss/dz = (softmax(z) - one_hot(l)) / N.
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
+  check_float(logits, "softmax_cross_entropy");
+  NEUTRINO_CHECK_SHAPE(logits.dim() == 2 && logits.size(0) > 0,
+                       "softmax_cross_entropy: logits must be (batch, classes), got {}",
+                       logits.shape_string());
+  NEUTRINO_CHECK_VALUE(labels.dtype() == DType::kInt64,
+                       "softmax_cross_entropy: labels must be int64, got {}",
+                       dtype_name(labels.dtype()));
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  NEUTRINO_CHECK_SHAPE(labels.numel() == rows,
+                       "softmax_cross_entropy: {} labels for logits {}", labels.numel(),
+                       logits.shape_string());
+  const Tensor z = materialize(logits), lc = materialize(labels);
+  const int64_t* l = lc.data<int64_t>();
+  for (int64_t i = 0; i < rows; ++i) {
+    NEUTRINO_CHECK_VALUE(l[i] >= 0 && l[i] < classes,
+                         "softmax_cross_entropy: label {} at position {} is out of range for {} "
+                         "classes",
+                         l[i], i, classes);
+  }
+  Tensor out = Tensor::empty({}, logits.dtype());
+  dispatch_float(logits.dtype(), "softmax_cross_entropy", [&]<class T>() {
+    const T* p = z.data<T>();
+    double total = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* row = p + i * classes;
+      const T top = *std::max_element(row, row + classes);
+      double sum = 0;
+      for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c] - top));
+      total += std::log(sum) - static_cast<double>(row[l[i]] - top);
+    }
+    *out.data<T>() = static_cast<T>(total / static_cast<double>(rows));
+  });
+  record(out, "softmax_cross_entropy", {logits}, [logits, lc, rows, classes](const Tensor& g) {
+    Tensor hot = Tensor::zeros({rows, classes}, logits.dtype());
+    dispatch_float(logits.dtype(), "softmax_cross_entropy", [&]<class T>() {
+      T* h = hot.data<T>();
+      const int64_t* label = lc.data<int64_t>();
+      for (int64_t i = 0; i < rows; ++i) h[i * classes + label[i]] = T(1);
+    });
+    return std::vector<Tensor>{
+        mul(sub(softmax(logits, 1), hot), mul(g, 1.0 / static_cast<double>(rows)))};
+  });
+  return out;
+}
+
+}  // namespace neutrino
