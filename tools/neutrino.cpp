@@ -27,6 +27,12 @@ int main(int argc, char** argv) {
                 "training checkpoint written after every epoch (default: <output>.ckpt.safetensors)");
   t->add_option("--resume", train.resume, "continue from a training checkpoint")->check(CLI::ExistingFile);
   t->add_flag("--json", train.json, "print the test results as one JSON object");
+  t->add_flag("--profile", train.profile,
+              "time each layer's forward and backward per training step and print the means");
+  t->add_option("--profile-steps", train.profile_steps,
+                "as --profile, and stop after N profiled steps (after 3 warm-up steps); the model "
+                "is saved but not tested")
+      ->check(CLI::PositiveNumber);
 
   EvalArgs eval;
   auto* e = app.add_subcommand("eval", "Evaluate a saved model on a dataset");

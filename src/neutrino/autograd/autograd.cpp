@@ -1,5 +1,6 @@
 #include "neutrino/autograd/autograd.h"
 
+#include <chrono>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -9,7 +10,30 @@ namespace neutrino {
 
 namespace {
 thread_local bool tls_grad_enabled = true;
+thread_local int tls_profile_scope = -1;
+thread_local BackwardProfile* tls_backward_profile = nullptr;
+}  // namespace
+
+int profile_scope() { return tls_profile_scope; }
+
+ProfileScope::ProfileScope(int scope) : previous_(tls_profile_scope) { tls_profile_scope = scope; }
+ProfileScope::~ProfileScope() { tls_profile_scope = previous_; }
+
+void BackwardProfile::add(int scope, int64_t ns) {
+  if (scope < 0) {
+    unscoped_ns += ns;
+    return;
+  }
+  const auto index = static_cast<size_t>(scope);
+  if (index >= scope_ns.size()) scope_ns.resize(index + 1, 0);
+  scope_ns[index] += ns;
 }
+
+BackwardProfileGuard::BackwardProfileGuard(BackwardProfile* sink)
+    : previous_(tls_backward_profile) {
+  tls_backward_profile = sink;
+}
+BackwardProfileGuard::~BackwardProfileGuard() { tls_backward_profile = previous_; }
 
 bool grad_enabled() { return tls_grad_enabled; }
 
@@ -69,6 +93,8 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
   }
 
   NoGradGuard no_grad;
+  using Clock = std::chrono::steady_clock;
+  BackwardProfile* const profile = tls_backward_profile;
   std::unordered_map<TensorImpl*, Tensor> pending;
   pending[root.impl().get()] = seed;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
@@ -84,6 +110,9 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
       continue;
     }
     const Node& node = *impl->grad_fn;
+    // The node's time includes summing its gradients into the pending ones: that work exists
+    // because of this node's outputs.
+    const Clock::time_point started = profile != nullptr ? Clock::now() : Clock::time_point{};
     std::vector<Tensor> input_grads = node.apply(grad);
     for (size_t i = 0; i < input_grads.size(); ++i) {
       const Tensor& input = node.inputs()[i];
@@ -91,6 +120,10 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
       NEUTRINO_ASSERT(input_grads[i].shape() == input.shape());
       Tensor& slot = pending[input.impl().get()];
       slot = slot.defined() ? add(slot, input_grads[i]) : input_grads[i];
+    }
+    if (profile != nullptr) {
+      const std::chrono::nanoseconds elapsed = Clock::now() - started;
+      profile->add(node.profile_scope(), elapsed.count());
     }
     if (!retain_graph) impl->grad_fn->release();
   }

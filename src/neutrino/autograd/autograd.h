@@ -4,6 +4,7 @@
 // reverse topological order, summing gradients that meet at a tensor.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -11,6 +12,43 @@
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino {
+
+// Profiling (`neutrino train --profile`). A node remembers the profile scope that was current on
+// its thread when the op made it; while a BackwardProfile is installed, run_backward adds each
+// node's backward time to its scope's bucket. Scopes are plain ints (Sequential uses the layer
+// index) so that autograd knows nothing about layers. -1: no scope.
+int profile_scope();
+
+// Sets the profile scope for the ops run on this thread while it lives.
+class ProfileScope {
+ public:
+  explicit ProfileScope(int scope);
+  ~ProfileScope();
+  ProfileScope(const ProfileScope&) = delete;
+  ProfileScope& operator=(const ProfileScope&) = delete;
+
+ private:
+  int previous_;
+};
+
+// Backward time in nanoseconds, by the scope of the node that ran.
+struct BackwardProfile {
+  std::vector<int64_t> scope_ns;  // indexed by scope id; grows as needed
+  int64_t unscoped_ns = 0;        // nodes made outside any scope (the loss, for Sequential)
+  void add(int scope, int64_t ns);
+};
+
+// Installs `sink` for the backward passes run on this thread while it lives (nullptr: none).
+class BackwardProfileGuard {
+ public:
+  explicit BackwardProfileGuard(BackwardProfile* sink);
+  ~BackwardProfileGuard();
+  BackwardProfileGuard(const BackwardProfileGuard&) = delete;
+  BackwardProfileGuard& operator=(const BackwardProfileGuard&) = delete;
+
+ private:
+  BackwardProfile* previous_;
+};
 
 class Node {
  public:
@@ -20,6 +58,7 @@ class Node {
 
   const char* name() const { return name_; }
   const std::vector<Tensor>& inputs() const { return inputs_; }
+  int profile_scope() const { return profile_scope_; }
   // Returns one gradient per input (undefined where the input needs none).
   std::vector<Tensor> apply(const Tensor& grad_output) const;
   void release() { backward_ = nullptr; }
@@ -28,6 +67,8 @@ class Node {
   const char* name_;
   std::vector<Tensor> inputs_;
   BackwardFn backward_;
+  // Read at construction: one thread-local load, so nodes cost the same when nobody profiles.
+  int profile_scope_ = neutrino::profile_scope();
 };
 
 // Whether ops record the graph on this thread. Off inside NoGradGuard (inference, optimizer steps,

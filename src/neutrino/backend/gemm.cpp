@@ -2,8 +2,11 @@
 // time (measured well above OpenBLAS 0.3.21 here, which does not recognise this CPU without
 // OPENBLAS_CORETYPE); double and odd stride patterns on the reference loop.
 #include <dnnl.h>
+#include <fmt/format.h>
 
+#include "neutrino/backend/dnnl_util.h"
 #include "neutrino/backend/kernels.h"
+#include "neutrino/core/precision.h"
 
 namespace neutrino::kernels {
 
@@ -24,6 +27,57 @@ bool blas_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_str
   }
   return false;
 }
+// rows x cols of a strided float matrix -> contiguous row-major bfloat16.
+void pack_bf16(const float* from, int64_t rows, int64_t cols, int64_t row_stride,
+               int64_t col_stride, uint16_t* to) {
+  if (col_stride == 1 && row_stride == cols) {
+    dnnl_util::to_bf16(from, to, rows * cols);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      dnnl_util::to_bf16(from + r * row_stride + c * col_stride, to + r * cols + c, 1);
+    }
+  }
+}
+
+struct Bf16Matmul {
+  dnnl::matmul prim;
+};
+
+// C = A @ B (+ C) with A and B rounded to bfloat16 and float32 accumulation, on oneDNN's matmul
+// (AVX512-BF16 dot products or AMX tiles).
+void gemm_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
+               const float* b, int64_t b_row, int64_t b_col, float* c, bool accumulate) {
+  using dnnl::memory;
+  using dt = memory::data_type;
+  using tag = memory::format_tag;
+  const memory::desc a_md({m, k}, dt::bf16, tag::ab), b_md({k, n}, dt::bf16, tag::ab);
+  const memory::desc c_md({m, n}, dt::f32, tag::ab);
+  const auto mm = dnnl_util::cached<Bf16Matmul>(fmt::format("matmul.bf16.{}.{}.{}.{}", m, n, k, accumulate), [&] {
+    dnnl::primitive_attr attr;
+    if (accumulate) {
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+    }
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr,
+                                          dnnl_util::engine());
+    return std::make_shared<Bf16Matmul>(Bf16Matmul{dnnl::matmul(pd)});
+  });
+  const Tensor a16 = dnnl_util::scratch(static_cast<size_t>(m * k) * 2);
+  const Tensor b16 = dnnl_util::scratch(static_cast<size_t>(k * n) * 2);
+  auto* pa = reinterpret_cast<uint16_t*>(a16.data<float>());
+  auto* pb = reinterpret_cast<uint16_t*>(b16.data<float>());
+  pack_bf16(a, m, k, a_row, a_col, pa);
+  pack_bf16(b, k, n, b_row, b_col, pb);
+  auto& engine = dnnl_util::engine();
+  mm->prim.execute(dnnl_util::stream(), {{DNNL_ARG_SRC, memory(a_md, engine, pa)},
+                                         {DNNL_ARG_WEIGHTS, memory(b_md, engine, pb)},
+                                         {DNNL_ARG_DST, memory(c_md, engine, c)}});
+  dnnl_util::stream().wait();
+}
 }  // namespace
 
 void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
@@ -32,6 +86,10 @@ void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_
   int64_t lda = 0, ldb = 0;
   // Tiny products cost more in oneDNN's dispatch than in the plain loop.
   const bool small = m * n * k < 4096;
+  if (!small && k > 0 && compute_precision() == Precision::kBFloat16) {
+    gemm_bf16(m, n, k, a, a_row, a_col, b, b_row, b_col, c, accumulate);
+    return;
+  }
   if (small || k == 0 || !blas_layout(m, k, a_row, a_col, ta, lda) ||
       !blas_layout(k, n, b_row, b_col, tb, ldb)) {
     reference::gemm(m, n, k, a, a_row, a_col, b, b_row, b_col, c, accumulate);

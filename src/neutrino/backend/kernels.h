@@ -119,6 +119,22 @@ void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld);
 template <class T>
 void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld);
 
+// Convolution on oneDNN primitives, float32 tensors in PyTorch's layouts: x (N, C, H, W),
+// w (O, C/groups, KH, KW), y (N, O, OH, OW). Under bf16 compute precision the inputs are rounded
+// to bfloat16 inside and everything returned is float32. bias / gb may be null; `relu` applies
+// max(y, 0) in the same pass; `training` keeps what a backward needs.
+struct ConvProblem {
+  int64_t batch, in_c, height, width, out_c, kernel_h, kernel_w, out_h, out_w;
+  int64_t stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, dilation_h, dilation_w;
+  int64_t groups;
+};
+void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const float* bias,
+                    float* y, bool relu, bool training);
+void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w, float* gx);
+// gw (and gb when not null) are overwritten with the gradients summed over the batch.
+void conv2d_backward_weights(const ConvProblem& p, const float* x, const float* gy, float* gw,
+                             float* gb);
+
 // Pooling over (planes, H, W) contiguous planes; window geometry reuses ConvGeometry with
 // channels = number of planes. Max pooling records the argmax (flat h*w index, -1 if the window
 // is all padding) for the backward.

@@ -415,8 +415,45 @@ int64_t padded_window_size(const ConvGeometry& g, int64_t ys, int64_t xs) {
 }
 }  // namespace
 
+namespace {
+// The common 2x2, stride-2, unpadded window as straight-line code (the general loop spends most
+// of its time on bounds and dilation checks). Same rule: the first maximum wins, NaN propagates.
+template <class T>
+void max_pool2x2(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = x + c * g.height * g.width;
+    T* out = y + c * g.out_h * g.out_w;
+    int64_t* idx = indices + c * g.out_h * g.out_w;
+    for (int64_t oy = 0; oy < g.out_h; ++oy) {
+      const int64_t top = 2 * oy * g.width;
+      for (int64_t ox = 0; ox < g.out_w; ++ox) {
+        const int64_t at[4] = {top + 2 * ox, top + 2 * ox + 1, top + g.width + 2 * ox,
+                               top + g.width + 2 * ox + 1};
+        T best = plane[at[0]];
+        int64_t best_at = at[0];
+        for (int k = 1; k < 4; ++k) {
+          const T v = plane[at[k]];
+          if (v > best || (std::isnan(v) && !std::isnan(best))) {
+            best = v;
+            best_at = at[k];
+          }
+        }
+        out[oy * g.out_w + ox] = best;
+        idx[oy * g.out_w + ox] = best_at;
+      }
+    }
+  }
+}
+}  // namespace
+
 template <class T>
 void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
+  if (g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
+      g.pad_top == 0 && g.pad_left == 0 && g.dilation_h == 1 && g.dilation_w == 1) {
+    max_pool2x2(x, g, y, indices);
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.channels; ++c) {
     const T* plane = x + c * g.height * g.width;

@@ -17,6 +17,7 @@
 #include "neutrino/io/file_io.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/train/model_file.h"
+#include "neutrino/train/profile.h"
 #include "neutrino/train/report.h"
 
 namespace neutrino::cli {
@@ -61,12 +62,16 @@ void compile_for_eval(train::Sequential& model, const std::string& source) {
                 c.at("metrics").get<std::vector<std::string>>());
 }
 
+json scores_json(const train::Scores& scores, int64_t samples) {
+  json out = json::object();
+  for (size_t i = 0; i < scores.names().size(); ++i) out[scores.names()[i]] = scores[i];
+  out["samples"] = samples;
+  return out;
+}
+
 void print_scores(const train::Scores& scores, int64_t samples, bool as_json, const std::string& label) {
   if (as_json) {
-    json out = json::object();
-    for (size_t i = 0; i < scores.names().size(); ++i) out[scores.names()[i]] = scores[i];
-    out["samples"] = samples;
-    fmt::print("{}\n", out.dump());
+    fmt::print("{}\n", scores_json(scores, samples).dump());
     return;
   }
   std::string line = label;
@@ -133,6 +138,11 @@ int run_train(const TrainArgs& args) {
                                (fs::path(output).stem().string() + ".ckpt.safetensors"))
                                   .string();
   fit.resume_from = args.resume;
+  NEUTRINO_CHECK_VALUE(args.profile_steps >= 0, "--profile-steps must be >= 0, got {}",
+                       args.profile_steps);
+  const bool profiling = args.profile || args.profile_steps > 0;
+  train::Profile profile{.max_steps = args.profile_steps};
+  if (profiling) fit.profile = &profile;
   const train::History history = model.fit(x, y, fit);
   if (history.stopped_on_nan) {
     fmt::print(stderr, "neutrino train: stopped on a NaN loss; no model written (the last good "
@@ -141,12 +151,27 @@ int run_train(const TrainArgs& args) {
   }
   train::save_model(output, model);
   if (!args.json) fmt::print("saved {}\n", output);
-  if (!ex.test_data.empty()) {
+  // --profile-steps cuts training short: the model is saved, but testing it would only add time.
+  json results = json::object();
+  if (!ex.test_data.empty() && args.profile_steps == 0) {
     const data::Dataset test = data::load_dataset_config(ex.test_data, args.config + ": data.test");
     const Tensor xt = fit_to_model(pre.apply_x(test.x), model, "data.test");
     const train::Scores scores = model.evaluate(xt, pre.apply_y(test.y, classes),
                                                 {.batch_size = 256, .verbose = 0});
-    print_scores(scores, test.x.size(0), args.json, "test: ");
+    if (args.json && profiling) {
+      results = scores_json(scores, test.x.size(0));
+    } else {
+      print_scores(scores, test.x.size(0), args.json, "test: ");
+    }
+  }
+  if (profiling) {
+    if (args.json) {
+      // One JSON object still: the test results, if any, with the profile beside them.
+      results["profile"] = json::parse(train::profile_json(profile));
+      fmt::print("{}\n", results.dump());
+    } else {
+      fmt::print("\n{}", train::format_profile(profile));
+    }
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 // arguments and maps exceptions to exit codes): train, eval, predict, summary.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -16,6 +17,9 @@ struct TrainArgs {
   std::optional<uint64_t> seed;
   std::optional<int> verbose;
   bool json = false;       // print the final test results as one JSON object
+  // Time every training step per layer and print the means (`caffe time`), after the results.
+  bool profile = false;
+  int64_t profile_steps = 0;  // > 0: stop after this many profiled steps (implies profile)
 };
 // Trains, saves the model, and evaluates on data.test when the config has it. Returns the exit
 // code (non-zero when training stopped on a NaN loss).

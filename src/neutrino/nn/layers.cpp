@@ -180,8 +180,9 @@ void Conv2D::build_weights(const Shape& in) {
 Tensor Conv2D::call(const Tensor& x) {
   NEUTRINO_CHECK_SHAPE(x.dim() == 4, "Conv2D '{}': input must be (N, C, H, W), got {}", name(),
                        x.shape_string());
-  return apply_activation(options_.activation,
-                          conv2d(x, weight_, bias_, params_for(x.size(2), x.size(3))));
+  const Conv2dParams params = params_for(x.size(2), x.size(3));
+  if (options_.activation == "relu") return conv2d(x, weight_, bias_, params, Epilogue::kRelu);
+  return apply_activation(options_.activation, conv2d(x, weight_, bias_, params));
 }
 
 // ---- pooling -------------------------------------------------------------------------------

@@ -42,6 +42,13 @@ ConvShapes conv_shapes(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return s;
 }
 
+kernels::ConvProblem conv_problem(const ConvShapes& s, const Conv2dParams& p) {
+  const auto& g = s.geo;
+  return {s.batch, s.in_c, g.height, g.width, s.out_c, g.kernel_h, g.kernel_w, g.out_h, g.out_w,
+          p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom, p.pad_right,
+          p.dilation_h, p.dilation_w, p.groups};
+}
+
 void check_conv(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   check_same_float(x, w, "conv2d");
   NEUTRINO_CHECK_SHAPE(x.dim() == 4, "conv2d: input must be 4-D (N, C, H, W), got {}",
@@ -98,6 +105,12 @@ Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape
   const auto& g = s.geo;
   const int64_t og = s.out_per_group, kdim = s.kdim, ld = s.batch * s.plane;
   Tensor gyc = materialize(gy), wc = materialize(w);
+  if (gy.dtype() == DType::kFloat32) {
+    Tensor gx = Tensor::empty(x_shape, gy.dtype());
+    kernels::conv2d_backward_data(conv_problem(s, p), gyc.data<float>(), wc.data<float>(),
+                                  gx.data<float>());
+    return gx;
+  }
   Tensor gx = Tensor::zeros(x_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
     std::unique_ptr<T[]> cols(new T[kdim * ld]), gy_g(new T[og * ld]);
@@ -116,12 +129,22 @@ Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape
   return gx;
 }
 
-// grad_W_g = grad_y_g @ columns^T, summed over the batch inside one GEMM.
+// grad_W_g = grad_y_g @ columns^T, summed over the batch inside one GEMM. On oneDNN the bias
+// gradient comes from the same pass when `gb` is given.
 Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shape,
-                          const Conv2dParams& p) {
+                          const Conv2dParams& p, Tensor* gb = nullptr) {
   const ConvShapes s = conv_shapes(x.shape(), w_shape, p);
   const int64_t og = s.out_per_group, kdim = s.kdim, ld = s.batch * s.plane;
   Tensor gyc = materialize(gy), xc = materialize(x);
+  if (gy.dtype() == DType::kFloat32) {
+    Tensor gw = Tensor::empty(w_shape, gy.dtype());
+    if (gb != nullptr) *gb = Tensor::empty({s.out_c}, gy.dtype());
+    kernels::conv2d_backward_weights(conv_problem(s, p), xc.data<float>(), gyc.data<float>(),
+                                     gw.data<float>(),
+                                     gb != nullptr ? gb->data<float>() : nullptr);
+    return gw;
+  }
+  if (gb != nullptr) *gb = sum(gy, {0, 2, 3});
   Tensor gw = Tensor::zeros(w_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
     std::unique_ptr<T[]> cols(new T[kdim * ld]), gy_g(new T[og * ld]);
@@ -135,26 +158,12 @@ Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shap
   return gw;
 }
 
-}  // namespace
-
-// y[n, o] = sum_c W[o, c] * x[n, c] (cross-correlation, PyTorch's conv2d) + b[o].
-// x (N, C, H, W), W (O, C/groups, KH, KW) -> y (N, O, OH, OW),
-// OH = (H + pad_top + pad_bottom - dilation_h * (KH - 1) - 1) / stride_h + 1.
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
-  check_conv(x, weight, p);
-  const ConvShapes s = conv_shapes(x.shape(), weight.shape(), p);
-  const auto& g = s.geo;
+// The reference forward: im2col + one GEMM per group, adding the bias on the way out.
+void im2col_conv(const Tensor& xc, const Tensor& wc, const Tensor& bias, const ConvShapes& s,
+                 Tensor& out) {
   const int64_t og = s.out_per_group, kdim = s.kdim, plane = s.plane;
-  if (bias.defined()) {
-    check_same_float(x, bias, "conv2d");
-    NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == s.out_c,
-                         "conv2d: bias {} does not fit {} output channels", bias.shape_string(),
-                         s.out_c);
-  }
-  Tensor xc = materialize(x), wc = materialize(weight);
-  Tensor out = Tensor::empty({s.batch, s.out_c, g.out_h, g.out_w}, x.dtype());
   const int64_t ld = s.batch * plane;
-  dispatch_float(x.dtype(), "conv2d", [&]<class T>() {
+  dispatch_float(xc.dtype(), "conv2d", [&]<class T>() {
     std::unique_ptr<T[]> cols(new T[kdim * ld]), y_g(new T[og * ld]);
     const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
     const T* b = bias.defined() ? bc.template data<T>() : nullptr;
@@ -176,11 +185,50 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       }
     }
   });
-  record(out, "conv2d", {x, weight, bias}, [x, weight, bias, p](const Tensor& gy) {
+}
+
+}  // namespace
+
+// y[n, o] = sum_c W[o, c] * x[n, c] (cross-correlation, PyTorch's conv2d) + b[o].
+// x (N, C, H, W), W (O, C/groups, KH, KW) -> y (N, O, OH, OW),
+// OH = (H + pad_top + pad_bottom - dilation_h * (KH - 1) - 1) / stride_h + 1.
+// With Epilogue::kRelu, y = max(conv, 0) and the backward first masks g by [y > 0].
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+              Epilogue epilogue) {
+  check_conv(x, weight, p);
+  const ConvShapes s = conv_shapes(x.shape(), weight.shape(), p);
+  const auto& g = s.geo;
+  if (bias.defined()) {
+    check_same_float(x, bias, "conv2d");
+    NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == s.out_c,
+                         "conv2d: bias {} does not fit {} output channels", bias.shape_string(),
+                         s.out_c);
+  }
+  Tensor xc = materialize(x), wc = materialize(weight);
+  Tensor out = Tensor::empty({s.batch, s.out_c, g.out_h, g.out_w}, x.dtype());
+  const bool relu = epilogue == Epilogue::kRelu;
+  const bool training = any_requires_grad({&x, &weight, &bias});
+  if (x.dtype() == DType::kFloat32) {
+    const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
+    kernels::conv2d_forward(conv_problem(s, p), xc.data<float>(), wc.data<float>(),
+                            bias.defined() ? bc.data<float>() : nullptr, out.data<float>(), relu,
+                            training);
+  } else {
+    im2col_conv(xc, wc, bias, s, out);
+    if (relu) kernels::unary(kernels::Unary::kRelu, out.data<double>(), out.data<double>(), out.numel());
+  }
+  if (!training) return out;
+  const Tensor y = relu ? out.detach() : Tensor();
+  record(out, "conv2d", {x, weight, bias}, [x, weight, bias, p, y](const Tensor& grad) {
+    const Tensor gy =
+        y.defined() ? mul(grad, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "conv2d")) : grad;
+    Tensor gb;
+    Tensor gw = needs_grad(weight)
+                    ? conv2d_weight_grad(gy, x, weight.shape(), p, needs_grad(bias) ? &gb : nullptr)
+                    : Tensor();
+    if (needs_grad(bias) && !gb.defined()) gb = sum(gy, {0, 2, 3});
     return std::vector<Tensor>{
-        needs_grad(x) ? conv2d_input_grad(gy, weight, x.shape(), p) : Tensor(),
-        needs_grad(weight) ? conv2d_weight_grad(gy, x, weight.shape(), p) : Tensor(),
-        needs_grad(bias) ? sum(gy, {0, 2, 3}) : Tensor()};
+        needs_grad(x) ? conv2d_input_grad(gy, weight, x.shape(), p) : Tensor(), gw, gb};
   });
   return out;
 }

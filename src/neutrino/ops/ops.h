@@ -91,7 +91,10 @@ struct Conv2dParams {
   int64_t groups = 1;
 };
 // x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O) or undefined.
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p);
+// float32 runs on oneDNN's convolution primitives (bf16 inside under PrecisionGuard); float64 on
+// im2col + GEMM, the reference the tests compare against.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+              Epilogue epilogue = Epilogue::kNone);
 
 struct Pool2dParams {
   int64_t kernel_h = 2, kernel_w = 2;

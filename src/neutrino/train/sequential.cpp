@@ -104,6 +104,27 @@ Tensor Sequential::forward(const Tensor& x) {
   return h;
 }
 
+Tensor Sequential::forward_profiled(const Tensor& x, ProfileRecorder& recorder) {
+  NEUTRINO_CHECK_VALUE(!layers_.empty(), "Sequential '{}': no layers", name_);
+  Tensor h = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    h = recorder.forward_layer(i, [&] { return layers_[i]->forward(h); });
+  }
+  return h;
+}
+
+std::vector<ProfileRow> Sequential::profile_rows() const {
+  std::vector<ProfileRow> rows;
+  Shape shape = layers_.front()->built_input_shape();
+  for (const auto& layer : layers_) {
+    shape = layer->output_shape(shape);
+    std::string shown = "(None";
+    for (int64_t d : shape) shown += fmt::format(", {}", d);
+    rows.push_back({.name = layer->name(), .type = layer->type_name(), .output_shape = shown + ")"});
+  }
+  return rows;
+}
+
 void Sequential::compile(OptimizerSpec optimizer, nn::Loss loss, std::vector<std::string> metrics) {
   NEUTRINO_CHECK_VALUE(optimizer.get() != nullptr, "compile: no optimizer");
   optimizer_ = optimizer.get();
@@ -207,6 +228,8 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
                           {.batch_size = options.batch_size, .shuffle = options.shuffle,
                            .background = background, .seed = seed, .augment = options.augment});
   const int64_t steps = loader.steps_per_epoch();
+  std::optional<ProfileRecorder> profiler;
+  if (options.profile != nullptr) profiler.emplace(*options.profile, profile_rows());
   for (int epoch = first_epoch; epoch < options.epochs && !stop_requested_; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     for (const auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
@@ -215,10 +238,12 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
     double loss_total = 0;
     int64_t seen = 0;
     loader.start(epoch);
+    if (profiler) profiler->begin_step();
     while (auto batch = loader.next()) {
       train(true);
-      const Tensor y_pred = forward(batch->x);
-      const Tensor loss = (*loss_)(batch->y, y_pred);
+      const Tensor y_pred = profiler ? forward_profiled(batch->x, *profiler) : forward(batch->x);
+      const Tensor loss = profiler ? profiler->loss([&] { return (*loss_)(batch->y, y_pred); })
+                                   : (*loss_)(batch->y, y_pred);
       const double loss_value = loss.item();
       if (!std::isfinite(loss_value)) {
         // Keeping this step would write NaN into every weight: stop before the update.
@@ -228,9 +253,15 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
         stop_requested_ = true;
         break;
       }
-      optimizer_->zero_grad();
-      loss.backward();
-      optimizer_->step();
+      if (profiler) {
+        profiler->optimizer([&] { optimizer_->zero_grad(); });
+        profiler->backward([&] { loss.backward(); });
+        profiler->optimizer([&] { optimizer_->step(); });
+      } else {
+        optimizer_->zero_grad();
+        loss.backward();
+        optimizer_->step();
+      }
       const int64_t rows = batch->x.size(0);
       loss_total += loss_value * static_cast<double>(rows);
       seen += rows;
@@ -241,6 +272,13 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
       if (options.verbose == 1 && isatty(fileno(stdout))) {
         fmt::print("\r{}/{} - loss: {:.4f}", batch->step + 1, steps, loss_total / static_cast<double>(seen));
         std::fflush(stdout);
+      }
+      if (profiler) {
+        profiler->end_step();
+        if (profiler->done()) {
+          stop_requested_ = true;
+          break;
+        }
       }
     }
     if (history.stopped_on_nan) break;
@@ -276,6 +314,7 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
     }
   }
   for (const auto& cb : options.callbacks) cb->on_train_end(*this);
+  if (profiler) profiler->finish(loss_->name(), optimizer_->name());
   train(false);
   return history;
 }

@@ -20,6 +20,7 @@
 #include "neutrino/optim/optimizer.h"
 #include "neutrino/train/callbacks.h"
 #include "neutrino/train/metrics.h"
+#include "neutrino/train/profile.h"
 
 namespace neutrino::train {
 
@@ -58,6 +59,9 @@ struct FitOptions {
   std::string checkpoint_path = "";
   // Continues from such a checkpoint: the result is bit-identical to an uninterrupted run.
   std::string resume_from = "";
+  // When set, each training step is timed per layer (forward and backward), loss and optimizer,
+  // and the means are written here when fit() returns; see profile.h.
+  Profile* profile = nullptr;
 };
 
 // What a saved model carries beside the weights. Values are JSON text.
@@ -132,6 +136,10 @@ class Sequential : public nn::Module {
  private:
   void check_compiled(const char* what) const;
   std::vector<std::unique_ptr<Metric>> new_metrics() const;
+  // forward() with each layer timed and under its autograd profile scope.
+  Tensor forward_profiled(const Tensor& x, ProfileRecorder& recorder);
+  // The profile's layer rows: names, types, output shapes "(None, ...)".
+  std::vector<ProfileRow> profile_rows() const;
 
   std::string name_;
   std::vector<nn::LayerPtr> layers_;

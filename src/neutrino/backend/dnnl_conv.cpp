@@ -1,0 +1,195 @@
+// Convolution on oneDNN's primitives. The caller's tensors are plain NCHW / OIHW float32; each
+// primitive picks its own blocked layout (format "any") and the data is reordered in and out, which
+// costs one pass but lets oneDNN run its direct JIT convolutions instead of im2col + GEMM. Under
+// bf16 precision the reorders also round the inputs to bfloat16; outputs and weight gradients
+// stay float32.
+#include <fmt/format.h>
+
+#include "neutrino/backend/dnnl_util.h"
+#include "neutrino/backend/kernels.h"
+#include "neutrino/core/precision.h"
+
+namespace neutrino::kernels {
+
+namespace {
+using dnnl::memory;
+using dt = memory::data_type;
+using tag = memory::format_tag;
+using namespace dnnl_util;
+
+struct Dims {
+  memory::dims src, weights, dst, bias, strides, dilates, pad_l, pad_r;
+};
+
+Dims dims_of(const ConvProblem& p) {
+  Dims d;
+  d.src = {p.batch, p.in_c, p.height, p.width};
+  d.dst = {p.batch, p.out_c, p.out_h, p.out_w};
+  d.weights = p.groups == 1 ? memory::dims{p.out_c, p.in_c, p.kernel_h, p.kernel_w}
+                            : memory::dims{p.groups, p.out_c / p.groups, p.in_c / p.groups,
+                                           p.kernel_h, p.kernel_w};
+  d.bias = {p.out_c};
+  d.strides = {p.stride_h, p.stride_w};
+  d.dilates = {p.dilation_h - 1, p.dilation_w - 1};  // oneDNN counts the gaps
+  d.pad_l = {p.pad_top, p.pad_left};
+  d.pad_r = {p.pad_bottom, p.pad_right};
+  return d;
+}
+
+// The caller's layouts.
+memory::desc plain_src(const Dims& d) { return {d.src, dt::f32, tag::nchw}; }
+memory::desc plain_dst(const Dims& d) { return {d.dst, dt::f32, tag::nchw}; }
+memory::desc plain_weights(const Dims& d) {
+  return {d.weights, dt::f32, d.weights.size() == 4 ? tag::oihw : tag::goihw};
+}
+memory::desc plain_bias(const Dims& d) { return {d.bias, dt::f32, tag::x}; }
+
+std::string key_of(const char* kind, const ConvProblem& p, dt compute, bool a, bool b) {
+  return fmt::format("conv.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}", kind,
+                     p.batch, p.in_c, p.height, p.width, p.out_c, p.kernel_h, p.kernel_w, p.out_h,
+                     p.out_w, p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom,
+                     p.pad_right, p.dilation_h, p.dilation_w, p.groups,
+                     static_cast<int>(compute), a, b);
+}
+
+dt compute_type() {
+  return compute_precision() == Precision::kBFloat16 ? dt::bf16 : dt::f32;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvProblem& p, dt compute, bool bias,
+                                                     bool relu, bool training) {
+  const Dims d = dims_of(p);
+  const dnnl::convolution_forward::desc desc(
+      training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
+      dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, tag::any),
+      memory::desc(d.weights, compute, tag::any), bias ? plain_bias(d) : memory::desc(),
+      memory::desc(d.dst, dt::f32, tag::any), d.strides, d.dilates, d.pad_l, d.pad_r);
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
+  return {desc, attr, engine()};
+}
+
+struct Forward {
+  dnnl::convolution_forward prim;
+  memory::desc dst_desc;
+  Convert src, weights, dst;
+};
+
+struct BackwardData {
+  dnnl::convolution_backward_data prim;
+  memory::desc diff_src_desc;
+  Convert diff_dst, weights, diff_src;
+};
+
+struct BackwardWeights {
+  dnnl::convolution_backward_weights prim;
+  memory::desc diff_weights_desc;
+  Convert src, diff_dst, diff_weights;
+};
+
+void* mut(const float* p) { return const_cast<float*>(p); }
+}  // namespace
+
+void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const float* bias,
+                    float* y, bool relu, bool training) {
+  const dt compute = compute_type();
+  const bool has_bias = bias != nullptr;
+  const auto fwd = cached<Forward>(
+      key_of(training ? "fwd_train" : "fwd_infer", p, compute, has_bias, relu), [&] {
+        const Dims d = dims_of(p);
+        const auto pd = forward_pd(p, compute, has_bias, relu, training);
+        return std::make_shared<Forward>(Forward{dnnl::convolution_forward(pd), pd.dst_desc(),
+                                                 Convert(plain_src(d), pd.src_desc()),
+                                                 Convert(plain_weights(d), pd.weights_desc()),
+                                                 Convert(pd.dst_desc(), plain_dst(d))});
+      });
+  const Dims d = dims_of(p);
+  Tensor keep_src, keep_weights, keep_dst;
+  const memory user_y(plain_dst(d), engine(), y);
+  const memory src = fwd->src(memory(plain_src(d), engine(), mut(x)), keep_src);
+  const memory weights = fwd->weights(memory(plain_weights(d), engine(), mut(w)), keep_weights);
+  memory dst = user_y;
+  if (fwd->dst.needed()) {
+    keep_dst = scratch(fwd->dst_desc.get_size());
+    dst = memory(fwd->dst_desc, engine(), keep_dst.data<float>());
+  }
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  if (has_bias) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(d), engine(), mut(bias)));
+  fwd->prim.execute(stream(), args);
+  if (fwd->dst.needed()) fwd->dst.into(dst, user_y);
+  stream().wait();
+}
+
+void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w, float* gx) {
+  const dt compute = compute_type();
+  const auto bwd = cached<BackwardData>(key_of("bwd_data", p, compute, false, false), [&] {
+    const Dims d = dims_of(p);
+    const dnnl::convolution_backward_data::desc desc(
+        dnnl::algorithm::convolution_direct, memory::desc(d.src, dt::f32, tag::any),
+        memory::desc(d.weights, compute, tag::any), memory::desc(d.dst, compute, tag::any),
+        d.strides, d.dilates, d.pad_l, d.pad_r);
+    const dnnl::convolution_backward_data::primitive_desc pd(
+        desc, engine(), forward_pd(p, compute, false, false, true));
+    return std::make_shared<BackwardData>(BackwardData{
+        dnnl::convolution_backward_data(pd), pd.diff_src_desc(),
+        Convert(plain_dst(d), pd.diff_dst_desc()), Convert(plain_weights(d), pd.weights_desc()),
+        Convert(pd.diff_src_desc(), plain_src(d))});
+  });
+  const Dims d = dims_of(p);
+  Tensor keep_gy, keep_weights, keep_gx;
+  const memory user_gx(plain_src(d), engine(), gx);
+  const memory diff_dst = bwd->diff_dst(memory(plain_dst(d), engine(), mut(gy)), keep_gy);
+  const memory weights = bwd->weights(memory(plain_weights(d), engine(), mut(w)), keep_weights);
+  memory diff_src = user_gx;
+  if (bwd->diff_src.needed()) {
+    keep_gx = scratch(bwd->diff_src_desc.get_size());
+    diff_src = memory(bwd->diff_src_desc, engine(), keep_gx.data<float>());
+  }
+  bwd->prim.execute(stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
+                               {DNNL_ARG_WEIGHTS, weights},
+                               {DNNL_ARG_DIFF_SRC, diff_src}});
+  if (bwd->diff_src.needed()) bwd->diff_src.into(diff_src, user_gx);
+  stream().wait();
+}
+
+void conv2d_backward_weights(const ConvProblem& p, const float* x, const float* gy, float* gw,
+                             float* gb) {
+  const dt compute = compute_type();
+  const bool has_bias = gb != nullptr;
+  const auto bwd = cached<BackwardWeights>(key_of("bwd_weights", p, compute, has_bias, false), [&] {
+    const Dims d = dims_of(p);
+    const dnnl::convolution_backward_weights::desc desc(
+        dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, tag::any),
+        memory::desc(d.weights, dt::f32, tag::any), has_bias ? plain_bias(d) : memory::desc(),
+        memory::desc(d.dst, compute, tag::any), d.strides, d.dilates, d.pad_l, d.pad_r);
+    const dnnl::convolution_backward_weights::primitive_desc pd(
+        desc, engine(), forward_pd(p, compute, false, false, true));
+    return std::make_shared<BackwardWeights>(BackwardWeights{
+        dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(),
+        Convert(plain_src(d), pd.src_desc()), Convert(plain_dst(d), pd.diff_dst_desc()),
+        Convert(pd.diff_weights_desc(), plain_weights(d))});
+  });
+  const Dims d = dims_of(p);
+  Tensor keep_src, keep_gy, keep_gw;
+  const memory user_gw(plain_weights(d), engine(), gw);
+  const memory src = bwd->src(memory(plain_src(d), engine(), mut(x)), keep_src);
+  const memory diff_dst = bwd->diff_dst(memory(plain_dst(d), engine(), mut(gy)), keep_gy);
+  memory diff_weights = user_gw;
+  if (bwd->diff_weights.needed()) {
+    keep_gw = scratch(bwd->diff_weights_desc.get_size());
+    diff_weights = memory(bwd->diff_weights_desc, engine(), keep_gw.data<float>());
+  }
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
+  if (has_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(plain_bias(d), engine(), gb));
+  bwd->prim.execute(stream(), args);
+  if (bwd->diff_weights.needed()) bwd->diff_weights.into(diff_weights, user_gw);
+  stream().wait();
+}
+
+}  // namespace neutrino::kernels

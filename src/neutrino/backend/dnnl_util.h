@@ -1,0 +1,51 @@
+// oneDNN plumbing shared by the backend's primitive-based kernels (private to backend/).
+// Primitive descriptors cost tens of microseconds to create, so each distinct problem creates
+// its primitives once and keeps them in a process-wide cache.
+#pragma once
+
+#include <dnnl.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "neutrino/tensor/tensor.h"
+
+namespace neutrino::kernels::dnnl_util {
+
+dnnl::engine& engine();
+// A stream per thread, so concurrent inference threads never share one.
+dnnl::stream& stream();
+
+// The cached object for `key`, made by `make` the first time (thread-safe).
+std::shared_ptr<void> cached(const std::string& key, const std::function<std::shared_ptr<void>()>& make);
+template <class T>
+std::shared_ptr<T> cached(const std::string& key, const std::function<std::shared_ptr<T>()>& make) {
+  return std::static_pointer_cast<T>(
+      cached(key, std::function<std::shared_ptr<void>()>([&] { return std::shared_ptr<void>(make()); })));
+}
+
+// A buffer of at least `bytes` from our caching allocator, kept alive by the returned tensor.
+Tensor scratch(size_t bytes);
+
+// A layout (and data type) change between the caller's memory and what a primitive wants,
+// made once per problem: a no-op when the two agree.
+class Convert {
+ public:
+  Convert() = default;
+  Convert(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
+  // `from` in the target layout: itself, or a converted copy whose buffer lives in `keep`.
+  dnnl::memory operator()(const dnnl::memory& from, Tensor& keep) const;
+  // Converts into existing memory (for outputs the caller owns).
+  void into(const dnnl::memory& from, const dnnl::memory& to) const;
+  bool needed() const { return needed_; }
+
+ private:
+  bool needed_ = false;
+  dnnl::memory::desc to_;
+  dnnl::reorder reorder_;
+};
+
+// Round-to-nearest-even float -> bfloat16 (as uint16 bits) of n contiguous values.
+void to_bf16(const float* from, uint16_t* to, int64_t n);
+
+}  // namespace neutrino::kernels::dnnl_util

@@ -1,0 +1,238 @@
+// Fast paths against the reference paths they replace: float32 convolution on oneDNN against the
+// float64 im2col reference, fused linear / softmax-cross-entropy against their unfused
+// compositions, the 2x2 max-pool fast path against a plain loop, and bf16 compute precision.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "neutrino/autograd/autograd.h"
+#include "neutrino/core/precision.h"
+#include "neutrino/core/random.h"
+#include "neutrino/nn/losses.h"
+#include "neutrino/ops/ops.h"
+#include "test_util.h"
+
+using namespace neutrino;
+
+namespace {
+
+// Largest |a - b| relative to max(1, |b|).
+double max_rel_diff(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_vector<double>(), y = b.to_vector<double>();
+  EXPECT_EQ(x.size(), y.size());
+  double worst = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    worst = std::max(worst, std::abs(x[i] - y[i]) / std::max(1.0, std::abs(y[i])));
+  }
+  return worst;
+}
+
+struct Grads {
+  Tensor out, gx, gw, gb;
+};
+
+// Output and input gradients of L = sum(conv(x) * r).
+Grads conv_grads(const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& r,
+                 const Conv2dParams& p, Epilogue e, DType dtype) {
+  Tensor x = x0.to(dtype).detach().set_requires_grad(), w = w0.to(dtype).detach().set_requires_grad();
+  Tensor b = b0.defined() ? b0.to(dtype).detach().set_requires_grad() : Tensor();
+  Tensor out = conv2d(x, w, b, p, e);
+  sum(mul(out, r.to(dtype))).backward();
+  return {out, x.grad(), w.grad(), b.defined() ? b.grad() : Tensor()};
+}
+
+Conv2dParams params(int64_t stride, int64_t pad, int64_t dilation, int64_t groups) {
+  return {.stride_h = stride, .stride_w = stride, .pad_top = pad, .pad_left = pad,
+          .pad_bottom = pad, .pad_right = pad, .dilation_h = dilation, .dilation_w = dilation,
+          .groups = groups};
+}
+
+struct ConvCase {
+  std::string name;
+  Shape x, w;
+  bool bias;
+  Conv2dParams p;
+};
+
+const std::vector<ConvCase>& conv_cases() {
+  static const std::vector<ConvCase> cases = {
+      {"3x3 same, 1 channel (first layer)", {4, 1, 12, 12}, {8, 1, 3, 3}, true, params(1, 1, 1, 1)},
+      {"3x3 same, 16 -> 32", {3, 16, 9, 9}, {32, 16, 3, 3}, true, params(1, 1, 1, 1)},
+      {"stride 2, no bias", {2, 3, 11, 10}, {5, 3, 3, 3}, false, params(2, 0, 1, 1)},
+      {"dilation 2", {2, 4, 10, 10}, {6, 4, 3, 3}, true, params(1, 2, 2, 1)},
+      {"groups 2", {2, 8, 7, 7}, {6, 4, 3, 3}, true, params(1, 1, 1, 2)},
+      {"asymmetric padding", {2, 3, 6, 7}, {4, 3, 2, 3}, true,
+       {.pad_top = 0, .pad_left = 1, .pad_bottom = 1, .pad_right = 2}},
+  };
+  return cases;
+}
+
+}  // namespace
+
+TEST(FastConv, OneDnnMatchesIm2colReference) {
+  manual_seed(3);
+  for (const auto& c : conv_cases()) {
+    for (Epilogue e : {Epilogue::kNone, Epilogue::kRelu}) {
+      const std::string what = c.name + (e == Epilogue::kRelu ? " + relu" : "");
+      const Tensor x = Tensor::normal(c.x), w = Tensor::normal(c.w, 0, 0.3);
+      const Tensor b = c.bias ? Tensor::normal({c.w[0]}) : Tensor();
+      Shape out_shape;
+      {
+        NoGradGuard no_grad;
+        out_shape = conv2d(x, w, b, c.p).shape();
+      }
+      const Tensor r = Tensor::normal(out_shape);
+      const Grads want = conv_grads(x, w, b, r, c.p, e, DType::kFloat64);
+      const Grads got = conv_grads(x, w, b, r, c.p, e, DType::kFloat32);
+      EXPECT_LT(max_rel_diff(got.out, want.out), 1e-4) << what;
+      EXPECT_LT(max_rel_diff(got.gx, want.gx), 1e-4) << what;
+      EXPECT_LT(max_rel_diff(got.gw, want.gw), 1e-4) << what;
+      if (c.bias) {
+        EXPECT_LT(max_rel_diff(got.gb, want.gb), 1e-4) << what;
+      }
+    }
+  }
+}
+
+TEST(FastConv, InferenceModeMatchesTraining) {
+  manual_seed(4);
+  const Tensor x = Tensor::normal({3, 4, 8, 8}), w = Tensor::normal({6, 4, 3, 3});
+  const Tensor b = Tensor::normal({6});
+  const Tensor trained = conv2d(x, w.detach().set_requires_grad(), b, params(1, 1, 1, 1));
+  NoGradGuard no_grad;
+  const Tensor inferred = conv2d(x, w, b, params(1, 1, 1, 1), Epilogue::kRelu);
+  EXPECT_LT(max_rel_diff(inferred, relu(trained.detach())), 1e-5);
+}
+
+TEST(FastConv, Bf16StaysCloseToFloat32) {
+  manual_seed(5);
+  const auto& c = conv_cases()[1];
+  const Tensor x = Tensor::normal(c.x), w = Tensor::normal(c.w, 0, 0.3), b = Tensor::normal({32});
+  const Tensor r = Tensor::normal({3, 32, 9, 9});
+  const Grads fp32 = conv_grads(x, w, b, r, c.p, Epilogue::kNone, DType::kFloat32);
+  Grads bf16;
+  {
+    PrecisionGuard guard(Precision::kBFloat16);
+    EXPECT_EQ(compute_precision(),
+              bf16_supported() ? Precision::kBFloat16 : Precision::kFloat32);
+    bf16 = conv_grads(x, w, b, r, c.p, Epilogue::kNone, DType::kFloat32);
+  }
+  EXPECT_EQ(compute_precision(), Precision::kFloat32);
+  // bfloat16 keeps 8 significant bits: a sum of 144 products stays within a few percent.
+  const double tol = bf16_supported() ? 5e-2 : 0.0;
+  EXPECT_LE(max_rel_diff(bf16.out, fp32.out), tol);
+  EXPECT_LE(max_rel_diff(bf16.gx, fp32.gx), tol);
+  EXPECT_LE(max_rel_diff(bf16.gw, fp32.gw), tol * 4);  // sums over the whole batch
+  if (bf16_supported()) {
+    EXPECT_GT(max_rel_diff(bf16.out, fp32.out), 0.0) << "bf16 was not used";
+  }
+}
+
+TEST(FastMatmul, Bf16StaysCloseToFloat32) {
+  manual_seed(6);
+  const Tensor a = Tensor::normal({64, 96}), w = Tensor::normal({80, 96}), bias = Tensor::normal({80});
+  const Tensor fp32 = linear(a, w, bias);
+  Tensor bf16;
+  {
+    PrecisionGuard guard(Precision::kBFloat16);
+    bf16 = linear(a, w, bias);
+  }
+  const double diff = max_rel_diff(bf16, fp32);
+  if (!bf16_supported()) {
+    EXPECT_EQ(diff, 0.0);
+    return;
+  }
+  EXPECT_LT(diff, 0.1);
+  EXPECT_GT(diff, 0.0) << "bf16 was not used";
+}
+
+TEST(FastLinear, ReluEpilogueMatchesUnfused) {
+  manual_seed(7);
+  for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    for (const Shape& xs : {Shape{5, 7}, Shape{2, 3, 7}}) {
+      Tensor x1 = Tensor::normal(xs, 0, 1, dtype).set_requires_grad();
+      Tensor w1 = Tensor::normal({4, 7}, 0, 1, dtype).set_requires_grad();
+      Tensor b1 = Tensor::normal({4}, 0, 1, dtype).set_requires_grad();
+      Tensor x2 = x1.detach().set_requires_grad(), w2 = w1.detach().set_requires_grad();
+      Tensor b2 = b1.detach().set_requires_grad();
+      Tensor r = Tensor::normal(Shape(xs.begin(), xs.end() - 1), 0, 1, dtype);
+      const Tensor fused = linear(x1, w1, b1, Epilogue::kRelu);
+      const Tensor plain = relu(add(matmul(x2, transpose(w2, 0, 1)), b2));
+      EXPECT_LT(max_rel_diff(fused, plain), 1e-6);
+      sum(fused).backward();
+      sum(plain).backward();
+      EXPECT_LT(max_rel_diff(x1.grad(), x2.grad()), 1e-6);
+      EXPECT_LT(max_rel_diff(w1.grad(), w2.grad()), 1e-6);
+      EXPECT_LT(max_rel_diff(b1.grad(), b2.grad()), 1e-6);
+    }
+  }
+}
+
+TEST(FastLoss, SoftmaxCrossEntropyMatchesLogSoftmaxNll) {
+  manual_seed(8);
+  Tensor z1 = Tensor::normal({6, 5}, 0, 3, DType::kFloat64).set_requires_grad();
+  Tensor z2 = z1.detach().set_requires_grad();
+  const Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 4, 2, 2, 1, 3}, {6});
+  const Tensor fused = softmax_cross_entropy(z1, labels);
+  const Tensor plain = nn::nll_loss(log_softmax(z2, 1), labels);
+  EXPECT_NEAR(fused.item(), plain.item(), 1e-12);
+  fused.backward();
+  plain.backward();
+  EXPECT_LT(max_rel_diff(z1.grad(), z2.grad()), 1e-12);
+  // Huge logits stay finite (the max is subtracted first).
+  const Tensor big = Tensor::from_vector(std::vector<float>{1000, -1000, 0, 2000}, {2, 2});
+  const Tensor loss = softmax_cross_entropy(big, Tensor::from_vector(std::vector<int64_t>{1, 0}, {2}));
+  EXPECT_NEAR(loss.item(), (2000.0 + 2000.0) / 2, 1e-3);
+}
+
+TEST(FastLoss, SoftmaxCrossEntropyRejectsBadLabels) {
+  const Tensor z = Tensor::zeros({2, 3});
+  neutrino::testing::expect_error<ValueError>(
+      [&] { softmax_cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0, 3}, {2})); },
+      {"softmax_cross_entropy", "label 3", "position 1", "3 classes"});
+  neutrino::testing::expect_error<ShapeError>(
+      [&] { softmax_cross_entropy(z, Tensor::from_vector(std::vector<int64_t>{0}, {1})); },
+      {"softmax_cross_entropy", "1 labels", "(2, 3)"});
+}
+
+TEST(FastPool, TwoByTwoMatchesPlainLoopWithTiesAndNaN) {
+  manual_seed(9);
+  Tensor x = Tensor::normal({2, 3, 6, 8});
+  std::vector<float> v = x.to_vector<float>();
+  v[0] = v[1] = 5.0f;  // a tie: the first one wins
+  v[10] = std::numeric_limits<float>::quiet_NaN();
+  x = Tensor::from_vector(v, x.shape());
+  Tensor xg = x.detach().set_requires_grad();
+  const Tensor y = max_pool2d(xg, {});
+  const auto got = y.to_vector<float>();
+  size_t i = 0;
+  std::vector<double> grad_want(v.size(), 0.0);
+  for (int64_t plane = 0; plane < 6; ++plane) {
+    for (int64_t oy = 0; oy < 3; ++oy) {
+      for (int64_t ox = 0; ox < 4; ++ox, ++i) {
+        float best = 0;
+        int64_t at = -1;
+        for (int64_t dy = 0; dy < 2; ++dy) {
+          for (int64_t dx = 0; dx < 2; ++dx) {
+            const int64_t k = plane * 48 + (2 * oy + dy) * 8 + 2 * ox + dx;
+            if (at < 0 || v[k] > best || (std::isnan(v[k]) && !std::isnan(best))) {
+              best = v[k];
+              at = k;
+            }
+          }
+        }
+        if (std::isnan(best)) {
+          EXPECT_TRUE(std::isnan(got[i])) << i;
+        } else {
+          EXPECT_EQ(got[i], best) << i;
+        }
+        grad_want[static_cast<size_t>(at)] += 1.0;
+      }
+    }
+  }
+  sum(y).backward();
+  neutrino::testing::expect_values(xg.grad(), grad_want, 0.0);
+}
