@@ -142,6 +142,14 @@ template <class T>
 void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices);
 template <class T>
 void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeometry& g, T* grad_x);
+// The common 2x2, stride-2, unpadded max pool (is_pool2x2), without indices: its backward finds
+// each window's winner again from x and y. Same results as max_pool2d / max_pool2d_backward.
+bool is_pool2x2(const ConvGeometry& g);
+template <class T>
+void max_pool2x2(const T* x, const ConvGeometry& g, T* y);
+template <class T>
+void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeometry& g,
+                          T* grad_x);
 template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y);
 template <class T>

@@ -416,44 +416,103 @@ int64_t padded_window_size(const ConvGeometry& g, int64_t ys, int64_t xs) {
 }  // namespace
 
 namespace {
-// The common 2x2, stride-2, unpadded window as straight-line code (the general loop spends most
-// of its time on bounds and dilation checks). Same rule: the first maximum wins, NaN propagates.
+// a if it wins against b under max-pooling's rule: larger, or NaN (NaN propagates).
 template <class T>
-void max_pool2x2(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
+inline T pool_max(T a, T b) {
+  return (a > b || a != a) ? a : b;
+}
+}  // namespace
+
+bool is_pool2x2(const ConvGeometry& g) {
+  return g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
+         g.pad_top == 0 && g.pad_left == 0 && g.dilation_h == 1 && g.dilation_w == 1;
+}
+
+// Straight-line code over pairs of rows, without the general loop's bounds and dilation checks
+// and without writing an index per window (the backward finds the winner again), so it streams
+// at memory speed.
+template <class T>
+void max_pool2x2(const T* x, const ConvGeometry& g, T* y) {
+  const bool even = g.height % 2 == 0 && g.width % 2 == 0;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.channels; ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
-    int64_t* idx = indices + c * g.out_h * g.out_w;
+    if (even) {
+      // Two flat passes that vectorize even for narrow planes (a 14-wide row is too short for one
+      // AVX-512 register): the max of each pair of rows, then of each pair of neighbours.
+      thread_local std::vector<T> rows;
+      rows.resize(static_cast<size_t>(g.out_h * g.width));
+      T* v = rows.data();
+      for (int64_t oy = 0; oy < g.out_h; ++oy) {
+        const T* r0 = plane + 2 * oy * g.width;
+        const T* r1 = r0 + g.width;
+        T* vo = v + oy * g.width;
+        for (int64_t i = 0; i < g.width; ++i) vo[i] = pool_max(r0[i], r1[i]);
+      }
+      for (int64_t j = 0, n = g.out_h * g.out_w; j < n; ++j) out[j] = pool_max(v[2 * j], v[2 * j + 1]);
+      continue;
+    }
     for (int64_t oy = 0; oy < g.out_h; ++oy) {
-      const int64_t top = 2 * oy * g.width;
+      const T* r0 = plane + 2 * oy * g.width;
+      const T* r1 = r0 + g.width;
+      T* o = out + oy * g.out_w;
       for (int64_t ox = 0; ox < g.out_w; ++ox) {
-        const int64_t at[4] = {top + 2 * ox, top + 2 * ox + 1, top + g.width + 2 * ox,
-                               top + g.width + 2 * ox + 1};
-        T best = plane[at[0]];
-        int64_t best_at = at[0];
-        for (int k = 1; k < 4; ++k) {
-          const T v = plane[at[k]];
-          if (v > best || (std::isnan(v) && !std::isnan(best))) {
-            best = v;
-            best_at = at[k];
-          }
-        }
-        out[oy * g.out_w + ox] = best;
-        idx[oy * g.out_w + ox] = best_at;
+        o[ox] = pool_max(pool_max(pool_max(r0[2 * ox], r0[2 * ox + 1]), r1[2 * ox]), r1[2 * ox + 1]);
       }
     }
   }
 }
-}  // namespace
+
+// The gradient of each window goes to its first element equal to the window's output (the first
+// maximum, or the first NaN where the output is NaN); every input element is written, so grad_x
+// needs no zeroing.
+template <class T>
+void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeometry& g,
+                          T* grad_x) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = x + c * g.height * g.width;
+    T* gplane = grad_x + c * g.height * g.width;
+    const T* out = y + c * g.out_h * g.out_w;
+    const T* gout = grad_y + c * g.out_h * g.out_w;
+    for (int64_t oy = 0; oy < g.out_h; ++oy) {
+      const T* r0 = plane + 2 * oy * g.width;
+      const T* r1 = r0 + g.width;
+      T* g0 = gplane + 2 * oy * g.width;
+      T* g1 = g0 + g.width;
+      const T* yo = out + oy * g.out_w;
+      const T* go = gout + oy * g.out_w;
+      for (int64_t ox = 0; ox < g.out_w; ++ox) {
+        const T m = yo[ox], grad = go[ox];
+        const T a = r0[2 * ox], b = r0[2 * ox + 1], c0 = r1[2 * ox];
+        // Equal to the output, or NaN where the output is NaN; the first such wins.
+        const bool m_nan = m != m;
+        const bool ea = a == m || (m_nan && a != a);
+        const bool eb = !ea && (b == m || (m_nan && b != b));
+        const bool ec = !ea && !eb && (c0 == m || (m_nan && c0 != c0));
+        const bool ed = !ea && !eb && !ec;
+        g0[2 * ox] = ea ? grad : T(0);
+        g0[2 * ox + 1] = eb ? grad : T(0);
+        g1[2 * ox] = ec ? grad : T(0);
+        g1[2 * ox + 1] = ed ? grad : T(0);
+      }
+      const int64_t top = 2 * oy * g.width;
+      // An odd last column is outside every window.
+      if (g.width % 2 != 0) {
+        gplane[top + g.width - 1] = T(0);
+        gplane[top + 2 * g.width - 1] = T(0);
+      }
+    }
+    // So is an odd last row.
+    if (g.height % 2 != 0) {
+      std::fill(gplane + (g.height - 1) * g.width, gplane + g.height * g.width, T(0));
+    }
+  }
+}
 
 template <class T>
 void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
-  if (g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
-      g.pad_top == 0 && g.pad_left == 0 && g.dilation_h == 1 && g.dilation_w == 1) {
-    max_pool2x2(x, g, y, indices);
-    return;
-  }
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.channels; ++c) {
     const T* plane = x + c * g.height * g.width;
@@ -548,6 +607,8 @@ void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_incl
   template void im2col<T>(const T*, const ConvGeometry&, T*, int64_t);                           \
   template void col2im<T>(const T*, const ConvGeometry&, T*, int64_t);                           \
   template void max_pool2d<T>(const T*, const ConvGeometry&, T*, int64_t*);                      \
+  template void max_pool2x2<T>(const T*, const ConvGeometry&, T*);                               \
+  template void max_pool2x2_backward<T>(const T*, const T*, const T*, const ConvGeometry&, T*);  \
   template void max_pool2d_backward<T>(const T*, const int64_t*, const ConvGeometry&, T*);       \
   template void avg_pool2d<T>(const T*, const ConvGeometry&, bool, T*);                          \
   template void avg_pool2d_backward<T>(const T*, const ConvGeometry&, bool, T*);

@@ -260,6 +260,21 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   const kernels::ConvGeometry g = pool_geometry(x, p, "max_pool2d");
   Tensor xc = materialize(x);
   Tensor out = Tensor::empty({x.size(0), x.size(1), g.out_h, g.out_w}, x.dtype());
+  if (kernels::is_pool2x2(g)) {
+    dispatch_float(x.dtype(), "max_pool2d", [&]<class T>() {
+      kernels::max_pool2x2(xc.data<T>(), g, out.data<T>());
+    });
+    if (!any_requires_grad({&x})) return out;
+    record(out, "max_pool2d", {x}, [g, xc, y = out.detach()](const Tensor& gy) {
+      Tensor gyc = materialize(gy);
+      Tensor gx = Tensor::empty(xc.shape(), gy.dtype());
+      dispatch_float(gy.dtype(), "max_pool2d", [&]<class T>() {
+        kernels::max_pool2x2_backward(xc.data<T>(), y.data<T>(), gyc.data<T>(), g, gx.data<T>());
+      });
+      return std::vector<Tensor>{gx};
+    });
+    return out;
+  }
   Tensor indices = Tensor::empty(out.shape(), DType::kInt64);
   dispatch_float(x.dtype(), "max_pool2d", [&]<class T>() {
     kernels::max_pool2d(xc.data<T>(), g, out.data<T>(), indices.data<int64_t>());
