@@ -93,6 +93,12 @@ void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_
 void gemm(int64_t m, int64_t n, int64_t k, const double* a, int64_t a_row, int64_t a_col,
           const double* b, int64_t b_row, int64_t b_col, double* c, bool accumulate);
 
+// y (m, n) = act(x (m, k) @ w^T + bias), w (n, k) row-major as PyTorch stores Linear weights,
+// bias (n) or null; all contiguous. On oneDNN's matmul with the bias and relu fused (bf16 inside
+// under bf16 compute precision).
+void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
+                    const float* bias, float* y, bool relu);
+
 namespace reference {
 // The plain triple loop, kept for tests of the fast path.
 template <class T>

@@ -10,6 +10,25 @@ namespace neutrino {
 
 using namespace detail;
 
+namespace {
+// GEMM with the bias as its starting value, then relu in place: the path for float64 and for
+// products too small to be worth oneDNN's dispatch.
+void linear_reference(const Tensor& xc, const Tensor& wc, const Tensor& bias, int64_t m, int64_t n,
+                      int64_t k, bool relu, Tensor& out) {
+  dispatch_float(xc.dtype(), "linear", [&]<class T>() {
+    T* y = out.data<T>();
+    if (bias.defined()) {
+      const Tensor bc = materialize(bias);
+      const T* b = bc.data<T>();
+      for (int64_t r = 0; r < m; ++r) std::copy(b, b + n, y + r * n);
+    }
+    // W is (N, K) row-major, so W^T is read with row stride 1 and column stride K.
+    kernels::gemm(m, n, k, xc.data<T>(), k, 1, wc.data<T>(), 1, k, y, bias.defined());
+    if (relu) kernels::unary(kernels::Unary::kRelu, y, y, m * n);
+  });
+}
+}  // namespace
+
 // y = act(x @ W^T + b): x (..., K), W (N, K), b (N) -> y (..., N).
 // Backward (g' = g * [y > 0] for relu): dx = g' @ W, dW = g'^T @ x, db = sum of g' over rows.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Epilogue epilogue) {
@@ -30,17 +49,16 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Epilogu
   out_shape.back() = n;
   const Tensor xc = materialize(x), wc = materialize(weight);
   Tensor out = Tensor::empty(out_shape, x.dtype());
-  dispatch_float(x.dtype(), "linear", [&]<class T>() {
-    T* y = out.data<T>();
-    if (bias.defined()) {
-      const Tensor bc = materialize(bias);
-      const T* b = bc.data<T>();
-      for (int64_t r = 0; r < m; ++r) std::copy(b, b + n, y + r * n);
-    }
-    // W is (N, K) row-major, so W^T is read with row stride 1 and column stride K.
-    kernels::gemm(m, n, k, xc.data<T>(), k, 1, wc.data<T>(), 1, k, y, bias.defined());
-    if (epilogue == Epilogue::kRelu) kernels::unary(kernels::Unary::kRelu, y, y, m * n);
-  });
+  const bool relu = epilogue == Epilogue::kRelu;
+  // oneDNN's matmul pays off from a few dozen rows; a single row (batch-1 inference) is a
+  // matrix-vector product that sgemm does faster.
+  if (x.dtype() == DType::kFloat32 && m >= 32 && n * k >= 4096) {
+    const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
+    kernels::linear_forward(m, n, k, xc.data<float>(), wc.data<float>(),
+                            bias.defined() ? bc.data<float>() : nullptr, out.data<float>(), relu);
+  } else {
+    linear_reference(xc, wc, bias, m, n, k, relu, out);
+  }
   if (!any_requires_grad({&x, &weight, &bias})) return out;
   const Tensor y = out.detach();
   record(out, "linear", {x, weight, bias}, [x, weight, bias, y, epilogue, m, k, n](const Tensor& g) {
