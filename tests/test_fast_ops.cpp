@@ -12,6 +12,7 @@
 #include "neutrino/core/precision.h"
 #include "neutrino/core/random.h"
 #include "neutrino/nn/losses.h"
+#include "neutrino/ops/op_util.h"
 #include "neutrino/ops/ops.h"
 #include "test_util.h"
 
@@ -235,4 +236,49 @@ TEST(FastPool, TwoByTwoMatchesPlainLoopWithTiesAndNaN) {
   }
   sum(y).backward();
   neutrino::testing::expect_values(xg.grad(), grad_want, 0.0);
+}
+
+// conv -> relu -> pool -> conv -> pool -> flatten, as in a CNN: in float32 the activations stay
+// channels-last between oneDNN and the pool kernels; float64 runs the plain NCHW reference.
+TEST(FastConv, ChannelsLastChainMatchesReference) {
+  manual_seed(10);
+  const Tensor x0 = Tensor::normal({3, 2, 10, 10});
+  const Tensor w1 = Tensor::normal({8, 2, 3, 3}, 0, 0.3), b1 = Tensor::normal({8});
+  const Tensor w2 = Tensor::normal({6, 8, 3, 3}, 0, 0.3), b2 = Tensor::normal({6});
+  const Tensor r = Tensor::normal({3, 6 * 2 * 2});
+  std::vector<Tensor> results[2];
+  for (int k = 0; k < 2; ++k) {
+    const DType dtype = k == 0 ? DType::kFloat64 : DType::kFloat32;
+    std::vector<Tensor> leaves;
+    for (const Tensor& t : {x0, w1, b1, w2, b2}) leaves.push_back(t.to(dtype).detach().set_requires_grad());
+    Tensor h = conv2d(leaves[0], leaves[1], leaves[2], params(1, 1, 1, 1), Epilogue::kRelu);
+    if (k == 1) {
+      EXPECT_FALSE(h.is_contiguous());  // channels-last
+    }
+    h = max_pool2d(h, {});
+    h = conv2d(h, leaves[3], leaves[4], params(1, 1, 1, 1), Epilogue::kRelu);
+    h = flatten(max_pool2d(h, {}));
+    sum(mul(h, r.to(dtype))).backward();
+    results[k].push_back(h);
+    for (const Tensor& leaf : leaves) results[k].push_back(leaf.grad());
+  }
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    EXPECT_LT(max_rel_diff(results[1][i], results[0][i]), 1e-4) << "result " << i;
+  }
+}
+
+TEST(FastPool, ChannelsLastMatchesPlain) {
+  manual_seed(11);
+  for (const Shape& s : {Shape{2, 5, 6, 8}, Shape{2, 3, 7, 5}}) {
+    const Tensor plain = Tensor::normal(s);
+    Tensor a = plain.detach().set_requires_grad();
+    Tensor b = detail::to_channels_last(plain).detach().set_requires_grad();
+    ASSERT_FALSE(b.is_contiguous());
+    const Tensor ya = max_pool2d(a, {}), yb = max_pool2d(b, {});
+    EXPECT_EQ(ya.to_vector<float>(), yb.to_vector<float>());
+    const Tensor r = Tensor::normal(ya.shape());
+    sum(mul(ya, r)).backward();
+    sum(mul(yb, r)).backward();
+    EXPECT_EQ(a.grad().to_vector<float>(), b.grad().to_vector<float>());
+  }
 }

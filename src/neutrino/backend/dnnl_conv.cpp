@@ -37,19 +37,28 @@ Dims dims_of(const ConvProblem& p) {
 }
 
 // The caller's layouts.
-memory::desc plain_src(const Dims& d) { return {d.src, dt::f32, tag::nchw}; }
-memory::desc plain_dst(const Dims& d) { return {d.dst, dt::f32, tag::nchw}; }
+memory::desc plain_src(const Dims& d, const ConvProblem& p) {
+  return {d.src, dt::f32, p.x_nhwc ? tag::nhwc : tag::nchw};
+}
+memory::desc plain_dst(const Dims& d, const ConvProblem& p) {
+  return {d.dst, dt::f32, p.y_nhwc ? tag::nhwc : tag::nchw};
+}
+// The primitive's own layouts: channels-last buffers stay channels-last (oneDNN has direct
+// kernels for it, and a reorder would cost a pass over the data); plain NCHW ones let oneDNN pick.
+tag x_tag(const ConvProblem& p) { return p.x_nhwc ? tag::nhwc : tag::any; }
+tag y_tag(const ConvProblem& p) { return p.y_nhwc ? tag::nhwc : tag::any; }
+
 memory::desc plain_weights(const Dims& d) {
   return {d.weights, dt::f32, d.weights.size() == 4 ? tag::oihw : tag::goihw};
 }
 memory::desc plain_bias(const Dims& d) { return {d.bias, dt::f32, tag::x}; }
 
 std::string key_of(const char* kind, const ConvProblem& p, dt compute, bool a, bool b) {
-  return fmt::format("conv.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}", kind,
-                     p.batch, p.in_c, p.height, p.width, p.out_c, p.kernel_h, p.kernel_w, p.out_h,
-                     p.out_w, p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom,
-                     p.pad_right, p.dilation_h, p.dilation_w, p.groups,
-                     static_cast<int>(compute), a, b);
+  return fmt::format("conv.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}",
+                     kind, p.batch, p.in_c, p.height, p.width, p.out_c, p.kernel_h, p.kernel_w,
+                     p.out_h, p.out_w, p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom,
+                     p.pad_right, p.dilation_h, p.dilation_w, p.groups, static_cast<int>(compute), a,
+                     b, p.x_nhwc, p.y_nhwc);
 }
 
 dt compute_type() {
@@ -61,9 +70,9 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvProblem& p, dt co
   const Dims d = dims_of(p);
   const dnnl::convolution_forward::desc desc(
       training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
-      dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, tag::any),
+      dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, x_tag(p)),
       memory::desc(d.weights, compute, tag::any), bias ? plain_bias(d) : memory::desc(),
-      memory::desc(d.dst, dt::f32, tag::any), d.strides, d.dilates, d.pad_l, d.pad_r);
+      memory::desc(d.dst, dt::f32, y_tag(p)), d.strides, d.dilates, d.pad_l, d.pad_r);
   dnnl::primitive_attr attr;
   if (relu) {
     dnnl::post_ops ops;
@@ -103,14 +112,14 @@ void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const 
         const Dims d = dims_of(p);
         const auto pd = forward_pd(p, compute, has_bias, relu, training);
         return std::make_shared<Forward>(Forward{dnnl::convolution_forward(pd), pd.dst_desc(),
-                                                 Convert(plain_src(d), pd.src_desc()),
+                                                 Convert(plain_src(d, p), pd.src_desc()),
                                                  Convert(plain_weights(d), pd.weights_desc()),
-                                                 Convert(pd.dst_desc(), plain_dst(d))});
+                                                 Convert(pd.dst_desc(), plain_dst(d, p))});
       });
   const Dims d = dims_of(p);
   Tensor keep_src, keep_weights, keep_dst;
-  const memory user_y(plain_dst(d), engine(), y);
-  const memory src = fwd->src(memory(plain_src(d), engine(), mut(x)), keep_src);
+  const memory user_y(plain_dst(d, p), engine(), y);
+  const memory src = fwd->src(memory(plain_src(d, p), engine(), mut(x)), keep_src);
   const memory weights = fwd->weights(memory(plain_weights(d), engine(), mut(w)), keep_weights);
   memory dst = user_y;
   if (fwd->dst.needed()) {
@@ -130,20 +139,20 @@ void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w,
   const auto bwd = cached<BackwardData>(key_of("bwd_data", p, compute, false, false), [&] {
     const Dims d = dims_of(p);
     const dnnl::convolution_backward_data::desc desc(
-        dnnl::algorithm::convolution_direct, memory::desc(d.src, dt::f32, tag::any),
-        memory::desc(d.weights, compute, tag::any), memory::desc(d.dst, compute, tag::any),
+        dnnl::algorithm::convolution_direct, memory::desc(d.src, dt::f32, x_tag(p)),
+        memory::desc(d.weights, compute, tag::any), memory::desc(d.dst, compute, y_tag(p)),
         d.strides, d.dilates, d.pad_l, d.pad_r);
     const dnnl::convolution_backward_data::primitive_desc pd(
         desc, engine(), forward_pd(p, compute, false, false, true));
     return std::make_shared<BackwardData>(BackwardData{
         dnnl::convolution_backward_data(pd), pd.diff_src_desc(),
-        Convert(plain_dst(d), pd.diff_dst_desc()), Convert(plain_weights(d), pd.weights_desc()),
-        Convert(pd.diff_src_desc(), plain_src(d))});
+        Convert(plain_dst(d, p), pd.diff_dst_desc()), Convert(plain_weights(d), pd.weights_desc()),
+        Convert(pd.diff_src_desc(), plain_src(d, p))});
   });
   const Dims d = dims_of(p);
   Tensor keep_gy, keep_weights, keep_gx;
-  const memory user_gx(plain_src(d), engine(), gx);
-  const memory diff_dst = bwd->diff_dst(memory(plain_dst(d), engine(), mut(gy)), keep_gy);
+  const memory user_gx(plain_src(d, p), engine(), gx);
+  const memory diff_dst = bwd->diff_dst(memory(plain_dst(d, p), engine(), mut(gy)), keep_gy);
   const memory weights = bwd->weights(memory(plain_weights(d), engine(), mut(w)), keep_weights);
   memory diff_src = user_gx;
   if (bwd->diff_src.needed()) {
@@ -164,21 +173,21 @@ void conv2d_backward_weights(const ConvProblem& p, const float* x, const float* 
   const auto bwd = cached<BackwardWeights>(key_of("bwd_weights", p, compute, has_bias, false), [&] {
     const Dims d = dims_of(p);
     const dnnl::convolution_backward_weights::desc desc(
-        dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, tag::any),
+        dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, x_tag(p)),
         memory::desc(d.weights, dt::f32, tag::any), has_bias ? plain_bias(d) : memory::desc(),
-        memory::desc(d.dst, compute, tag::any), d.strides, d.dilates, d.pad_l, d.pad_r);
+        memory::desc(d.dst, compute, y_tag(p)), d.strides, d.dilates, d.pad_l, d.pad_r);
     const dnnl::convolution_backward_weights::primitive_desc pd(
         desc, engine(), forward_pd(p, compute, false, false, true));
     return std::make_shared<BackwardWeights>(BackwardWeights{
         dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(),
-        Convert(plain_src(d), pd.src_desc()), Convert(plain_dst(d), pd.diff_dst_desc()),
+        Convert(plain_src(d, p), pd.src_desc()), Convert(plain_dst(d, p), pd.diff_dst_desc()),
         Convert(pd.diff_weights_desc(), plain_weights(d))});
   });
   const Dims d = dims_of(p);
   Tensor keep_src, keep_gy, keep_gw;
   const memory user_gw(plain_weights(d), engine(), gw);
-  const memory src = bwd->src(memory(plain_src(d), engine(), mut(x)), keep_src);
-  const memory diff_dst = bwd->diff_dst(memory(plain_dst(d), engine(), mut(gy)), keep_gy);
+  const memory src = bwd->src(memory(plain_src(d, p), engine(), mut(x)), keep_src);
+  const memory diff_dst = bwd->diff_dst(memory(plain_dst(d, p), engine(), mut(gy)), keep_gy);
   memory diff_weights = user_gw;
   if (bwd->diff_weights.needed()) {
     keep_gw = scratch(bwd->diff_weights_desc.get_size());

@@ -133,6 +133,9 @@ struct ConvProblem {
   int64_t batch, in_c, height, width, out_c, kernel_h, kernel_w, out_h, out_w;
   int64_t stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, dilation_h, dilation_w;
   int64_t groups;
+  // Memory order of the x-shaped (x, gx) and y-shaped (y, gy) buffers: NHWC ("channels last")
+  // when set, NCHW otherwise. Channels-last lets conv -> pool -> conv run without reorders.
+  bool x_nhwc = false, y_nhwc = false;
 };
 void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const float* bias,
                     float* y, bool relu, bool training);
@@ -156,6 +159,12 @@ void max_pool2x2(const T* x, const ConvGeometry& g, T* y);
 template <class T>
 void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeometry& g,
                           T* grad_x);
+// The same 2x2 pool over channels-last (N, H, W, C) memory: every step is a vector over C.
+template <class T>
+void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y);
+template <class T>
+void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
+                               int64_t w, int64_t c, T* grad_x);
 template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y);
 template <class T>

@@ -512,6 +512,61 @@ void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeo
 }
 
 template <class T>
+void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y) {
+  const int64_t oh = h / 2, ow = w / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < n * oh; ++row) {
+    const int64_t b = row / oh, oy = row % oh;
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      const T* p00 = x + ((b * h + 2 * oy) * w + 2 * ox) * c;
+      const T* p01 = p00 + c;
+      const T* p10 = p00 + w * c;
+      const T* p11 = p10 + c;
+      T* o = y + (row * ow + ox) * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        o[ch] = pool_max(pool_max(pool_max(p00[ch], p01[ch]), p10[ch]), p11[ch]);
+      }
+    }
+  }
+}
+
+template <class T>
+void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
+                               int64_t w, int64_t c, T* grad_x) {
+  const int64_t oh = h / 2, ow = w / 2;
+  // An odd last row or column is outside every window.
+  if (h % 2 != 0 || w % 2 != 0) std::fill(grad_x, grad_x + n * h * w * c, T(0));
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < n * oh; ++row) {
+    const int64_t b = row / oh, oy = row % oh;
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      const int64_t at = ((b * h + 2 * oy) * w + 2 * ox) * c;
+      const T* p00 = x + at;
+      const T* p01 = p00 + c;
+      const T* p10 = p00 + w * c;
+      T* g00 = grad_x + at;
+      T* g01 = g00 + c;
+      T* g10 = g00 + w * c;
+      T* g11 = g10 + c;
+      const T* m = y + (row * ow + ox) * c;
+      const T* gy = grad_y + (row * ow + ox) * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        // The first element equal to the output (or NaN where it is NaN) takes the gradient.
+        const bool m_nan = m[ch] != m[ch];
+        const bool e0 = p00[ch] == m[ch] || (m_nan && p00[ch] != p00[ch]);
+        const bool e1 = !e0 && (p01[ch] == m[ch] || (m_nan && p01[ch] != p01[ch]));
+        const bool e2 = !e0 && !e1 && (p10[ch] == m[ch] || (m_nan && p10[ch] != p10[ch]));
+        const bool e3 = !e0 && !e1 && !e2;
+        g00[ch] = e0 ? gy[ch] : T(0);
+        g01[ch] = e1 ? gy[ch] : T(0);
+        g10[ch] = e2 ? gy[ch] : T(0);
+        g11[ch] = e3 ? gy[ch] : T(0);
+      }
+    }
+  }
+}
+
+template <class T>
 void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.channels; ++c) {
@@ -608,6 +663,9 @@ void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_incl
   template void col2im<T>(const T*, const ConvGeometry&, T*, int64_t);                           \
   template void max_pool2d<T>(const T*, const ConvGeometry&, T*, int64_t*);                      \
   template void max_pool2x2<T>(const T*, const ConvGeometry&, T*);                               \
+  template void max_pool2x2_nhwc<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);             \
+  template void max_pool2x2_nhwc_backward<T>(const T*, const T*, const T*, int64_t, int64_t,       \
+                                             int64_t, int64_t, T*);                               \
   template void max_pool2x2_backward<T>(const T*, const T*, const T*, const ConvGeometry&, T*);  \
   template void max_pool2d_backward<T>(const T*, const int64_t*, const ConvGeometry&, T*);       \
   template void avg_pool2d<T>(const T*, const ConvGeometry&, bool, T*);                          \

@@ -8,6 +8,7 @@
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/cli/config.h"
 #include "neutrino/cli/preprocessor.h"
+#include "neutrino/core/precision.h"
 #include "neutrino/core/random.h"
 #include "neutrino/data/csv.h"
 #include "neutrino/data/datasets.h"
@@ -81,6 +82,11 @@ void print_scores(const train::Scores& scores, int64_t samples, bool as_json, co
   fmt::print("{} ({} samples)\n", line, samples);
 }
 
+// --mixed-precision, when given, replaces the config's or the model file's policy.
+void apply_mixed_precision(train::Sequential& model, const std::string& flag) {
+  if (!flag.empty()) model.set_mixed_precision(parse_precision(flag));
+}
+
 std::string default_output(const std::string& config) {
   return fs::path(config).stem().string() + ".safetensors";
 }
@@ -98,6 +104,7 @@ int run_train(const TrainArgs& args) {
   if (args.epochs) ex.epochs = *args.epochs;
   if (args.seed) ex.seed = *args.seed;
   if (args.verbose) ex.verbose = *args.verbose;
+  if (!args.mixed_precision.empty()) ex.mixed_precision = parse_precision(args.mixed_precision);
   manual_seed(ex.seed);
 
   data::Dataset train_set = data::load_dataset_config(ex.train_data, args.config + ": data.train");
@@ -112,6 +119,7 @@ int run_train(const TrainArgs& args) {
   const Tensor y = pre.apply_y(train_set.y, classes);
   model.compile(make_optimizer_from(ex.optimizer, "compile.optimizer"),
                 make_loss_from(ex.loss, "compile.loss"), ex.metrics);
+  model.set_mixed_precision(ex.mixed_precision);
   model.info.preprocessing = pre.to_saved();
   model.info.class_names = train_set.class_names;
   model.info.extra["compile"] = compile_json(ex);
@@ -178,6 +186,7 @@ int run_train(const TrainArgs& args) {
 
 int run_eval(const EvalArgs& args) {
   train::Sequential model = train::load_model(args.model);
+  apply_mixed_precision(model, args.mixed_precision);
   compile_for_eval(model, args.model);
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
   const data::Dataset d = data::load_dataset(args.data);
@@ -238,6 +247,7 @@ void write_outputs(const std::string& path, const Tensor& outputs) {
 int run_predict(const PredictArgs& args) {
   NEUTRINO_CHECK_VALUE(args.top_k >= 1, "--top-k must be at least 1");
   train::Sequential model = train::load_model(args.model);
+  apply_mixed_precision(model, args.mixed_precision);
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
   const Tensor x = fit_to_model(pre.apply_x(load_inputs(args.input)), model, args.input);
   const Tensor outputs = model.predict(x, args.batch_size);
@@ -272,6 +282,7 @@ int run_summary(const std::string& path) {
     const Experiment ex = load_experiment(path);
     train::Sequential model = train::model_from_json(ex.model, path + ": model");
     NEUTRINO_CHECK_VALUE(model.built(), "{}: model.input_shape is needed to show a summary", path);
+    model.set_mixed_precision(ex.mixed_precision);
     fmt::print("{}", model.summary());
     return 0;
   }

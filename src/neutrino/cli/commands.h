@@ -20,6 +20,8 @@ struct TrainArgs {
   // Time every training step per layer and print the means (`caffe time`), after the results.
   bool profile = false;
   int64_t profile_steps = 0;  // > 0: stop after this many profiled steps (implies profile)
+  // "bf16" or "fp32": overrides the config's mixed_precision (and so the saved model's).
+  std::string mixed_precision;
 };
 // Trains, saves the model, and evaluates on data.test when the config has it. Returns the exit
 // code (non-zero when training stopped on a NaN loss).
@@ -31,6 +33,7 @@ struct EvalArgs {
   bool json = false;
   bool report = false;      // per-class precision/recall/F1 and the confusion matrix
   int64_t batch_size = 256;
+  std::string mixed_precision;  // "bf16" or "fp32"; empty: the policy saved in the model file
 };
 int run_eval(const EvalArgs& args);
 
@@ -40,6 +43,7 @@ struct PredictArgs {
   std::string output;       // .npy or .csv of the model's outputs; empty: print to stdout
   int64_t top_k = 1;
   int64_t batch_size = 256;
+  std::string mixed_precision;  // "bf16" or "fp32"; empty: the policy saved in the model file
 };
 int run_predict(const PredictArgs& args);
 

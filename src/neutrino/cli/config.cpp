@@ -171,6 +171,13 @@ Experiment load_experiment(const std::string& yaml_path) {
       fit.finish();
       make_callbacks_from(ex.callbacks, "fit.callbacks");
     }
+    if (top.has("mixed_precision")) {
+      const json& value = top.get_raw("mixed_precision");
+      // parse_precision's error names the key: "mixed_precision: expected 'bf16' or 'fp32', ...".
+      NEUTRINO_CHECK_VALUE(value.is_string(), "mixed_precision: expected 'bf16' or 'fp32', got {}",
+                           value.dump());
+      ex.mixed_precision = parse_precision(value.get<std::string>());
+    }
     top.finish();
     return ex;
   } catch (const ValueError& e) {

@@ -33,6 +33,8 @@ struct Experiment {
   bool shuffle = true;
   int verbose = 1;
   std::string callbacks = "[]";
+  // Top-level `mixed_precision: bf16|fp32` (default fp32): Sequential::set_mixed_precision.
+  Precision mixed_precision = Precision::kFloat32;
 };
 
 // Reads and validates a YAML config (unknown keys and wrong types are errors).

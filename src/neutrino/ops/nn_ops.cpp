@@ -11,6 +11,38 @@ namespace neutrino {
 
 using namespace detail;
 
+namespace detail {
+
+bool is_channels_last(const Tensor& t) {
+  if (t.dim() != 4) return false;
+  const Shape& s = t.shape();
+  const Shape& st = t.strides();
+  // Expected strides of NHWC memory, checked only where the dim has more than one element.
+  const int64_t expected[4] = {s[2] * s[3] * s[1], 1, s[3] * s[1], s[1]};
+  for (int d = 0; d < 4; ++d) {
+    if (s[d] > 1 && st[d] != expected[d]) return false;
+  }
+  return true;
+}
+
+Tensor empty_channels_last(const Shape& nchw, DType dtype) {
+  const Tensor base = Tensor::empty({nchw[0], nchw[2], nchw[3], nchw[1]}, dtype);
+  return base.view_as(nchw, {nchw[2] * nchw[3] * nchw[1], 1, nchw[3] * nchw[1], nchw[1]}, 0);
+}
+
+Tensor to_channels_last(const Tensor& t) {
+  if (is_channels_last(t)) return t;
+  const Tensor nhwc = materialize(permute(t.detach(), {0, 2, 3, 1}));
+  const Shape& s = t.shape();
+  return nhwc.view_as(s, {s[2] * s[3] * s[1], 1, s[3] * s[1], s[1]}, nhwc.offset());
+}
+
+Tensor dense_nchw_or_nhwc(const Tensor& t) {
+  return t.is_contiguous() || is_channels_last(t) ? t : materialize(t);
+}
+
+}  // namespace detail
+
 namespace {
 
 int64_t window_out(int64_t in, int64_t pad0, int64_t pad1, int64_t kernel, int64_t dilation,
@@ -42,11 +74,15 @@ ConvShapes conv_shapes(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return s;
 }
 
-kernels::ConvProblem conv_problem(const ConvShapes& s, const Conv2dParams& p) {
+// x_nhwc / y_nhwc: whether the x-shaped and y-shaped buffers handed to oneDNN are channels-last
+// (plain contiguous wins when a tensor is both, as with one channel).
+kernels::ConvProblem conv_problem(const ConvShapes& s, const Conv2dParams& p, const Tensor& x_like,
+                                  const Tensor& y_like) {
   const auto& g = s.geo;
   return {s.batch, s.in_c, g.height, g.width, s.out_c, g.kernel_h, g.kernel_w, g.out_h, g.out_w,
           p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom, p.pad_right,
-          p.dilation_h, p.dilation_w, p.groups};
+          p.dilation_h, p.dilation_w, p.groups, !x_like.is_contiguous(),
+          !y_like.is_contiguous()};
 }
 
 void check_conv(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
@@ -100,17 +136,19 @@ void gather_group(const T* y, const ConvShapes& s, int64_t grp, T* out) {
 
 // grad_x = col2im(W_g^T @ grad_y_g), one GEMM per group.
 Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape,
-                         const Conv2dParams& p) {
+                         const Conv2dParams& p, bool x_nhwc) {
   const ConvShapes s = conv_shapes(x_shape, w.shape(), p);
   const auto& g = s.geo;
   const int64_t og = s.out_per_group, kdim = s.kdim, ld = s.batch * s.plane;
-  Tensor gyc = materialize(gy), wc = materialize(w);
   if (gy.dtype() == DType::kFloat32) {
-    Tensor gx = Tensor::empty(x_shape, gy.dtype());
-    kernels::conv2d_backward_data(conv_problem(s, p), gyc.data<float>(), wc.data<float>(),
-                                  gx.data<float>());
+    // gx takes x's layout; gy is read in whichever of the two layouts it has.
+    const Tensor gyd = dense_nchw_or_nhwc(gy), wd = materialize(w);
+    Tensor gx = x_nhwc ? empty_channels_last(x_shape, gy.dtype()) : Tensor::empty(x_shape, gy.dtype());
+    kernels::conv2d_backward_data(conv_problem(s, p, gx, gyd), gyd.data<float>(),
+                                  wd.data<float>(), gx.data<float>());
     return gx;
   }
+  Tensor gyc = materialize(gy), wc = materialize(w);
   Tensor gx = Tensor::zeros(x_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
     std::unique_ptr<T[]> cols(new T[kdim * ld]), gy_g(new T[og * ld]);
@@ -135,15 +173,16 @@ Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shap
                           const Conv2dParams& p, Tensor* gb = nullptr) {
   const ConvShapes s = conv_shapes(x.shape(), w_shape, p);
   const int64_t og = s.out_per_group, kdim = s.kdim, ld = s.batch * s.plane;
-  Tensor gyc = materialize(gy), xc = materialize(x);
   if (gy.dtype() == DType::kFloat32) {
+    const Tensor gyd = dense_nchw_or_nhwc(gy), xd = dense_nchw_or_nhwc(x);
     Tensor gw = Tensor::empty(w_shape, gy.dtype());
     if (gb != nullptr) *gb = Tensor::empty({s.out_c}, gy.dtype());
-    kernels::conv2d_backward_weights(conv_problem(s, p), xc.data<float>(), gyc.data<float>(),
-                                     gw.data<float>(),
+    kernels::conv2d_backward_weights(conv_problem(s, p, xd, gyd), xd.data<float>(),
+                                     gyd.data<float>(), gw.data<float>(),
                                      gb != nullptr ? gb->data<float>() : nullptr);
     return gw;
   }
+  Tensor gyc = materialize(gy), xc = materialize(x);
   if (gb != nullptr) *gb = sum(gy, {0, 2, 3});
   Tensor gw = Tensor::zeros(w_shape, gy.dtype());
   dispatch_float(gy.dtype(), "conv2d", [&]<class T>() {
@@ -156,6 +195,25 @@ Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shap
     }
   });
   return gw;
+}
+
+// g * [y > 0], keeping the layout when g and y share a dense one (channels-last conv outputs),
+// so the conv backward reads it without a reorder.
+Tensor relu_backward(const Tensor& g, const Tensor& y) {
+  const bool same_layout = g.dtype() == y.dtype() && g.shape() == y.shape() &&
+                           g.strides() == y.strides() && (g.is_contiguous() || is_channels_last(g));
+  if (!same_layout) return mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "relu"));
+  Tensor out = g.is_contiguous() ? Tensor::empty(g.shape(), g.dtype())
+                                 : empty_channels_last(g.shape(), g.dtype());
+  dispatch_float(g.dtype(), "relu", [&]<class T>() {
+    const T* gp = g.data<T>();
+    const T* yp = y.data<T>();
+    T* o = out.data<T>();
+    const int64_t n = g.numel();
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) o[i] = yp[i] > T(0) ? gp[i] : T(0);
+  });
+  return out;
 }
 
 // The reference forward: im2col + one GEMM per group, adding the bias on the way out.
@@ -204,31 +262,38 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                          "conv2d: bias {} does not fit {} output channels", bias.shape_string(),
                          s.out_c);
   }
-  Tensor xc = materialize(x), wc = materialize(weight);
-  Tensor out = Tensor::empty({s.batch, s.out_c, g.out_h, g.out_w}, x.dtype());
   const bool relu = epilogue == Epilogue::kRelu;
   const bool training = any_requires_grad({&x, &weight, &bias});
+  const Shape out_shape{s.batch, s.out_c, g.out_h, g.out_w};
+  Tensor out;
   if (x.dtype() == DType::kFloat32) {
+    // oneDNN writes channels-last output, so the next pool and conv read it without a reorder.
+    const Tensor xd = dense_nchw_or_nhwc(x), wc = materialize(weight);
     const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
-    kernels::conv2d_forward(conv_problem(s, p), xc.data<float>(), wc.data<float>(),
+    out = empty_channels_last(out_shape, x.dtype());
+    kernels::conv2d_forward(conv_problem(s, p, xd, out), xd.data<float>(), wc.data<float>(),
                             bias.defined() ? bc.data<float>() : nullptr, out.data<float>(), relu,
                             training);
   } else {
-    im2col_conv(xc, wc, bias, s, out);
+    out = Tensor::empty(out_shape, x.dtype());
+    im2col_conv(materialize(x), materialize(weight), bias, s, out);
     if (relu) kernels::unary(kernels::Unary::kRelu, out.data<double>(), out.data<double>(), out.numel());
   }
   if (!training) return out;
   const Tensor y = relu ? out.detach() : Tensor();
   record(out, "conv2d", {x, weight, bias}, [x, weight, bias, p, y](const Tensor& grad) {
-    const Tensor gy =
-        y.defined() ? mul(grad, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "conv2d")) : grad;
+    const Tensor gy = y.defined() ? relu_backward(grad, y) : grad;
     Tensor gb;
     Tensor gw = needs_grad(weight)
                     ? conv2d_weight_grad(gy, x, weight.shape(), p, needs_grad(bias) ? &gb : nullptr)
                     : Tensor();
     if (needs_grad(bias) && !gb.defined()) gb = sum(gy, {0, 2, 3});
     return std::vector<Tensor>{
-        needs_grad(x) ? conv2d_input_grad(gy, weight, x.shape(), p) : Tensor(), gw, gb};
+        needs_grad(x) ? conv2d_input_grad(gy, weight, x.shape(), p,
+                                          x.dtype() == DType::kFloat32 && !x.is_contiguous() &&
+                                              is_channels_last(x))
+                      : Tensor(),
+        gw, gb};
   });
   return out;
 }
@@ -255,9 +320,34 @@ kernels::ConvGeometry pool_geometry(const Tensor& x, const Pool2dParams& p, cons
 }
 }  // namespace
 
+namespace {
+// 2x2 max pool of a channels-last tensor (a conv output), staying channels-last both ways.
+Tensor max_pool2x2_channels_last(const Tensor& x, const kernels::ConvGeometry& g) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  Tensor out = empty_channels_last({n, c, g.out_h, g.out_w}, x.dtype());
+  dispatch_float(x.dtype(), "max_pool2d", [&]<class T>() {
+    kernels::max_pool2x2_nhwc(x.data<T>(), n, h, w, c, out.data<T>());
+  });
+  if (!any_requires_grad({&x})) return out;
+  record(out, "max_pool2d", {x}, [xd = x.detach(), y = out.detach()](const Tensor& gy) {
+    const Tensor gyc = to_channels_last(gy);
+    Tensor gx = empty_channels_last(xd.shape(), gy.dtype());
+    dispatch_float(gy.dtype(), "max_pool2d", [&]<class T>() {
+      kernels::max_pool2x2_nhwc_backward(xd.data<T>(), y.data<T>(), gyc.data<T>(), xd.size(0),
+                                         xd.size(2), xd.size(3), xd.size(1), gx.data<T>());
+    });
+    return std::vector<Tensor>{gx};
+  });
+  return out;
+}
+}  // namespace
+
 // Max over each window; the gradient goes to the (first) maximum of each window.
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   const kernels::ConvGeometry g = pool_geometry(x, p, "max_pool2d");
+  if (kernels::is_pool2x2(g) && !x.is_contiguous() && is_channels_last(x)) {
+    return max_pool2x2_channels_last(x, g);
+  }
   Tensor xc = materialize(x);
   Tensor out = Tensor::empty({x.size(0), x.size(1), g.out_h, g.out_w}, x.dtype());
   if (kernels::is_pool2x2(g)) {

@@ -27,6 +27,16 @@ Tensor apply_unary(const Tensor& x, int op, const char* name, double alpha = 0, 
 inline Tensor scalar_like(double value, const Tensor& like) {
   return Tensor::scalar(value, like.dtype());
 }
+// Channels-last ("NHWC") 4-D tensors: shape (N, C, H, W) as usual, memory ordered (N, H, W, C).
+// Convolution outputs use it so that conv -> pool -> conv needs no reorders; every other op sees
+// an ordinary strided view. Dims of size 1 do not count against the layout.
+bool is_channels_last(const Tensor& t);
+Tensor empty_channels_last(const Shape& nchw, DType dtype);
+// `t` itself when already channels-last, else a channels-last copy (no graph).
+Tensor to_channels_last(const Tensor& t);
+// Dense channels-last or plain contiguous: the layout a kernel may read without copying.
+// Returns `t` when it is either, else a contiguous copy.
+Tensor dense_nchw_or_nhwc(const Tensor& t);
 // Float 0/1 tensor of a bool mask, in `like`'s dtype.
 Tensor mask_to_float(const Tensor& mask, const Tensor& like);
 

@@ -100,6 +100,9 @@ void write_file(const std::string& path, const Sequential& model, const ModelInf
   metadata["architecture"] = model_to_json(model);
   metadata["preprocessing"] = info.preprocessing;
   metadata["class_names"] = json(info.class_names).dump();
+  // The policy as set (not the effective one), so a bf16 model trained on a CPU without bf16
+  // still runs in bf16 where eval/predict can.
+  metadata["mixed_precision"] = precision_name(model.mixed_precision_policy());
   metadata["checksum"] = tensors_checksum(tensors);
   io::save_tensors(path, tensors, metadata);
 }
@@ -132,7 +135,8 @@ ModelInfo info_from(const io::TensorFile& file, const std::string& path) {
   }
   for (const auto& [key, value] : file.metadata) {
     if (key != "format" && key != "architecture" && key != "preprocessing" &&
-        key != "class_names" && key != "checksum" && key != "training_state") {
+        key != "class_names" && key != "checksum" && key != "training_state" &&
+        key != "mixed_precision") {
       info.extra[key] = value;
     }
   }
@@ -172,6 +176,14 @@ Sequential load_model(const std::string& path) {
     throw IOError(fmt::format("{}: {}", path, e.what()));
   }
   model.info = info_from(file, path);
+  // Files from before mixed precision have no key: they were trained in fp32.
+  if (auto it = file.metadata.find("mixed_precision"); it != file.metadata.end()) {
+    try {
+      model.set_mixed_precision(parse_precision(it->second));
+    } catch (const ValueError& e) {
+      throw IOError(fmt::format("{}: {}", path, e.what()));
+    }
+  }
   model.eval();
   return model;
 }

@@ -1,5 +1,6 @@
 // Model files: one .safetensors holding the weights (PyTorch names) and, in __metadata__, the
-// architecture (Keras-like layer configs as JSON), the preprocessing, the class names, and a
+// architecture (Keras-like layer configs as JSON), the preprocessing, the class names, the mixed
+// precision policy ("mixed_precision": "bf16" or "fp32"; files without it load as fp32), and a
 // checksum of every tensor byte so a damaged file is refused rather than half-loaded.
 #pragma once
 

@@ -43,6 +43,12 @@ std::string progress_line(int64_t steps, double seconds,
   for (const auto& [name, value] : values) line += fmt::format(" - {}: {:.4f}", name, value);
   return line;
 }
+
+// Sets the thread's precision to the model's bf16 policy for one call. A kFloat32 policy installs
+// no guard, so a caller's own PrecisionGuard keeps working around a default model.
+void apply_policy(Precision policy, std::optional<PrecisionGuard>& guard) {
+  if (policy == Precision::kBFloat16) guard.emplace(Precision::kBFloat16);
+}
 }  // namespace
 
 double Scores::operator[](const std::string& name) const {
@@ -135,6 +141,11 @@ void Sequential::compile(OptimizerSpec optimizer, nn::Loss loss, std::vector<std
   if (built()) optimizer_->attach(parameters());
 }
 
+Precision Sequential::mixed_precision() const {
+  return mixed_precision_ == Precision::kBFloat16 && bf16_supported() ? Precision::kBFloat16
+                                                                       : Precision::kFloat32;
+}
+
 void Sequential::check_compiled(const char* what) const {
   NEUTRINO_CHECK_VALUE(optimizer_ != nullptr && loss_.has_value(),
                        "{}: call compile() first", what);
@@ -166,6 +177,8 @@ double Sequential::train_on_batch(const Tensor& x, const Tensor& y) {
   NEUTRINO_CHECK_SHAPE(x.dim() >= 1 && y.dim() >= 1 && x.size(0) == y.size(0),
                        "train_on_batch: x {} and y {} have different numbers of samples",
                        x.shape_string(), y.shape_string());
+  std::optional<PrecisionGuard> precision;
+  apply_policy(mixed_precision_, precision);
   train(true);
   const Tensor y_pred = forward(x);
   if (optimizer_->parameters().empty()) optimizer_->attach(parameters());
@@ -201,6 +214,12 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
   }
   if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
   if (optimizer_->parameters().empty()) optimizer_->attach(parameters());
+  // Covers the validation pass and the callbacks too, as one policy for the whole run.
+  std::optional<PrecisionGuard> precision;
+  apply_policy(mixed_precision_, precision);
+  if (options.verbose > 0 && mixed_precision_ != mixed_precision()) {
+    fmt::print("mixed_precision: bf16 not supported on this CPU, training in fp32\n");
+  }
 
   stop_requested_ = false;
   for (const auto& cb : options.callbacks) cb->on_train_begin(*this);
@@ -327,6 +346,8 @@ Scores Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOpti
   NEUTRINO_CHECK_VALUE(options.batch_size > 0, "evaluate: batch_size must be > 0");
   NEUTRINO_CHECK_VALUE(x.size(0) > 0, "evaluate: no samples");
   const auto start = std::chrono::steady_clock::now();
+  std::optional<PrecisionGuard> precision;
+  apply_policy(mixed_precision_, precision);
   NoGradGuard no_grad;
   eval();
   auto metrics = new_metrics();
@@ -356,6 +377,8 @@ Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
   NEUTRINO_CHECK_VALUE(batch_size > 0, "predict: batch_size must be > 0");
   NEUTRINO_CHECK_SHAPE(x.dim() >= 1 && x.size(0) > 0, "predict: x {} has no samples",
                        x.shape_string());
+  std::optional<PrecisionGuard> precision;
+  apply_policy(mixed_precision_, precision);
   NoGradGuard no_grad;
   eval();
   std::vector<Tensor> parts;
@@ -388,8 +411,15 @@ std::string Sequential::summary() const {
     for (const auto& [n, t] : layer->named_parameters()) trainable += t.numel();
     for (const auto& [n, t] : layer->named_buffers()) fixed += t.numel();
   }
-  out += fmt::format("{}\nTotal params: {}\nTrainable params: {}\nNon-trainable params: {}\n{}\n",
-                     double_rule, trainable + fixed, trainable, fixed, rule);
+  out += fmt::format("{}\nTotal params: {}\nTrainable params: {}\nNon-trainable params: {}\n",
+                     double_rule, trainable + fixed, trainable, fixed);
+  // Only a bf16 policy is shown, so the default table stays Keras's.
+  if (mixed_precision_ == Precision::kBFloat16) {
+    out += mixed_precision() == Precision::kBFloat16
+               ? "Mixed precision: bf16 compute, fp32 weights\n"
+               : "Mixed precision: bf16 requested, fp32 used (not supported on this CPU)\n";
+  }
+  out += rule + "\n";
   return out;
 }
 

@@ -4,6 +4,7 @@
 //   model.compile("adam", "binary_crossentropy", {"accuracy"});
 //   model.fit(x, y, {.epochs = 1000, .verbose = 0});
 //   auto scores = model.evaluate(x, y, {.verbose = 0});   // scores["loss"], scores[1]
+//   model.set_mixed_precision(Precision::kBFloat16);       // Keras's mixed_bfloat16 policy
 #pragma once
 
 #include <functional>
@@ -16,6 +17,7 @@
 
 #include "neutrino/nn/layers.h"
 #include "neutrino/nn/losses.h"
+#include "neutrino/core/precision.h"
 #include "neutrino/core/random.h"
 #include "neutrino/optim/optimizer.h"
 #include "neutrino/train/callbacks.h"
@@ -130,6 +132,18 @@ class Sequential : public nn::Module {
   // Asks fit() to stop after the current batch or epoch (Keras's model.stop_training = True).
   void stop_training() { stop_requested_ = true; }
 
+  // Mixed precision policy (Keras's mixed_precision "mixed_bfloat16", torch.autocast): under
+  // kBFloat16, fit, evaluate, predict and train_on_batch run matmul and convolution in bfloat16
+  // with float32 accumulation, while weights, optimizer state and other ops stay float32. The
+  // default kFloat32 leaves the thread's precision as it is, so an outer PrecisionGuard still
+  // applies. Saved in model files.
+  void set_mixed_precision(Precision precision) { mixed_precision_ = precision; }
+  // The precision the model actually computes in: kFloat32 when bf16 was asked for on a CPU
+  // without bf16 support (fit with verbose > 0 says so).
+  Precision mixed_precision() const;
+  // The policy as set, whether or not this CPU can honour it.
+  Precision mixed_precision_policy() const { return mixed_precision_; }
+
   // Preprocessing and class names saved with the model (by save_model and ModelCheckpoint).
   ModelInfo info;
 
@@ -147,6 +161,7 @@ class Sequential : public nn::Module {
   std::optional<nn::Loss> loss_;
   std::vector<std::string> metric_names_;
   bool stop_requested_ = false;
+  Precision mixed_precision_ = Precision::kFloat32;
 };
 
 }  // namespace neutrino::train
