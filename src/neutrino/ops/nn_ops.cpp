@@ -74,15 +74,16 @@ ConvShapes conv_shapes(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return s;
 }
 
-// x_nhwc / y_nhwc: whether the x-shaped and y-shaped buffers handed to oneDNN are channels-last
-// (plain contiguous wins when a tensor is both, as with one channel).
+// x_nhwc / y_nhwc: whether the x-shaped and y-shaped buffers handed to oneDNN are channels-last.
+// A tensor that is both (one channel, as a first layer's input) counts as channels-last: oneDNN
+// has no fast training kernel for plain input with channels-last output.
 kernels::ConvProblem conv_problem(const ConvShapes& s, const Conv2dParams& p, const Tensor& x_like,
                                   const Tensor& y_like) {
   const auto& g = s.geo;
   return {s.batch, s.in_c, g.height, g.width, s.out_c, g.kernel_h, g.kernel_w, g.out_h, g.out_w,
           p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom, p.pad_right,
-          p.dilation_h, p.dilation_w, p.groups, !x_like.is_contiguous(),
-          !y_like.is_contiguous()};
+          p.dilation_h, p.dilation_w, p.groups, is_channels_last(x_like),
+          is_channels_last(y_like)};
 }
 
 void check_conv(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
