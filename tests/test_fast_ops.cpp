@@ -282,3 +282,28 @@ TEST(FastPool, ChannelsLastMatchesPlain) {
     EXPECT_EQ(a.grad().to_vector<float>(), b.grad().to_vector<float>());
   }
 }
+
+// contiguous() of transposed and permuted views (the tiled and row-copy paths of copy_strided)
+// against element-by-element indexing.
+TEST(FastCopy, StridedCopiesMatchIndexing) {
+  manual_seed(12);
+  const Tensor base = Tensor::normal({3, 5, 37, 19});
+  for (const std::vector<int64_t>& dims :
+       {std::vector<int64_t>{0, 2, 3, 1}, {0, 3, 1, 2}, {3, 2, 1, 0}, {1, 0, 2, 3}, {0, 1, 3, 2}}) {
+    const Tensor view = permute(base, dims);
+    const Tensor copy = view.contiguous();
+    ASSERT_TRUE(copy.is_contiguous());
+    const auto got = copy.to_vector<float>();
+    size_t i = 0;
+    const Shape& s = view.shape();
+    for (int64_t a = 0; a < s[0]; ++a) {
+      for (int64_t b = 0; b < s[1]; ++b) {
+        for (int64_t c = 0; c < s[2]; ++c) {
+          for (int64_t d = 0; d < s[3]; ++d, ++i) {
+            ASSERT_EQ(got[i], static_cast<float>(view.at({a, b, c, d})));
+          }
+        }
+      }
+    }
+  }
+}

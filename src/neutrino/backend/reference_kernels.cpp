@@ -221,6 +221,53 @@ void binary(Binary op, const T* a, const int64_t* sa, const T* b, const int64_t*
 template <class T>
 void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* dst) {
   const Shape dst_strides = contiguous_strides(shape);
+  const size_t rank = shape.size();
+  if (rank >= 2 && shape_numel(shape) > 0) {
+    const size_t last = rank - 1;
+    // A dim other than the last that is contiguous in the source (the channel dim of a
+    // channels-last tensor being made NCHW, or the reverse): copy 2-D tiles of that dim by the
+    // last one, so both sides are read and written a cache line at a time.
+    size_t unit = rank;
+    for (size_t d = 0; d < last; ++d) {
+      if (strides[d] == 1 && shape[d] > 1) unit = d;
+    }
+    if (strides[last] != 1 && shape[last] > 1 && unit < rank) {
+      Shape outer_shape, outer_src, outer_dst;
+      for (size_t d = 0; d < last; ++d) {
+        if (d == unit) continue;
+        outer_shape.push_back(shape[d]);
+        outer_src.push_back(strides[d]);
+        outer_dst.push_back(dst_strides[d]);
+      }
+      const int64_t rows = shape[unit], cols = shape[last];
+      const int64_t src_col = strides[last], dst_row = dst_strides[unit];
+      constexpr int64_t kTile = 16;
+      strided_for_each<2>(outer_shape, {outer_src.data(), outer_dst.data()},
+                          [&](const std::array<int64_t, 2>& o) {
+        const T* in = src + o[0];
+        T* out = dst + o[1];
+        for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
+          for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+            const int64_t i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
+            for (int64_t j = j0; j < j1; ++j) {
+              for (int64_t i = i0; i < i1; ++i) out[i * dst_row + j] = in[i + j * src_col];
+            }
+          }
+        }
+      });
+      return;
+    }
+    if (strides[last] == 1) {
+      // Rows are contiguous on both sides: copy them whole.
+      const Shape outer_shape(shape.begin(), shape.end() - 1);
+      const int64_t n = shape[last];
+      strided_for_each<2>(outer_shape, {strides, dst_strides.data()},
+                          [&](const std::array<int64_t, 2>& o) {
+                            std::copy(src + o[0], src + o[0] + n, dst + o[1]);
+                          });
+      return;
+    }
+  }
   strided_for_each<2>(shape, {strides, dst_strides.data()},
                       [&](const std::array<int64_t, 2>& o) { dst[o[1]] = src[o[0]]; });
 }
