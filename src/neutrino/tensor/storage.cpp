@@ -13,12 +13,12 @@ namespace neutrino {
 namespace {
 std::atomic<uint64_t> allocation_count{0};
 
-// Freed large blocks kept for reuse by size. A training step allocates the same sizes every
-// time; without this each large block goes back to the system (munmap) and the next step pays
-// for fresh, kernel-zeroed pages, which measured as a third of CNN training time.
+// Freed blocks kept for reuse by size. A training step allocates the same sizes every time;
+// without this each large block goes back to the system (munmap) and the next step pays for
+// fresh, kernel-zeroed pages, which measured as a third of CNN training time. Small blocks are
+// kept too, so a steady-state step allocates no tensor memory at all.
 class BlockCache {
  public:
-  static constexpr size_t kMinBlock = 64 << 10;    // smaller blocks: malloc's own bins are fine
   static constexpr size_t kMaxCached = 1ull << 30;  // bytes held for reuse at most
 
   void* take(size_t size) {
@@ -63,7 +63,7 @@ uint64_t Storage::allocations() { return allocation_count.load(std::memory_order
 
 Storage::Storage(size_t nbytes, bool zero_fill) : nbytes_(nbytes) {
   const size_t size = block_size(nbytes);
-  if (size >= BlockCache::kMinBlock) data_ = block_cache().take(size);
+  data_ = block_cache().take(size);
   if (data_ == nullptr) {
     data_ = std::aligned_alloc(kAlignment, size);
     if (data_ == nullptr) throw std::bad_alloc();
@@ -74,7 +74,7 @@ Storage::Storage(size_t nbytes, bool zero_fill) : nbytes_(nbytes) {
 
 Storage::~Storage() {
   const size_t size = block_size(nbytes_);
-  if (size >= BlockCache::kMinBlock && block_cache().give(data_, size)) return;
+  if (block_cache().give(data_, size)) return;
   std::free(data_);
 }
 
