@@ -15,6 +15,8 @@ BASELINE = {
     "matmul_1024": ("onednn", True), "matmul_2048": ("onednn", True),
     "xor": ("pytorch-tuned", False), "xor_process": ("pytorch", False),
 }
+# Rows compared with neutrino's own fp32 row instead (ratio = bf16 / fp32 samples/s).
+SELF_BASELINE = {"mlp_train_bf16": "mlp_train", "cnn_train_bf16": "cnn_train"}
 SYSTEMS = ["neutrino", "pytorch", "pytorch-tuned", "onnxruntime", "onednn", "openblas", "openblas-tuned"]
 
 
@@ -56,6 +58,9 @@ def main(path):
         ratio = "-"
         if base in med and "neutrino" in med and med[base] and med["neutrino"]:
             ratio = f"{(med['neutrino'] / med[base]) if larger_better else (med[base] / med['neutrino']):.2f}x vs {base}"
+        fp32 = rows.get(SELF_BASELINE.get(workload), {}).get("neutrino")
+        if fp32 and med.get("neutrino"):
+            ratio = f"{med['neutrino'] / statistics.median(r['value'] for r in fp32):.2f}x vs neutrino fp32"
 
         def rss(s):
             vals = [r["rss_mb"] for r in systems.get(s, []) if r.get("rss_mb") is not None]

@@ -4,6 +4,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <string>
+#include <vector>
+
 #include "neutrino/cli/commands.h"
 #include "neutrino/core/error.h"
 
@@ -11,6 +14,11 @@ int main(int argc, char** argv) {
   using namespace neutrino::cli;
   CLI::App app{"neutrino: train, evaluate and use deep learning models"};
   app.require_subcommand(1);
+
+  // Checked here, so a bad value is a usage error (exit 2) naming the flag.
+  const std::vector<std::string> precisions{"bf16", "fp32", "bfloat16", "float32"};
+  const char* precision_help =
+      "bf16: matmul and convolution in bfloat16 with fp32 weights (fp32 where the CPU lacks bf16)";
 
   TrainArgs train;
   int epochs = 0;
@@ -33,6 +41,9 @@ int main(int argc, char** argv) {
                 "as --profile, and stop after N profiled steps (after 3 warm-up steps); the model "
                 "is saved but not tested")
       ->check(CLI::PositiveNumber);
+  t->add_option("--mixed-precision", train.mixed_precision,
+                std::string(precision_help) + "; overrides the config's mixed_precision")
+      ->check(CLI::IsMember(precisions));
 
   EvalArgs eval;
   auto* e = app.add_subcommand("eval", "Evaluate a saved model on a dataset");
@@ -41,6 +52,9 @@ int main(int argc, char** argv) {
   e->add_flag("--json", eval.json, "print one JSON object");
   e->add_flag("--report", eval.report, "per-class precision, recall, F1 and the confusion matrix");
   e->add_option("--batch-size", eval.batch_size, "batch size")->check(CLI::PositiveNumber);
+  e->add_option("--mixed-precision", eval.mixed_precision,
+                std::string(precision_help) + " (default: as the model was trained)")
+      ->check(CLI::IsMember(precisions));
 
   PredictArgs predict;
   auto* p = app.add_subcommand("predict", "Run a saved model on inputs");
@@ -49,6 +63,9 @@ int main(int argc, char** argv) {
   p->add_option("--output", predict.output, "write the outputs to .npy or .csv instead of printing");
   p->add_option("--top-k", predict.top_k, "classes to print per input")->check(CLI::PositiveNumber);
   p->add_option("--batch-size", predict.batch_size, "batch size")->check(CLI::PositiveNumber);
+  p->add_option("--mixed-precision", predict.mixed_precision,
+                std::string(precision_help) + " (default: as the model was trained)")
+      ->check(CLI::IsMember(precisions));
 
   std::string summary_path;
   auto* s = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
