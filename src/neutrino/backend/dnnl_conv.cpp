@@ -4,6 +4,7 @@
 // bf16 precision the reorders also round the inputs to bfloat16; outputs and weight gradients
 // stay float32.
 #include <fmt/format.h>
+#include <omp.h>
 
 #include "neutrino/backend/dnnl_util.h"
 #include "neutrino/backend/kernels.h"
@@ -54,8 +55,8 @@ memory::desc plain_weights(const Dims& d) {
 memory::desc plain_bias(const Dims& d) { return {d.bias, dt::f32, tag::x}; }
 
 std::string key_of(const char* kind, const ConvProblem& p, dt compute, bool a, bool b) {
-  return fmt::format("conv.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}",
-                     kind, p.batch, p.in_c, p.height, p.width, p.out_c, p.kernel_h, p.kernel_w,
+  return fmt::format("conv.t{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}",
+                     omp_get_max_threads(), kind, p.batch, p.in_c, p.height, p.width, p.out_c, p.kernel_h, p.kernel_w,
                      p.out_h, p.out_w, p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom,
                      p.pad_right, p.dilation_h, p.dilation_w, p.groups, static_cast<int>(compute), a,
                      b, p.x_nhwc, p.y_nhwc);
@@ -101,10 +102,29 @@ struct BackwardWeights {
 };
 
 void* mut(const float* p) { return const_cast<float*>(p); }
+
+// Below about a million multiply-adds (a batch-1 inference layer) waking the second core costs
+// more than it saves: such calls run on the calling thread alone. The thread count is part of
+// the cache key, since oneDNN plans its work split when a primitive is created.
+class SmallWorkScope {
+ public:
+  explicit SmallWorkScope(const ConvProblem& p) : previous_(omp_get_max_threads()) {
+    const int64_t macs = p.batch * p.out_c * p.out_h * p.out_w * (p.in_c / p.groups) *
+                         p.kernel_h * p.kernel_w;
+    if (macs < (int64_t{1} << 22)) omp_set_num_threads(1);
+  }
+  ~SmallWorkScope() { omp_set_num_threads(previous_); }
+  SmallWorkScope(const SmallWorkScope&) = delete;
+  SmallWorkScope& operator=(const SmallWorkScope&) = delete;
+
+ private:
+  int previous_;
+};
 }  // namespace
 
 void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const float* bias,
                     float* y, bool relu, bool training) {
+  const SmallWorkScope scope(p);
   const dt compute = compute_type();
   const bool has_bias = bias != nullptr;
   const auto fwd = cached<Forward>(
@@ -135,6 +155,7 @@ void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const 
 }
 
 void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w, float* gx) {
+  const SmallWorkScope scope(p);
   const dt compute = compute_type();
   const auto bwd = cached<BackwardData>(key_of("bwd_data", p, compute, false, false), [&] {
     const Dims d = dims_of(p);
@@ -168,6 +189,7 @@ void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w,
 
 void conv2d_backward_weights(const ConvProblem& p, const float* x, const float* gy, float* gw,
                              float* gb) {
+  const SmallWorkScope scope(p);
   const dt compute = compute_type();
   const bool has_bias = gb != nullptr;
   const auto bwd = cached<BackwardWeights>(key_of("bwd_weights", p, compute, has_bias, false), [&] {

@@ -470,6 +470,10 @@ inline T pool_max(T a, T b) {
 }
 }  // namespace
 
+// Below this many input elements a pool runs on the calling thread: a batch-1 layer is done
+// before a second core would wake up.
+constexpr int64_t kParallelPool = 1 << 16;
+
 bool is_pool2x2(const ConvGeometry& g) {
   return g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
          g.pad_top == 0 && g.pad_left == 0 && g.dilation_h == 1 && g.dilation_w == 1;
@@ -481,7 +485,7 @@ bool is_pool2x2(const ConvGeometry& g) {
 template <class T>
 void max_pool2x2(const T* x, const ConvGeometry& g, T* y) {
   const bool even = g.height % 2 == 0 && g.width % 2 == 0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.channels * g.height * g.width > kParallelPool)
   for (int64_t c = 0; c < g.channels; ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
@@ -561,7 +565,7 @@ void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeo
 template <class T>
 void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y) {
   const int64_t oh = h / 2, ow = w / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * h * w * c > kParallelPool)
   for (int64_t row = 0; row < n * oh; ++row) {
     const int64_t b = row / oh, oy = row % oh;
     for (int64_t ox = 0; ox < ow; ++ox) {
@@ -583,7 +587,7 @@ void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t 
   const int64_t oh = h / 2, ow = w / 2;
   // An odd last row or column is outside every window.
   if (h % 2 != 0 || w % 2 != 0) std::fill(grad_x, grad_x + n * h * w * c, T(0));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * h * w * c > kParallelPool)
   for (int64_t row = 0; row < n * oh; ++row) {
     const int64_t b = row / oh, oy = row % oh;
     for (int64_t ox = 0; ox < ow; ++ox) {
