@@ -242,8 +242,7 @@ void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* d
       const int64_t rows = shape[unit], cols = shape[last];
       const int64_t src_col = strides[last], dst_row = dst_strides[unit];
       constexpr int64_t kTile = 16;
-      strided_for_each<2>(outer_shape, {outer_src.data(), outer_dst.data()},
-                          [&](const std::array<int64_t, 2>& o) {
+      auto tiles = [&](const std::array<int64_t, 2>& o) {
         const T* in = src + o[0];
         T* out = dst + o[1];
         for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
@@ -254,7 +253,20 @@ void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* d
             }
           }
         }
-      });
+      };
+      // Large copies (a batch of images) spread their outermost dim over the cores.
+      if (!outer_shape.empty() && outer_shape[0] > 1 && shape_numel(shape) > (1 << 18)) {
+        const Shape inner_shape(outer_shape.begin() + 1, outer_shape.end());
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < outer_shape[0]; ++b) {
+          strided_for_each<2>(inner_shape, {outer_src.data() + 1, outer_dst.data() + 1},
+                              [&](const std::array<int64_t, 2>& o) {
+                                tiles({o[0] + b * outer_src[0], o[1] + b * outer_dst[0]});
+                              });
+        }
+        return;
+      }
+      strided_for_each<2>(outer_shape, {outer_src.data(), outer_dst.data()}, tiles);
       return;
     }
     if (strides[last] == 1) {
