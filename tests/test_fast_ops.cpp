@@ -287,9 +287,11 @@ TEST(FastPool, ChannelsLastMatchesPlain) {
 // against element-by-element indexing.
 TEST(FastCopy, StridedCopiesMatchIndexing) {
   manual_seed(12);
-  const Tensor base = Tensor::normal({3, 5, 37, 19});
+  // The second base is large enough for the parallel path.
+  for (const Shape& base_shape : {Shape{3, 5, 37, 19}, Shape{4, 64, 40, 30}})
   for (const std::vector<int64_t>& dims :
        {std::vector<int64_t>{0, 2, 3, 1}, {0, 3, 1, 2}, {3, 2, 1, 0}, {1, 0, 2, 3}, {0, 1, 3, 2}}) {
+    const Tensor base = Tensor::normal(base_shape);
     const Tensor view = permute(base, dims);
     const Tensor copy = view.contiguous();
     ASSERT_TRUE(copy.is_contiguous());
