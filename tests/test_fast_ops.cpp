@@ -11,6 +11,7 @@
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/core/precision.h"
 #include "neutrino/core/random.h"
+#include "neutrino/neutrino.h"
 #include "neutrino/nn/losses.h"
 #include "neutrino/ops/op_util.h"
 #include "neutrino/ops/ops.h"
@@ -307,5 +308,24 @@ TEST(FastCopy, StridedCopiesMatchIndexing) {
         }
       }
     }
+  }
+}
+
+// Inference splits large batches into cache-sized micro-batches; the outputs must be those of
+// running each sample alone (BatchNormalization in evaluation mode included).
+TEST(FastInference, MicroBatchesMatchPerSampleResults) {
+  manual_seed(13);
+  train::Sequential model({nn::Conv2D(8, 3, {.input_shape = {1, 12, 12}, .padding = "same",
+                                              .activation = "relu"}),
+                           nn::BatchNormalization(), nn::MaxPooling2D(2), nn::Flatten(),
+                           nn::Dense(5)});
+  const Tensor x = Tensor::normal({150, 1, 12, 12});
+  model.eval();
+  NoGradGuard no_grad;
+  const Tensor whole = model.forward(x);  // 150 > 2 x the micro-batch: runs in pieces
+  ASSERT_EQ(whole.shape(), (Shape{150, 5}));
+  for (int64_t i : {0, 31, 32, 33, 149}) {
+    const Tensor alone = model.forward(slice(x, 0, i, i + 1));
+    EXPECT_LT(max_rel_diff(alone, slice(whole, 0, i, i + 1)), 1e-5) << "sample " << i;
   }
 }

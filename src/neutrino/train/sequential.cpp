@@ -105,9 +105,40 @@ bool Sequential::built() const { return !layers_.empty() && layers_.back()->buil
 
 Tensor Sequential::forward(const Tensor& x) {
   NEUTRINO_CHECK_VALUE(!layers_.empty(), "Sequential '{}': no layers", name_);
+  // Inference runs a large batch through the network in micro-batches small enough for each
+  // one's activations to stay in cache instead of streaming through memory between layers (the
+  // Fashion-MNIST CNN at batch 256: about 21k -> 29k images/s here). Every layer treats samples
+  // independently in evaluation mode, so the result is the same. Training, and any call that
+  // records a graph, runs the batch whole (BatchNormalization needs the batch statistics).
+  if (!grad_enabled() && !is_training() && x.dim() >= 1 && built()) {
+    const int64_t chunk = inference_chunk();
+    if (x.size(0) > 2 * chunk) {
+      std::vector<Tensor> parts;
+      for (int64_t begin = 0; begin < x.size(0); begin += chunk) {
+        Tensor h = slice(x, 0, begin, std::min(x.size(0), begin + chunk));
+        for (const auto& layer : layers_) h = layer->forward(h);
+        parts.push_back(h);
+      }
+      return concat(parts, 0);
+    }
+  }
   Tensor h = x;
   for (const auto& layer : layers_) h = layer->forward(h);
   return h;
+}
+
+int64_t Sequential::inference_chunk() const {
+  // About 3 MB of the largest activation per micro-batch (float32), at least 32 samples so each
+  // kernel still has enough work for both cores. Measured on the benchmark CNN (100 KB per
+  // sample): 32 samples 29-30k images/s, 16: 18-20k, 64: 23-27k, the whole 256: 21k.
+  constexpr int64_t kCacheBytes = 3 << 20;
+  Shape shape = layers_.front()->built_input_shape();
+  int64_t largest = shape_numel(shape);
+  for (const auto& layer : layers_) {
+    shape = layer->output_shape(shape);
+    largest = std::max(largest, shape_numel(shape));
+  }
+  return std::max<int64_t>(32, kCacheBytes / std::max<int64_t>(1, 4 * largest));
 }
 
 Tensor Sequential::forward_profiled(const Tensor& x, ProfileRecorder& recorder) {

@@ -113,6 +113,7 @@ class Sequential : public nn::Module {
   // Builds every layer for this per-sample input shape (without the batch dim).
   void build(const Shape& input_shape);
   bool built() const;
+  // Inference (no graph, evaluation mode) runs large batches in cache-sized micro-batches.
   Tensor forward(const Tensor& x) override;
 
   void compile(OptimizerSpec optimizer, nn::Loss loss, std::vector<std::string> metrics = {});
@@ -148,6 +149,8 @@ class Sequential : public nn::Module {
   ModelInfo info;
 
  private:
+  // Samples per inference micro-batch (see forward()).
+  int64_t inference_chunk() const;
   void check_compiled(const char* what) const;
   std::vector<std::unique_ptr<Metric>> new_metrics() const;
   // forward() with each layer timed and under its autograd profile scope.
