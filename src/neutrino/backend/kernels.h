@@ -99,6 +99,11 @@ void gemm(int64_t m, int64_t n, int64_t k, const double* a, int64_t a_row, int64
 void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
                     const float* bias, float* y, bool relu);
 
+// The same for m <= 4 rows (batch-1 inference): dot products against the weight rows, split over
+// the cores.
+void linear_few_rows(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
+                     const float* bias, float* y, bool relu);
+
 namespace reference {
 // The plain triple loop, kept for tests of the fast path.
 template <class T>

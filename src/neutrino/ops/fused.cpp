@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/core/precision.h"
 #include "neutrino/ops/op_util.h"
 
 namespace neutrino {
@@ -52,10 +53,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Epilogu
   const bool relu = epilogue == Epilogue::kRelu;
   // oneDNN's matmul pays off from a few dozen rows; a single row (batch-1 inference) is a
   // matrix-vector product that sgemm does faster.
+  const bool fp32 = x.dtype() == DType::kFloat32 && compute_precision() == Precision::kFloat32;
   if (x.dtype() == DType::kFloat32 && m >= 32 && n * k >= 4096) {
     const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
     kernels::linear_forward(m, n, k, xc.data<float>(), wc.data<float>(),
                             bias.defined() ? bc.data<float>() : nullptr, out.data<float>(), relu);
+  } else if (fp32 && m <= 4 && n * k >= 4096) {
+    const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
+    kernels::linear_few_rows(m, n, k, xc.data<float>(), wc.data<float>(),
+                             bias.defined() ? bc.data<float>() : nullptr, out.data<float>(), relu);
   } else {
     linear_reference(xc, wc, bias, m, n, k, relu, out);
   }
