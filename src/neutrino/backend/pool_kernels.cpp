@@ -1,0 +1,289 @@
+// Pooling kernels over (planes, H, W) images: the general max/average pool with any window,
+// stride, padding and dilation, and fast paths for the common 2x2, stride-2 max pool in NCHW and
+// channels-last (NHWC) memory.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "neutrino/backend/kernels.h"
+
+namespace neutrino::kernels {
+
+namespace {
+// Calls f(oy, ox, y0, y1, x0, x1) with each window clipped to the image; the unclipped window
+// size is kernel_h * kernel_w.
+template <class F>
+void for_each_window(const ConvGeometry& g, F f) {
+  for (int64_t oy = 0; oy < g.out_h; ++oy) {
+    const int64_t ys = oy * g.stride_h - g.pad_top;
+    const int64_t y0 = std::max<int64_t>(ys, 0);
+    const int64_t y1 = std::min<int64_t>(ys + (g.kernel_h - 1) * g.dilation_h + 1, g.height);
+    for (int64_t ox = 0; ox < g.out_w; ++ox) {
+      const int64_t xs = ox * g.stride_w - g.pad_left;
+      const int64_t x0 = std::max<int64_t>(xs, 0);
+      const int64_t x1 = std::min<int64_t>(xs + (g.kernel_w - 1) * g.dilation_w + 1, g.width);
+      f(oy, ox, ys, xs, y0, y1, x0, x1);
+    }
+  }
+}
+// Number of padded positions the window covers when padding counts (clipped to the padded area).
+int64_t padded_window_size(const ConvGeometry& g, int64_t ys, int64_t xs) {
+  const int64_t y_end = std::min(ys + g.kernel_h, g.height + g.pad_bottom);
+  const int64_t x_end = std::min(xs + g.kernel_w, g.width + g.pad_right);
+  return (y_end - ys) * (x_end - xs);
+}
+}  // namespace
+
+namespace {
+// a if it wins against b under max-pooling's rule: larger, or NaN (NaN propagates).
+template <class T>
+inline T pool_max(T a, T b) {
+  return (a > b || a != a) ? a : b;
+}
+}  // namespace
+
+// Below this many input elements a pool runs on the calling thread: a batch-1 layer is done
+// before a second core would wake up.
+constexpr int64_t kParallelPool = 1 << 16;
+
+bool is_pool2x2(const ConvGeometry& g) {
+  return g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
+         g.pad_top == 0 && g.pad_left == 0 && g.dilation_h == 1 && g.dilation_w == 1;
+}
+
+// Straight-line code over pairs of rows, without the general loop's bounds and dilation checks
+// and without writing an index per window (the backward finds the winner again), so it streams
+// at memory speed.
+template <class T>
+void max_pool2x2(const T* x, const ConvGeometry& g, T* y) {
+  const bool even = g.height % 2 == 0 && g.width % 2 == 0;
+#pragma omp parallel for schedule(static) if (g.channels * g.height * g.width > kParallelPool)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = x + c * g.height * g.width;
+    T* out = y + c * g.out_h * g.out_w;
+    if (even) {
+      // Two flat passes that vectorize even for narrow planes (a 14-wide row is too short for one
+      // AVX-512 register): the max of each pair of rows, then of each pair of neighbours.
+      thread_local std::vector<T> rows;
+      rows.resize(static_cast<size_t>(g.out_h * g.width));
+      T* v = rows.data();
+      for (int64_t oy = 0; oy < g.out_h; ++oy) {
+        const T* r0 = plane + 2 * oy * g.width;
+        const T* r1 = r0 + g.width;
+        T* vo = v + oy * g.width;
+        for (int64_t i = 0; i < g.width; ++i) vo[i] = pool_max(r0[i], r1[i]);
+      }
+      for (int64_t j = 0, n = g.out_h * g.out_w; j < n; ++j) out[j] = pool_max(v[2 * j], v[2 * j + 1]);
+      continue;
+    }
+    for (int64_t oy = 0; oy < g.out_h; ++oy) {
+      const T* r0 = plane + 2 * oy * g.width;
+      const T* r1 = r0 + g.width;
+      T* o = out + oy * g.out_w;
+      for (int64_t ox = 0; ox < g.out_w; ++ox) {
+        o[ox] = pool_max(pool_max(pool_max(r0[2 * ox], r0[2 * ox + 1]), r1[2 * ox]), r1[2 * ox + 1]);
+      }
+    }
+  }
+}
+
+// The gradient of each window goes to its first element equal to the window's output (the first
+// maximum, or the first NaN where the output is NaN); every input element is written, so grad_x
+// needs no zeroing.
+template <class T>
+void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeometry& g,
+                          T* grad_x) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = x + c * g.height * g.width;
+    T* gplane = grad_x + c * g.height * g.width;
+    const T* out = y + c * g.out_h * g.out_w;
+    const T* gout = grad_y + c * g.out_h * g.out_w;
+    for (int64_t oy = 0; oy < g.out_h; ++oy) {
+      const T* r0 = plane + 2 * oy * g.width;
+      const T* r1 = r0 + g.width;
+      T* g0 = gplane + 2 * oy * g.width;
+      T* g1 = g0 + g.width;
+      const T* yo = out + oy * g.out_w;
+      const T* go = gout + oy * g.out_w;
+      for (int64_t ox = 0; ox < g.out_w; ++ox) {
+        const T m = yo[ox], grad = go[ox];
+        const T a = r0[2 * ox], b = r0[2 * ox + 1], c0 = r1[2 * ox];
+        // Equal to the output, or NaN where the output is NaN; the first such wins.
+        const bool m_nan = m != m;
+        const bool ea = a == m || (m_nan && a != a);
+        const bool eb = !ea && (b == m || (m_nan && b != b));
+        const bool ec = !ea && !eb && (c0 == m || (m_nan && c0 != c0));
+        const bool ed = !ea && !eb && !ec;
+        g0[2 * ox] = ea ? grad : T(0);
+        g0[2 * ox + 1] = eb ? grad : T(0);
+        g1[2 * ox] = ec ? grad : T(0);
+        g1[2 * ox + 1] = ed ? grad : T(0);
+      }
+      const int64_t top = 2 * oy * g.width;
+      // An odd last column is outside every window.
+      if (g.width % 2 != 0) {
+        gplane[top + g.width - 1] = T(0);
+        gplane[top + 2 * g.width - 1] = T(0);
+      }
+    }
+    // So is an odd last row.
+    if (g.height % 2 != 0) {
+      std::fill(gplane + (g.height - 1) * g.width, gplane + g.height * g.width, T(0));
+    }
+  }
+}
+
+template <class T>
+void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y) {
+  const int64_t oh = h / 2, ow = w / 2;
+#pragma omp parallel for schedule(static) if (n * h * w * c > kParallelPool)
+  for (int64_t row = 0; row < n * oh; ++row) {
+    const int64_t b = row / oh, oy = row % oh;
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      const T* p00 = x + ((b * h + 2 * oy) * w + 2 * ox) * c;
+      const T* p01 = p00 + c;
+      const T* p10 = p00 + w * c;
+      const T* p11 = p10 + c;
+      T* o = y + (row * ow + ox) * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        o[ch] = pool_max(pool_max(pool_max(p00[ch], p01[ch]), p10[ch]), p11[ch]);
+      }
+    }
+  }
+}
+
+template <class T>
+void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
+                               int64_t w, int64_t c, T* grad_x) {
+  const int64_t oh = h / 2, ow = w / 2;
+  // An odd last row or column is outside every window.
+  if (h % 2 != 0 || w % 2 != 0) std::fill(grad_x, grad_x + n * h * w * c, T(0));
+#pragma omp parallel for schedule(static) if (n * h * w * c > kParallelPool)
+  for (int64_t row = 0; row < n * oh; ++row) {
+    const int64_t b = row / oh, oy = row % oh;
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      const int64_t at = ((b * h + 2 * oy) * w + 2 * ox) * c;
+      const T* p00 = x + at;
+      const T* p01 = p00 + c;
+      const T* p10 = p00 + w * c;
+      T* g00 = grad_x + at;
+      T* g01 = g00 + c;
+      T* g10 = g00 + w * c;
+      T* g11 = g10 + c;
+      const T* m = y + (row * ow + ox) * c;
+      const T* gy = grad_y + (row * ow + ox) * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        // The first element equal to the output (or NaN where it is NaN) takes the gradient.
+        const bool m_nan = m[ch] != m[ch];
+        const bool e0 = p00[ch] == m[ch] || (m_nan && p00[ch] != p00[ch]);
+        const bool e1 = !e0 && (p01[ch] == m[ch] || (m_nan && p01[ch] != p01[ch]));
+        const bool e2 = !e0 && !e1 && (p10[ch] == m[ch] || (m_nan && p10[ch] != p10[ch]));
+        const bool e3 = !e0 && !e1 && !e2;
+        g00[ch] = e0 ? gy[ch] : T(0);
+        g01[ch] = e1 ? gy[ch] : T(0);
+        g10[ch] = e2 ? gy[ch] : T(0);
+        g11[ch] = e3 ? gy[ch] : T(0);
+      }
+    }
+  }
+}
+
+template <class T>
+void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = x + c * g.height * g.width;
+    T* out = y + c * g.out_h * g.out_w;
+    int64_t* idx = indices + c * g.out_h * g.out_w;
+    for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
+                           int64_t y1, int64_t x0, int64_t x1) {
+      T best = -std::numeric_limits<T>::infinity();
+      int64_t best_at = -1;
+      const bool dilated = g.dilation_h != 1 || g.dilation_w != 1;
+      for (int64_t iy = y0; iy < y1; ++iy) {
+        if (dilated && (iy - ys) % g.dilation_h != 0) continue;
+        const T* row = plane + iy * g.width;
+        for (int64_t ix = x0; ix < x1; ++ix) {
+          if (dilated && (ix - xs) % g.dilation_w != 0) continue;
+          // The first maximum wins; NaN propagates, as in PyTorch.
+          if (row[ix] > best || best_at < 0 || std::isnan(row[ix])) {
+            best = row[ix];
+            best_at = iy * g.width + ix;
+            if (std::isnan(best)) break;
+          }
+        }
+      }
+      out[oy * g.out_w + ox] = best;
+      idx[oy * g.out_w + ox] = best_at;
+    });
+  }
+}
+
+template <class T>
+void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeometry& g,
+                         T* grad_x) {
+  const int64_t out_plane = g.out_h * g.out_w;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    T* gx = grad_x + c * g.height * g.width;
+    for (int64_t i = 0; i < out_plane; ++i) {
+      const int64_t at = indices[c * out_plane + i];
+      if (at >= 0) gx[at] += grad_y[c * out_plane + i];
+    }
+  }
+}
+
+template <class T>
+void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = x + c * g.height * g.width;
+    T* out = y + c * g.out_h * g.out_w;
+    for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
+                           int64_t y1, int64_t x0, int64_t x1) {
+      T total = 0;
+      for (int64_t iy = y0; iy < y1; ++iy) {
+        for (int64_t ix = x0; ix < x1; ++ix) total += plane[iy * g.width + ix];
+      }
+      const int64_t count = count_include_pad ? padded_window_size(g, ys, xs) : (y1 - y0) * (x1 - x0);
+      out[oy * g.out_w + ox] = count > 0 ? total / static_cast<T>(count) : T(0);
+    });
+  }
+}
+
+template <class T>
+void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad,
+                         T* grad_x) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    T* gx = grad_x + c * g.height * g.width;
+    const T* gy = grad_y + c * g.out_h * g.out_w;
+    for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
+                           int64_t y1, int64_t x0, int64_t x1) {
+      const int64_t count = count_include_pad ? padded_window_size(g, ys, xs) : (y1 - y0) * (x1 - x0);
+      if (count == 0) return;
+      const T share = gy[oy * g.out_w + ox] / static_cast<T>(count);
+      for (int64_t iy = y0; iy < y1; ++iy) {
+        for (int64_t ix = x0; ix < x1; ++ix) gx[iy * g.width + ix] += share;
+      }
+    });
+  }
+}
+
+#define NEUTRINO_INSTANTIATE(T)                                                                  \
+  template void max_pool2d<T>(const T*, const ConvGeometry&, T*, int64_t*);                      \
+  template void max_pool2x2<T>(const T*, const ConvGeometry&, T*);                               \
+  template void max_pool2x2_nhwc<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);             \
+  template void max_pool2x2_nhwc_backward<T>(const T*, const T*, const T*, int64_t, int64_t,       \
+                                             int64_t, int64_t, T*);                               \
+  template void max_pool2x2_backward<T>(const T*, const T*, const T*, const ConvGeometry&, T*);  \
+  template void max_pool2d_backward<T>(const T*, const int64_t*, const ConvGeometry&, T*);       \
+  template void avg_pool2d<T>(const T*, const ConvGeometry&, bool, T*);                          \
+  template void avg_pool2d_backward<T>(const T*, const ConvGeometry&, bool, T*);
+
+NEUTRINO_INSTANTIATE(float)
+NEUTRINO_INSTANTIATE(double)
+#undef NEUTRINO_INSTANTIATE
+
+}  // namespace neutrino::kernels
