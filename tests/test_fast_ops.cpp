@@ -348,3 +348,20 @@ TEST(FastLinear, FastPathsMatchFloat64Reference) {
     }
   }
 }
+
+// bf16 GEMM on transposed operands (the backward's layouts) packs them through oneDNN reorders.
+TEST(FastMatmul, Bf16TransposedOperandsStayCloseToFloat32) {
+  manual_seed(15);
+  const Tensor a = Tensor::normal({96, 64}), b = Tensor::normal({80, 96});
+  const Tensor fp32 = matmul(transpose(a, 0, 1), transpose(b, 0, 1));  // (64, 80)
+  Tensor bf16;
+  {
+    PrecisionGuard guard(Precision::kBFloat16);
+    bf16 = matmul(transpose(a, 0, 1), transpose(b, 0, 1));
+  }
+  const double diff = max_rel_diff(bf16, fp32);
+  EXPECT_LT(diff, 0.1);
+  if (bf16_supported()) {
+    EXPECT_GT(diff, 0.0) << "bf16 was not used";
+  }
+}
