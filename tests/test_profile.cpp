@@ -124,10 +124,16 @@ TEST(ProfileSequential, MaxStepsStopsTrainingEarly) {
   Sequential model = small_model();
   model.compile("sgd", "sparse_categorical_crossentropy");
   Profile profile{.warmup_steps = 2, .max_steps = 4};
+  ::testing::internal::CaptureStdout();
   const History history =
-      model.fit(x, y, {.epochs = 50, .batch_size = 32, .verbose = 0, .profile = &profile});
+      model.fit(x, y, {.epochs = 50, .batch_size = 32, .verbose = 2, .profile = &profile});
+  const std::string printed = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(history.epochs, 1);
   EXPECT_EQ(profile.steps, 4);
+  // The progress line counts the 6 steps that ran, not the epoch's full length.
+  const int64_t per_epoch = (x.size(0) + 31) / 32;
+  ASSERT_GT(per_epoch, 6);
+  EXPECT_NE(printed.find(fmt::format("6/{} - ", per_epoch)), std::string::npos) << printed;
 }
 
 TEST(ProfileSequential, ProfilingDoesNotChangeTheTrainedWeights) {

@@ -33,12 +33,14 @@ std::string snake_case(const std::string& type) {
 
 // Keras's progress line: "469/469 [==============================] - 3s 6ms/step - loss: 0.4213"
 // (verbose 1), or without the bar (verbose 2).
-std::string progress_line(int64_t steps, double seconds,
+// `reached` is the last step of the epoch that ran (short of `steps` when training stopped
+// early); `ran` is how many steps this call timed (fewer after a mid-epoch resume).
+std::string progress_line(int64_t reached, int64_t steps, int64_t ran, double seconds,
                           const std::vector<std::pair<std::string, double>>& values, bool bar = true) {
-  const double per_step_ms = steps > 0 ? seconds * 1000.0 / static_cast<double>(steps) : 0.0;
+  const double per_step_ms = ran > 0 ? seconds * 1000.0 / static_cast<double>(ran) : 0.0;
   std::string line = bar ? fmt::format("{}/{} [==============================] - {:.0f}s {:.0f}ms/step",
-                                       steps, steps, seconds, per_step_ms)
-                         : fmt::format("{}/{} - {:.0f}s - {:.0f}ms/step", steps, steps, seconds,
+                                       reached, steps, seconds, per_step_ms)
+                         : fmt::format("{}/{} - {:.0f}s - {:.0f}ms/step", reached, steps, seconds,
                                        per_step_ms);
   for (const auto& [name, value] : values) line += fmt::format(" - {}: {:.4f}", name, value);
   return line;
@@ -287,6 +289,7 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
     auto metrics = new_metrics();
     double loss_total = 0;
     int64_t seen = 0;
+    int64_t reached = 0, ran = 0;  // for the progress line
     loader.start(epoch);
     if (profiler) profiler->begin_step();
     while (auto batch = loader.next()) {
@@ -312,6 +315,8 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
         loss.backward();
         optimizer_->step();
       }
+      reached = batch->step + 1;
+      ++ran;
       const int64_t rows = batch->x.size(0);
       loss_total += loss_value * static_cast<double>(rows);
       seen += rows;
@@ -350,7 +355,7 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (options.verbose == 1 && isatty(fileno(stdout))) fmt::print("\r");
-      fmt::print("{}\n", progress_line(steps, seconds, shown, options.verbose == 1));
+      fmt::print("{}\n", progress_line(reached, steps, ran, seconds, shown, options.verbose == 1));
       std::fflush(stdout);
     }
     for (const auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
@@ -399,7 +404,7 @@ Scores Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOpti
   if (options.verbose > 0) {
     std::vector<std::pair<std::string, double>> values;
     for (size_t i = 0; i < scores.names().size(); ++i) values.emplace_back(scores.names()[i], scores[i]);
-    fmt::print("{}\n", progress_line(steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), values));
+    fmt::print("{}\n", progress_line(steps, steps, steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), values));
   }
   return scores;
 }
