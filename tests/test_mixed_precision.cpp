@@ -233,24 +233,8 @@ TEST(MixedPrecisionModelFile, RoundTripsThePolicy) {
   fs::remove_all(dir);
 }
 
-namespace {
-struct CliResult {
-  int code;
-  std::string output;
-};
-
-CliResult neutrino_cli(const std::string& args) {
-  const std::string command = std::string(NEUTRINO_BIN_DIR) + "/neutrino " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  CliResult r{-1, ""};
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) r.output += buffer.data();
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-}  // namespace
+using neutrino::testing::CliResult;
+using neutrino::testing::run_cli;
 
 TEST(MixedPrecisionCli, ConfigKeyAndFlagReachTheModelFile) {
   const fs::path dir = temp_dir("cli");
@@ -266,28 +250,28 @@ TEST(MixedPrecisionCli, ConfigKeyAndFlagReachTheModelFile) {
   const std::string model = (dir / "m.safetensors").string();
   const std::string yaml = (dir / "bf16.yaml").string();
 
-  CliResult train = neutrino_cli("train " + yaml + " -o " + model);
+  CliResult train = run_cli("train " + yaml + " -o " + model);
   ASSERT_EQ(train.code, 0) << train.output;
   EXPECT_EQ(io::load_tensors(model).metadata.at("mixed_precision"), "bf16");
-  CliResult summary = neutrino_cli("summary " + model);
+  CliResult summary = run_cli("summary " + model);
   EXPECT_NE(summary.output.find("Mixed precision: bf16"), std::string::npos) << summary.output;
-  CliResult eval = neutrino_cli("eval " + model + " --data " + csv + " --json");
+  CliResult eval = run_cli("eval " + model + " --data " + csv + " --json");
   EXPECT_EQ(eval.code, 0) << eval.output;
-  EXPECT_EQ(neutrino_cli("eval " + model + " --data " + csv + " --mixed-precision fp32").code, 0);
+  EXPECT_EQ(run_cli("eval " + model + " --data " + csv + " --mixed-precision fp32").code, 0);
   write(dir / "in.csv", "x1,x2\n0,1\n");
   const std::string input = " --input " + (dir / "in.csv").string();
-  EXPECT_EQ(neutrino_cli("predict " + model + input + " --mixed-precision bf16").code, 0);
+  EXPECT_EQ(run_cli("predict " + model + input + " --mixed-precision bf16").code, 0);
 
-  train = neutrino_cli("train " + yaml + " -o " + model + " --mixed-precision fp32");
+  train = run_cli("train " + yaml + " -o " + model + " --mixed-precision fp32");
   ASSERT_EQ(train.code, 0) << train.output;
   EXPECT_EQ(io::load_tensors(model).metadata.at("mixed_precision"), "fp32");
 
   // A bad flag is a usage error naming it; a bad config value names the key.
-  CliResult bad_flag = neutrino_cli("predict " + model + input + " --mixed-precision fp8");
+  CliResult bad_flag = run_cli("predict " + model + input + " --mixed-precision fp8");
   EXPECT_EQ(bad_flag.code, 2) << bad_flag.output;
   EXPECT_NE(bad_flag.output.find("--mixed-precision"), std::string::npos) << bad_flag.output;
   write(dir / "fp8.yaml", config + "mixed_precision: fp8\n");
-  CliResult bad_key = neutrino_cli("train " + (dir / "fp8.yaml").string() + " -o " + model);
+  CliResult bad_key = run_cli("train " + (dir / "fp8.yaml").string() + " -o " + model);
   EXPECT_EQ(bad_key.code, 1) << bad_key.output;
   EXPECT_NE(bad_key.output.find("mixed_precision: expected 'bf16' or 'fp32', got 'fp8'"),
             std::string::npos)

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "neutrino/neutrino.h"
+#include "test_util.h"
 
 using namespace neutrino;
 using namespace neutrino::nn;
@@ -165,22 +166,8 @@ TEST(ProfileSequential, NoProfiledStepsSaysSo) {
 }
 
 namespace {
-struct CliResult {
-  int code;
-  std::string output;  // stdout and stderr
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string command = std::string(NEUTRINO_BIN_DIR) + "/neutrino " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  CliResult r{-1, ""};
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) r.output += buffer.data();
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using neutrino::testing::CliResult;
+using neutrino::testing::run_cli;
 
 std::filesystem::path profile_config() {
   const auto dir =

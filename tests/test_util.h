@@ -2,7 +2,10 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <array>
+#include <cstdio>
 #include <exception>
 #include <string>
 #include <vector>
@@ -32,6 +35,24 @@ inline void expect_values(const Tensor& t, const std::vector<double>& expected, 
   const std::vector<double> got = t.to_vector<double>();
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected[i], tol) << "at " << i;
+}
+
+// Runs build/bin/neutrino with `args` (shell syntax) and collects its exit code and output.
+struct CliResult {
+  int code;
+  std::string output;  // stdout and stderr
+};
+
+inline CliResult run_cli(const std::string& args) {
+  const std::string command = std::string(NEUTRINO_BIN_DIR) + "/neutrino " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  CliResult r{-1, ""};
+  if (pipe == nullptr) return r;
+  std::array<char, 4096> buffer{};
+  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) r.output += buffer.data();
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
 }
 
 }  // namespace neutrino::testing

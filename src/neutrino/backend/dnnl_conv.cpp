@@ -85,19 +85,16 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvProblem& p, dt co
 
 struct Forward {
   dnnl::convolution_forward prim;
-  memory::desc dst_desc;
   Convert src, weights, dst;
 };
 
 struct BackwardData {
   dnnl::convolution_backward_data prim;
-  memory::desc diff_src_desc;
   Convert diff_dst, weights, diff_src;
 };
 
 struct BackwardWeights {
   dnnl::convolution_backward_weights prim;
-  memory::desc diff_weights_desc;
   Convert src, diff_dst, diff_weights;
 };
 
@@ -131,7 +128,7 @@ void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const 
       key_of(training ? "fwd_train" : "fwd_infer", p, compute, has_bias, relu), [&] {
         const Dims d = dims_of(p);
         const auto pd = forward_pd(p, compute, has_bias, relu, training);
-        return std::make_shared<Forward>(Forward{dnnl::convolution_forward(pd), pd.dst_desc(),
+        return std::make_shared<Forward>(Forward{dnnl::convolution_forward(pd),
                                                  Convert(plain_src(d, p), pd.src_desc()),
                                                  Convert(plain_weights(d), pd.weights_desc()),
                                                  Convert(pd.dst_desc(), plain_dst(d, p))});
@@ -141,16 +138,12 @@ void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const 
   const memory user_y(plain_dst(d, p), engine(), y);
   const memory src = fwd->src(memory(plain_src(d, p), engine(), mut(x)), keep_src);
   const memory weights = fwd->weights(memory(plain_weights(d), engine(), mut(w)), keep_weights);
-  memory dst = user_y;
-  if (fwd->dst.needed()) {
-    keep_dst = scratch(fwd->dst_desc.get_size());
-    dst = memory(fwd->dst_desc, engine(), keep_dst.data<float>());
-  }
+  const memory dst = fwd->dst.output_for(user_y, keep_dst);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (has_bias) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(d), engine(), mut(bias)));
   fwd->prim.execute(stream(), args);
-  if (fwd->dst.needed()) fwd->dst.into(dst, user_y);
+  fwd->dst.finish(dst, user_y);
   stream().wait();
 }
 
@@ -166,7 +159,7 @@ void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w,
     const dnnl::convolution_backward_data::primitive_desc pd(
         desc, engine(), forward_pd(p, compute, false, false, true));
     return std::make_shared<BackwardData>(BackwardData{
-        dnnl::convolution_backward_data(pd), pd.diff_src_desc(),
+        dnnl::convolution_backward_data(pd),
         Convert(plain_dst(d, p), pd.diff_dst_desc()), Convert(plain_weights(d), pd.weights_desc()),
         Convert(pd.diff_src_desc(), plain_src(d, p))});
   });
@@ -175,15 +168,11 @@ void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w,
   const memory user_gx(plain_src(d, p), engine(), gx);
   const memory diff_dst = bwd->diff_dst(memory(plain_dst(d, p), engine(), mut(gy)), keep_gy);
   const memory weights = bwd->weights(memory(plain_weights(d), engine(), mut(w)), keep_weights);
-  memory diff_src = user_gx;
-  if (bwd->diff_src.needed()) {
-    keep_gx = scratch(bwd->diff_src_desc.get_size());
-    diff_src = memory(bwd->diff_src_desc, engine(), keep_gx.data<float>());
-  }
+  const memory diff_src = bwd->diff_src.output_for(user_gx, keep_gx);
   bwd->prim.execute(stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
                                {DNNL_ARG_WEIGHTS, weights},
                                {DNNL_ARG_DIFF_SRC, diff_src}});
-  if (bwd->diff_src.needed()) bwd->diff_src.into(diff_src, user_gx);
+  bwd->diff_src.finish(diff_src, user_gx);
   stream().wait();
 }
 
@@ -201,7 +190,7 @@ void conv2d_backward_weights(const ConvProblem& p, const float* x, const float* 
     const dnnl::convolution_backward_weights::primitive_desc pd(
         desc, engine(), forward_pd(p, compute, false, false, true));
     return std::make_shared<BackwardWeights>(BackwardWeights{
-        dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(),
+        dnnl::convolution_backward_weights(pd),
         Convert(plain_src(d, p), pd.src_desc()), Convert(plain_dst(d, p), pd.diff_dst_desc()),
         Convert(pd.diff_weights_desc(), plain_weights(d))});
   });
@@ -210,16 +199,12 @@ void conv2d_backward_weights(const ConvProblem& p, const float* x, const float* 
   const memory user_gw(plain_weights(d), engine(), gw);
   const memory src = bwd->src(memory(plain_src(d, p), engine(), mut(x)), keep_src);
   const memory diff_dst = bwd->diff_dst(memory(plain_dst(d, p), engine(), mut(gy)), keep_gy);
-  memory diff_weights = user_gw;
-  if (bwd->diff_weights.needed()) {
-    keep_gw = scratch(bwd->diff_weights_desc.get_size());
-    diff_weights = memory(bwd->diff_weights_desc, engine(), keep_gw.data<float>());
-  }
+  const memory diff_weights = bwd->diff_weights.output_for(user_gw, keep_gw);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
   if (has_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(plain_bias(d), engine(), gb));
   bwd->prim.execute(stream(), args);
-  if (bwd->diff_weights.needed()) bwd->diff_weights.into(diff_weights, user_gw);
+  bwd->diff_weights.finish(diff_weights, user_gw);
   stream().wait();
 }
 

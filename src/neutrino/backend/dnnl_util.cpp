@@ -36,7 +36,7 @@ Tensor scratch(size_t bytes) {
 }
 
 Convert::Convert(const dnnl::memory::desc& from, const dnnl::memory::desc& to)
-    : needed_(from != to), to_(to) {
+    : needed_(from != to), from_(from), to_(to) {
   if (needed_) reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
 }
 
@@ -46,6 +46,12 @@ dnnl::memory Convert::operator()(const dnnl::memory& from, Tensor& keep) const {
   dnnl::memory to(to_, engine(), keep.data<float>());
   into(from, to);
   return to;
+}
+
+dnnl::memory Convert::output_for(const dnnl::memory& user, Tensor& keep) const {
+  if (!needed_) return user;
+  keep = scratch(from_.get_size());
+  return dnnl::memory(from_, engine(), keep.data<float>());
 }
 
 void Convert::into(const dnnl::memory& from, const dnnl::memory& to) const {

@@ -39,9 +39,17 @@ class Convert {
   void into(const dnnl::memory& from, const dnnl::memory& to) const;
   bool needed() const { return needed_; }
 
+  // For an output the caller owns (this Convert goes from the primitive's layout to the
+  // caller's): where the primitive should write it, `user` itself when the layouts agree, else
+  // scratch kept in `keep`. finish() then moves it into `user`.
+  dnnl::memory output_for(const dnnl::memory& user, Tensor& keep) const;
+  void finish(const dnnl::memory& written, const dnnl::memory& user) const {
+    if (needed_) into(written, user);
+  }
+
  private:
   bool needed_ = false;
-  dnnl::memory::desc to_;
+  dnnl::memory::desc from_, to_;
   dnnl::reorder reorder_;
 };
 

@@ -16,20 +16,23 @@ namespace neutrino::io {
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
-namespace {
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
-// The whole file; its size comes from fstat, so the allocation matches bytes that exist.
-std::vector<uint8_t> read_file_impl(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+FilePtr open_regular_file(const std::string& path, uint64_t& size) {
+  FilePtr f(std::fopen(path.c_str(), "rb"));
   NEUTRINO_CHECK_IO(f != nullptr, "{}: cannot open: {}", path, errno_text(errno));
   struct stat st;
   NEUTRINO_CHECK_IO(::fstat(::fileno(f.get()), &st) == 0, "{}: cannot stat: {}", path,
                     errno_text(errno));
   NEUTRINO_CHECK_IO(S_ISREG(st.st_mode), "{}: not a regular file", path);
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+  size = static_cast<uint64_t>(st.st_size);
+  return f;
+}
+
+namespace {
+// The whole file; its size comes from fstat, so the allocation matches bytes that exist.
+std::vector<uint8_t> read_file_impl(const std::string& path) {
+  uint64_t size = 0;
+  const FilePtr f = open_regular_file(path, size);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
   if (!bytes.empty() && std::fread(bytes.data(), 1, bytes.size(), f.get()) != bytes.size()) {
     NEUTRINO_CHECK_IO(!std::ferror(f.get()), "{}: read error: {}", path, errno_text(errno));
     throw IOError(fmt::format("{}: unexpected end of file (did the file change?)", path));

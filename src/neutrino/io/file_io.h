@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -9,6 +11,15 @@ namespace neutrino::io {
 
 // strerror for an errno value, thread-safe.
 std::string errno_text(int err);
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+// `path` opened for reading, with its size from fstat; IOError names the path when it is missing,
+// unreadable or not a regular file (a directory, a device).
+FilePtr open_regular_file(const std::string& path, uint64_t& size);
 
 // The whole regular file at `path`; errors (missing, a directory, a short read) name the path.
 std::vector<uint8_t> read_file(const std::string& path);

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -326,10 +325,6 @@ RawTensor take_tensor(Entry& entry) {
   return tensor;
 }
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
 // Reads exactly `size` bytes; the file was measured first, so a short read means it changed.
 void read_exact(std::FILE* f, uint8_t* out, size_t size, const std::string& path,
                 std::string_view what) {
@@ -385,13 +380,8 @@ SafetensorsFile read_safetensors_bytes(const uint8_t* data, size_t size,
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  NEUTRINO_CHECK_IO(f != nullptr, "{}: cannot open: {}", path, errno_text(errno));
-  struct stat st;
-  NEUTRINO_CHECK_IO(::fstat(::fileno(f.get()), &st) == 0, "{}: cannot stat: {}", path,
-                    errno_text(errno));
-  NEUTRINO_CHECK_IO(S_ISREG(st.st_mode), "{}: not a regular file", path);
-  const auto file_size = static_cast<uint64_t>(st.st_size);
+  uint64_t file_size = 0;
+  const FilePtr f = open_regular_file(path, file_size);
   check_file_size(file_size, path);
 
   uint8_t prefix[kPrefixSize];

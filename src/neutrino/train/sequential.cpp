@@ -112,21 +112,21 @@ Tensor Sequential::forward(const Tensor& x) {
   // Fashion-MNIST CNN at batch 256: about 21k -> 29k images/s here). Every layer treats samples
   // independently in evaluation mode, so the result is the same. Training, and any call that
   // records a graph, runs the batch whole (BatchNormalization needs the batch statistics).
+  auto run_layers = [this](Tensor h) {
+    for (const auto& layer : layers_) h = layer->forward(h);
+    return h;
+  };
   if (!grad_enabled() && !is_training() && x.dim() >= 1 && built()) {
     const int64_t chunk = inference_chunk();
     if (x.size(0) > 2 * chunk) {
       std::vector<Tensor> parts;
       for (int64_t begin = 0; begin < x.size(0); begin += chunk) {
-        Tensor h = slice(x, 0, begin, std::min(x.size(0), begin + chunk));
-        for (const auto& layer : layers_) h = layer->forward(h);
-        parts.push_back(h);
+        parts.push_back(run_layers(slice(x, 0, begin, std::min(x.size(0), begin + chunk))));
       }
       return concat(parts, 0);
     }
   }
-  Tensor h = x;
-  for (const auto& layer : layers_) h = layer->forward(h);
-  return h;
+  return run_layers(x);
 }
 
 int64_t Sequential::inference_chunk() const {
