@@ -289,7 +289,8 @@ TEST(FastPool, ChannelsLastMatchesPlain) {
 TEST(FastCopy, StridedCopiesMatchIndexing) {
   manual_seed(12);
   // The second base is large enough for the parallel path.
-  for (const Shape& base_shape : {Shape{3, 5, 37, 19}, Shape{4, 64, 40, 30}})
+  // The third has a size-1 dim and dims that merge (a channels-last (N, 1, 7, 64) made NCHW).
+  for (const Shape& base_shape : {Shape{3, 5, 37, 19}, Shape{4, 64, 40, 30}, Shape{2, 1, 7, 64}})
   for (const std::vector<int64_t>& dims :
        {std::vector<int64_t>{0, 2, 3, 1}, {0, 3, 1, 2}, {3, 2, 1, 0}, {1, 0, 2, 3}, {0, 1, 3, 2}}) {
     const Tensor base = Tensor::normal(base_shape);
@@ -308,6 +309,34 @@ TEST(FastCopy, StridedCopiesMatchIndexing) {
         }
       }
     }
+  }
+}
+
+// concat of channels-last parts (how micro-batched inference reassembles a batch) copies each
+// part through the strided fast path.
+TEST(FastCopy, ConcatOfChannelsLastPartsMatchesContiguous) {
+  manual_seed(16);
+  std::vector<Tensor> views, dense;
+  for (int64_t n : {3, 5}) {
+    views.push_back(permute(Tensor::normal({n, 7, 7, 64}), {0, 3, 1, 2}));
+    dense.push_back(views.back().contiguous());
+  }
+  EXPECT_EQ(concat(views, 0).to_vector<float>(), concat(dense, 0).to_vector<float>());
+}
+
+// Inference convolutions keep their reordered weights between calls; a weight changed in place
+// must still be seen by the next call.
+TEST(FastConv, InferenceSeesWeightsChangedInPlace) {
+  manual_seed(17);
+  const Tensor x = Tensor::normal({2, 3, 9, 9}), w = Tensor::normal({8, 3, 3, 3});
+  const Tensor b = Tensor::normal({8});
+  NoGradGuard no_grad;
+  for (int round = 0; round < 3; ++round) {
+    const Tensor got = conv2d(x, w, b, params(1, 1, 1, 1));
+    const Tensor want = conv2d(x.to(DType::kFloat64), w.to(DType::kFloat64),
+                               b.to(DType::kFloat64), params(1, 1, 1, 1));
+    EXPECT_LT(max_rel_diff(got, want), 1e-5) << "round " << round;
+    w.data<float>()[round * 7] += 0.5f;  // as an optimizer step or a weight load would
   }
 }
 
@@ -334,9 +363,12 @@ TEST(FastInference, MicroBatchesMatchPerSampleResults) {
 // the float64 GEMM reference, with and without bias and relu.
 TEST(FastLinear, FastPathsMatchFloat64Reference) {
   manual_seed(14);
-  const Tensor w = Tensor::normal({40, 300}, 0, 0.1), b = Tensor::normal({40});
+  // The second layer is split over the cores, in groups of four outputs with two left over, and
+  // its input length leaves a tail after the 16-lane blocks.
+  for (const Shape& w_shape : {Shape{40, 300}, Shape{130, 517}})
   for (int64_t rows : {1, 3, 64}) {
-    const Tensor x = Tensor::normal({rows, 300});
+    const Tensor w = Tensor::normal(w_shape, 0, 0.1), b = Tensor::normal({w_shape[0]});
+    const Tensor x = Tensor::normal({rows, w_shape[1]});
     for (bool with_bias : {false, true}) {
       for (Epilogue e : {Epilogue::kNone, Epilogue::kRelu}) {
         const Tensor bias = with_bias ? b : Tensor();

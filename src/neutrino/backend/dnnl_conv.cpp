@@ -54,12 +54,17 @@ memory::desc plain_weights(const Dims& d) {
 }
 memory::desc plain_bias(const Dims& d) { return {d.bias, dt::f32, tag::x}; }
 
+// The cache key: the kind of primitive and every field of the problem, as raw bytes (formatting
+// them as text cost about a microsecond per call).
 std::string key_of(const char* kind, const ConvProblem& p, dt compute, bool a, bool b) {
-  return fmt::format("conv.t{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}",
-                     omp_get_max_threads(), kind, p.batch, p.in_c, p.height, p.width, p.out_c, p.kernel_h, p.kernel_w,
-                     p.out_h, p.out_w, p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom,
-                     p.pad_right, p.dilation_h, p.dilation_w, p.groups, static_cast<int>(compute), a,
-                     b, p.x_nhwc, p.y_nhwc);
+  const int64_t fields[] = {omp_get_max_threads(), p.batch, p.in_c, p.height, p.width, p.out_c,
+                            p.kernel_h, p.kernel_w, p.out_h, p.out_w, p.stride_h, p.stride_w,
+                            p.pad_top, p.pad_left, p.pad_bottom, p.pad_right, p.dilation_h,
+                            p.dilation_w, p.groups, static_cast<int64_t>(compute), a, b, p.x_nhwc,
+                            p.y_nhwc};
+  std::string key = fmt::format("conv.{}:", kind);
+  key.append(reinterpret_cast<const char*>(fields), sizeof(fields));
+  return key;
 }
 
 dt compute_type() {
@@ -135,13 +140,16 @@ void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const 
       });
   const Dims d = dims_of(p);
   Tensor keep_src, keep_weights, keep_dst;
-  const memory user_y(plain_dst(d, p), engine(), y);
-  const memory src = fwd->src(memory(plain_src(d, p), engine(), mut(x)), keep_src);
-  const memory weights = fwd->weights(memory(plain_weights(d), engine(), mut(w)), keep_weights);
+  const memory user_y = bound(fwd.get(), 0, plain_dst(d, p), y);
+  const memory src = fwd->src(bound(fwd.get(), 1, plain_src(d, p), x), keep_src);
+  // Inference weights are constant from call to call: their reorder is kept.
+  const memory user_w = bound(fwd.get(), 2, plain_weights(d), w);
+  const memory weights = training ? fwd->weights(user_w, keep_weights)
+                                  : fwd->weights.constant(user_w, keep_weights);
   const memory dst = fwd->dst.output_for(user_y, keep_dst);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-  if (has_bias) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(d), engine(), mut(bias)));
+  if (has_bias) args.emplace(DNNL_ARG_BIAS, bound(fwd.get(), 3, plain_bias(d), bias));
   fwd->prim.execute(stream(), args);
   fwd->dst.finish(dst, user_y);
   stream().wait();

@@ -1,8 +1,10 @@
 #include "neutrino/backend/dnnl_util.h"
 
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace neutrino::kernels::dnnl_util {
 
@@ -31,6 +33,28 @@ std::shared_ptr<void> cached(const std::string& key,
   return cache.emplace(key, std::move(made)).first->second;
 }
 
+dnnl::memory bound(const void* owner, int slot, const dnnl::memory::desc& md, const void* data) {
+  struct Key {
+    const void* owner;
+    int slot;
+    bool operator==(const Key&) const = default;
+  };
+  struct Hash {
+    size_t operator()(const Key& k) const {
+      return std::hash<const void*>()(k.owner) * 31 + static_cast<size_t>(k.slot);
+    }
+  };
+  thread_local std::unordered_map<Key, dnnl::memory, Hash> memories;
+  void* handle = const_cast<void*>(data);
+  auto [at, inserted] = memories.try_emplace(Key{owner, slot});
+  if (inserted) {
+    at->second = dnnl::memory(md, engine(), handle);
+  } else {
+    at->second.set_data_handle(handle);
+  }
+  return at->second;
+}
+
 Tensor scratch(size_t bytes) {
   return Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)}, DType::kFloat32);
 }
@@ -43,7 +67,7 @@ Convert::Convert(const dnnl::memory::desc& from, const dnnl::memory::desc& to)
 dnnl::memory Convert::operator()(const dnnl::memory& from, Tensor& keep) const {
   if (!needed_) return from;
   keep = scratch(to_.get_size());
-  dnnl::memory to(to_, engine(), keep.data<float>());
+  const dnnl::memory to = bound(this, 0, to_, keep.data<float>());
   into(from, to);
   return to;
 }
@@ -51,7 +75,44 @@ dnnl::memory Convert::operator()(const dnnl::memory& from, Tensor& keep) const {
 dnnl::memory Convert::output_for(const dnnl::memory& user, Tensor& keep) const {
   if (!needed_) return user;
   keep = scratch(from_.get_size());
-  return dnnl::memory(from_, engine(), keep.data<float>());
+  return bound(this, 1, from_, keep.data<float>());
+}
+
+dnnl::memory Convert::constant(const dnnl::memory& from, Tensor& keep) const {
+  if (!needed_) return from;
+  struct Entry {
+    std::vector<char> source;
+    Tensor converted;
+  };
+  static std::mutex mutex;
+  static std::map<std::pair<const Convert*, const void*>, Entry> entries;
+  static size_t bytes_held = 0;
+  constexpr size_t kMaxBytes = size_t{256} << 20;  // beyond this the cache starts again
+  const size_t bytes = from_.get_size();
+  const void* source = from.get_data_handle();
+  const std::pair<const Convert*, const void*> key{this, source};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = entries.find(key);
+    if (found != entries.end() && std::memcmp(found->second.source.data(), source, bytes) == 0) {
+      keep = found->second.converted;
+      return bound(this, 2, to_, keep.data<float>());
+    }
+  }
+  const dnnl::memory to = (*this)(from, keep);
+  Entry entry{std::vector<char>(static_cast<const char*>(source),
+                                static_cast<const char*>(source) + bytes),
+              keep};
+  std::lock_guard<std::mutex> lock(mutex);
+  if (bytes_held + 2 * bytes > kMaxBytes) {
+    entries.clear();
+    bytes_held = 0;
+  }
+  auto [at, inserted] = entries.try_emplace(key);
+  if (!inserted) bytes_held -= at->second.source.size() * 2;
+  at->second = std::move(entry);
+  bytes_held += 2 * bytes;
+  return to;
 }
 
 void Convert::into(const dnnl::memory& from, const dnnl::memory& to) const {

@@ -27,6 +27,11 @@ std::shared_ptr<T> cached(const std::string& key, const std::function<std::share
 // A buffer of at least `bytes` from our caching allocator, kept alive by the returned tensor.
 Tensor scratch(size_t bytes);
 
+// A memory object for `data` in layout `md`. Creating one costs a heap allocation, so each
+// thread keeps one per (owner, slot) and points it at each call's buffer; `owner` is the cached
+// primitive (or Convert) it serves and `md` must be the same on every call for that pair.
+dnnl::memory bound(const void* owner, int slot, const dnnl::memory::desc& md, const void* data);
+
 // A layout (and data type) change between the caller's memory and what a primitive wants,
 // made once per problem: a no-op when the two agree.
 class Convert {
@@ -38,6 +43,10 @@ class Convert {
   // Converts into existing memory (for outputs the caller owns).
   void into(const dnnl::memory& from, const dnnl::memory& to) const;
   bool needed() const { return needed_; }
+  // operator() for data that rarely changes (inference weights): the converted copy is kept
+  // beside a copy of its source and reused while the source bytes are the same. Comparing
+  // bytes costs a fraction of a blocking reorder and can never serve stale weights.
+  dnnl::memory constant(const dnnl::memory& from, Tensor& keep) const;
 
   // For an output the caller owns (this Convert goes from the primitive's layout to the
   // caller's): where the primitive should write it, `user` itself when the layouts agree, else

@@ -219,9 +219,32 @@ void binary(Binary op, const T* a, const int64_t* sa, const T* b, const int64_t*
 }
 
 template <class T>
-void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* dst) {
+void copy_strided(const T* src, const Shape& shape_in, const int64_t* strides_in, T* dst) {
+  // Adjacent dims that are one run in the source are one dim of the copy (the destination is
+  // contiguous, so they are one run there too): (N, C, H, W) channels-last copies as (N, C, HW),
+  // whose tiles are wider. Size-1 dims drop out.
+  Shape shape, src_strides;
+  for (size_t d = 0; d < shape_in.size(); ++d) {
+    if (shape_in[d] == 1) continue;
+    if (!shape.empty() && src_strides.back() == strides_in[d] * shape_in[d]) {
+      shape.back() *= shape_in[d];
+      src_strides.back() = strides_in[d];
+      continue;
+    }
+    shape.push_back(shape_in[d]);
+    src_strides.push_back(strides_in[d]);
+  }
+  if (shape.empty()) {
+    if (shape_numel(shape_in) == 1) dst[0] = src[0];
+    return;
+  }
+  const int64_t* strides = src_strides.data();
   const Shape dst_strides = contiguous_strides(shape);
   const size_t rank = shape.size();
+  if (rank == 1 && strides[0] == 1) {
+    std::copy(src, src + shape[0], dst);
+    return;
+  }
   if (rank >= 2 && shape_numel(shape) > 0) {
     const size_t last = rank - 1;
     // A dim other than the last that is contiguous in the source (the channel dim of a
@@ -255,7 +278,7 @@ void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* d
         }
       };
       // Large copies (a batch of images) spread their outermost dim over the cores.
-      if (!outer_shape.empty() && outer_shape[0] > 1 && shape_numel(shape) > (1 << 18)) {
+      if (!outer_shape.empty() && outer_shape[0] > 1 && shape_numel(shape) > (1 << 15)) {
         const Shape inner_shape(outer_shape.begin() + 1, outer_shape.end());
 #pragma omp parallel for schedule(static)
         for (int64_t b = 0; b < outer_shape[0]; ++b) {

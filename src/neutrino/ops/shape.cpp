@@ -13,6 +13,12 @@ using namespace detail;
 namespace {
 // Copies src (any strides) into dst (any strides) of the same shape.
 void copy_into(const Tensor& src, const Tensor& dst) {
+  if (dst.is_contiguous()) {
+    dispatch_all(src.dtype(), [&]<class T>() {
+      kernels::copy_strided(src.data<T>(), src.shape(), src.strides().data(), dst.data<T>());
+    });
+    return;
+  }
   dispatch_all(src.dtype(), [&]<class T>() {
     const T* s = src.data<T>();
     T* d = dst.data<T>();
