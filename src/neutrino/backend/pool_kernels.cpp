@@ -182,35 +182,34 @@ void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t 
   const int64_t oh = h / 2, ow = w / 2;
   // An odd last row or column is outside every window.
   if (h % 2 != 0 || w % 2 != 0) std::fill(grad_x, grad_x + n * h * w * c, T(0));
-  for_rows(n * oh, n * h * w * c > kParallelPool, [=](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / oh, oy = row % oh;
-      const int64_t top = (b * h + 2 * oy) * w * c;
-      const T* __restrict x0 = x + top;
-      const T* __restrict x1 = x0 + w * c;
-      T* __restrict g0 = grad_x + top;
-      T* __restrict g1 = g0 + w * c;
-      const T* __restrict m = y + row * ow * c;
-      const T* __restrict gy = grad_y + row * ow * c;
-      for (int64_t ox = 0; ox < ow; ++ox) {
-        const int64_t at = 2 * ox * c, o = ox * c;
-        for (int64_t ch = 0; ch < c; ++ch) {
-          // The first element equal to the output (or NaN where it is NaN) takes the gradient.
-          const T v0 = x0[at + ch], v1 = x0[at + c + ch], v2 = x1[at + ch], mv = m[o + ch];
-          const bool m_nan = mv != mv;
-          const bool e0 = v0 == mv || (m_nan && v0 != v0);
-          const bool e1 = !e0 && (v1 == mv || (m_nan && v1 != v1));
-          const bool e2 = !e0 && !e1 && (v2 == mv || (m_nan && v2 != v2));
-          const bool e3 = !e0 && !e1 && !e2;
-          const T g = gy[o + ch];
-          g0[at + ch] = e0 ? g : T(0);
-          g0[at + c + ch] = e1 ? g : T(0);
-          g1[at + ch] = e2 ? g : T(0);
-          g1[at + c + ch] = e3 ? g : T(0);
-        }
+#pragma omp parallel for schedule(static) if (n * h * w * c > kParallelPool)
+  for (int64_t row = 0; row < n * oh; ++row) {
+    const int64_t b = row / oh, oy = row % oh;
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      const int64_t at = ((b * h + 2 * oy) * w + 2 * ox) * c;
+      const T* p00 = x + at;
+      const T* p01 = p00 + c;
+      const T* p10 = p00 + w * c;
+      T* g00 = grad_x + at;
+      T* g01 = g00 + c;
+      T* g10 = g00 + w * c;
+      T* g11 = g10 + c;
+      const T* m = y + (row * ow + ox) * c;
+      const T* gy = grad_y + (row * ow + ox) * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        // The first element equal to the output (or NaN where it is NaN) takes the gradient.
+        const bool m_nan = m[ch] != m[ch];
+        const bool e0 = p00[ch] == m[ch] || (m_nan && p00[ch] != p00[ch]);
+        const bool e1 = !e0 && (p01[ch] == m[ch] || (m_nan && p01[ch] != p01[ch]));
+        const bool e2 = !e0 && !e1 && (p10[ch] == m[ch] || (m_nan && p10[ch] != p10[ch]));
+        const bool e3 = !e0 && !e1 && !e2;
+        g00[ch] = e0 ? gy[ch] : T(0);
+        g01[ch] = e1 ? gy[ch] : T(0);
+        g10[ch] = e2 ? gy[ch] : T(0);
+        g11[ch] = e3 ? gy[ch] : T(0);
       }
     }
-  });
+  }
 }
 
 template <class T>
