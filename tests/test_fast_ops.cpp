@@ -340,6 +340,77 @@ TEST(FastConv, InferenceSeesWeightsChangedInPlace) {
   }
 }
 
+// The fused first-layer conv + relu + 2x2 max pool against the two ops it replaces: several
+// channel counts, with and without bias, a NaN, and shapes it must hand back to the unfused path.
+TEST(FastConvPool, FusedMatchesConvThenPool) {
+  manual_seed(18);
+  struct Case {
+    Shape x, w;
+    bool bias;
+  };
+  for (const Case& c : {Case{{1, 1, 28, 28}, {32, 1, 3, 3}, true},
+                        Case{{5, 3, 10, 12}, {16, 3, 3, 3}, true},
+                        Case{{40, 2, 8, 6}, {48, 2, 3, 3}, false},
+                        Case{{3, 4, 6, 6}, {64, 4, 3, 3}, true},
+                        Case{{2, 1, 7, 8}, {16, 1, 3, 3}, true},   // odd height: unfused
+                        Case{{2, 8, 6, 6}, {16, 8, 3, 3}, true},   // 8 input channels: unfused
+                        Case{{2, 1, 6, 6}, {24, 1, 3, 3}, true}}) {  // 24 outputs: unfused
+    Tensor x = Tensor::normal(c.x);
+    const Tensor w = Tensor::normal(c.w), b = c.bias ? Tensor::normal({c.w[0]}) : Tensor();
+    x.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+    NoGradGuard no_grad;
+    const Tensor fused = conv2d_relu_max_pool2d(x, w, b, params(1, 1, 1, 1), {});
+    const Tensor plain = max_pool2d(conv2d(x, w, b, params(1, 1, 1, 1), Epilogue::kRelu), {});
+    ASSERT_EQ(fused.shape(), plain.shape());
+    const auto got = fused.to_vector<float>(), want = plain.to_vector<float>();
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (std::isnan(want[i])) {
+        EXPECT_TRUE(std::isnan(got[i])) << shape_str(c.x) << " at " << i;
+      } else {
+        EXPECT_NEAR(got[i], want[i], 1e-4 * std::max(1.0f, std::abs(want[i])))
+            << shape_str(c.x) << " at " << i;
+      }
+    }
+  }
+}
+
+// With a graph to record, the pair runs unfused and gradients flow.
+TEST(FastConvPool, FallsBackWhenGradientsAreNeeded) {
+  manual_seed(19);
+  const Tensor x = Tensor::normal({2, 1, 6, 6});
+  const Tensor w = Tensor::normal({16, 1, 3, 3}).set_requires_grad();
+  const Tensor y = conv2d_relu_max_pool2d(x, w, Tensor(), params(1, 1, 1, 1), {});
+  sum(y).backward();
+  ASSERT_TRUE(w.grad().defined());
+  EXPECT_EQ(w.grad().shape(), w.shape());
+}
+
+// A Sequential's inference (which fuses Conv2D(relu) + MaxPooling2D) against its layers run one
+// by one, and a pair the fusion must leave alone (average pooling).
+TEST(FastConvPool, SequentialInferenceMatchesLayerByLayer) {
+  manual_seed(20);
+  for (bool average : {false, true}) {
+    std::vector<nn::AnyLayer> layers;
+    layers.push_back(nn::Conv2D(32, 3, {.input_shape = {1, 12, 12}, .padding = "same",
+                                        .activation = "relu"}));
+    if (average) {
+      layers.push_back(nn::AveragePooling2D(2));
+    } else {
+      layers.push_back(nn::MaxPooling2D(2));
+    }
+    layers.push_back(nn::Flatten());
+    layers.push_back(nn::Dense(4));
+    train::Sequential model(std::move(layers));
+    model.eval();
+    NoGradGuard no_grad;
+    const Tensor x = Tensor::normal({3, 1, 12, 12});
+    const Tensor whole = model.forward(x);
+    Tensor h = x;
+    for (const auto& layer : model.layers()) h = layer->forward(h);
+    EXPECT_LT(max_rel_diff(whole, h), 1e-5) << (average ? "average" : "max");
+  }
+}
+
 // Inference splits large batches into cache-sized micro-batches; the outputs must be those of
 // running each sample alone (BatchNormalization in evaluation mode included).
 TEST(FastInference, MicroBatchesMatchPerSampleResults) {

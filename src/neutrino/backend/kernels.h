@@ -164,6 +164,13 @@ void max_pool2x2(const T* x, const ConvGeometry& g, T* y);
 template <class T>
 void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeometry& g,
                           T* grad_x);
+// Inference of maxpool2x2(relu(conv3x3(x, stride 1, padding 1) + bias)) in one pass, for first
+// layers: x (N, C, H, W) with C <= 4 and H, W even; weight (O, C, 3, 3) with O a multiple of 16
+// up to 64 (conv3x3_relu_max_pool2x2_supported); bias (O) or null; y channels-last
+// (N, H/2, W/2, O).
+bool conv3x3_relu_max_pool2x2_supported(int64_t in_c, int64_t out_c);
+void conv3x3_relu_max_pool2x2(const float* x, int64_t n, int64_t c, int64_t h, int64_t w,
+                              const float* weight, const float* bias, int64_t out_c, float* y);
 // The same 2x2 pool over channels-last (N, H, W, C) memory: every step is a vector over C.
 template <class T>
 void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y);

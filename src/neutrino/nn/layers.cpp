@@ -225,6 +225,20 @@ Tensor MaxPooling2D::call(const Tensor& x) {
   return max_pool2d(x, params_for(x.size(2), x.size(3)));
 }
 
+std::optional<Tensor> fused_conv_relu_max_pool(Layer& first, Layer& second, const Tensor& x) {
+  auto* conv = dynamic_cast<Conv2D*>(&first);
+  auto* pool = dynamic_cast<MaxPooling2D*>(&second);
+  // AveragePooling2D derives from MaxPooling2D: the type name tells them apart.
+  if (conv == nullptr || pool == nullptr || pool->type_name() != "MaxPooling2D" ||
+      conv->options_.activation != "relu" || !conv->built() || !pool->built() || x.dim() != 4) {
+    return std::nullopt;
+  }
+  const Conv2dParams conv_params = conv->params_for(x.size(2), x.size(3));
+  const Shape conv_out = conv->output_shape({x.size(1), x.size(2), x.size(3)});
+  return conv2d_relu_max_pool2d(x, conv->weight_, conv->bias_, conv_params,
+                                pool->params_for(conv_out[1], conv_out[2]));
+}
+
 AveragePooling2D::AveragePooling2D(Size2 pool_size, Pool2DOptions options)
     : MaxPooling2D(pool_size, std::move(options)) {}
 

@@ -6,6 +6,7 @@
 
 #include <concepts>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "neutrino/nn/module.h"
@@ -158,7 +159,16 @@ struct Conv2DOptions {
   std::string kernel_initializer = "glorot_uniform";
   std::string bias_initializer = "zeros";
 };
+class Conv2D;
+class MaxPooling2D;
+// Inference of a Conv2D with relu activation and the MaxPooling2D after it as one fused op
+// (conv2d_relu_max_pool2d), for Sequential to use when nothing needs a gradient; nullopt when
+// `first` and `second` are any other pair or not built yet.
+std::optional<Tensor> fused_conv_relu_max_pool(Layer& first, Layer& second, const Tensor& x);
+
 class Conv2D : public Layer {
+  friend std::optional<Tensor> fused_conv_relu_max_pool(Layer&, Layer&, const Tensor&);
+
  public:
   Conv2D(int64_t filters, Size2 kernel_size, Conv2DOptions options = {});
   std::string type_name() const override { return "Conv2D"; }
@@ -186,6 +196,8 @@ struct Pool2DOptions {
   std::string padding = "valid";
 };
 class MaxPooling2D : public Layer {
+  friend std::optional<Tensor> fused_conv_relu_max_pool(Layer&, Layer&, const Tensor&);
+
  public:
   explicit MaxPooling2D(Size2 pool_size = 2, Pool2DOptions options = {});
   std::string type_name() const override { return "MaxPooling2D"; }

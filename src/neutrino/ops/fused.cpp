@@ -126,4 +126,33 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
   return out;
 }
 
+// y = maxpool(relu(conv(x) + b)). The fused kernel needs: float32, no gradient, a 3x3 kernel of
+// stride 1, dilation 1, one group and padding 1 on every side, up to 4 input channels, a multiple
+// of 16 output channels up to 64, and a 2x2 pool of stride 2 without padding over even H and W.
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              const Conv2dParams& conv, const Pool2dParams& pool) {
+  const bool fusable =
+      x.dtype() == DType::kFloat32 && weight.dtype() == DType::kFloat32 &&
+      (!bias.defined() || bias.dtype() == DType::kFloat32) &&
+      !any_requires_grad({&x, &weight, &bias}) && x.dim() == 4 && weight.dim() == 4 &&
+      x.size(1) == weight.size(1) && weight.size(2) == 3 && weight.size(3) == 3 &&
+      x.size(2) % 2 == 0 && x.size(3) % 2 == 0 && x.size(2) > 0 && x.size(3) > 0 &&
+      conv.stride_h == 1 && conv.stride_w == 1 && conv.dilation_h == 1 && conv.dilation_w == 1 &&
+      conv.groups == 1 && conv.pad_top == 1 && conv.pad_bottom == 1 && conv.pad_left == 1 &&
+      conv.pad_right == 1 && pool.kernel_h == 2 && pool.kernel_w == 2 && pool.stride_h == 2 &&
+      pool.stride_w == 2 && pool.pad_top == 0 && pool.pad_left == 0 && pool.pad_bottom == 0 &&
+      pool.pad_right == 0 && compute_precision() == Precision::kFloat32 &&
+      kernels::conv3x3_relu_max_pool2x2_supported(weight.size(1), weight.size(0)) &&
+      (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)));
+  if (!fusable) return max_pool2d(conv2d(x, weight, bias, conv, Epilogue::kRelu), pool);
+  const Tensor xc = materialize(x), wc = materialize(weight);
+  const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3), out_c = weight.size(0);
+  Tensor out = empty_channels_last({n, out_c, h / 2, w / 2}, DType::kFloat32);
+  kernels::conv3x3_relu_max_pool2x2(xc.data<float>(), n, x.size(1), h, w, wc.data<float>(),
+                                    bc.defined() ? bc.data<float>() : nullptr, out_c,
+                                    out.data<float>());
+  return out;
+}
+
 }  // namespace neutrino

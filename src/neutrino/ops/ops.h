@@ -104,6 +104,11 @@ struct Pool2dParams {
 };
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);
+// max_pool2d(conv2d(x, weight, bias, conv, kRelu), pool), in one pass when nothing needs a
+// gradient and the shapes allow it (a 3x3 "same" convolution of up to 4 input channels and a 2x2
+// pool: a first layer), else as those two ops.
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              const Conv2dParams& conv, const Pool2dParams& pool);
 
 // Normalizes over every dim but 1 (channels). In training, uses batch statistics and updates the
 // running ones in place (running = (1 - momentum) * running + momentum * batch, unbiased variance,
