@@ -161,9 +161,9 @@ struct Conv2DOptions {
 };
 class Conv2D;
 class MaxPooling2D;
-// Inference of a Conv2D with relu activation and the MaxPooling2D after it as one fused op
-// (conv2d_relu_max_pool2d), for Sequential to use when nothing needs a gradient; nullopt when
-// `first` and `second` are any other pair or not built yet.
+// A Conv2D with relu activation and the MaxPooling2D after it as one op
+// (conv2d_relu_max_pool2d), for Sequential; nullopt when `first` and `second` are any other pair
+// or not built yet.
 std::optional<Tensor> fused_conv_relu_max_pool(Layer& first, Layer& second, const Tensor& x);
 
 class Conv2D : public Layer {

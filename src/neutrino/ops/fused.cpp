@@ -126,7 +126,29 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
   return out;
 }
 
-// y = maxpool(relu(conv(x) + b)). The fused kernel needs: float32, no gradient, a 3x3 kernel of
+namespace {
+// relu over a dense tensor in its own layout (a channels-last pool output stays channels-last for
+// the next convolution), with relu_backward, which keeps it too, as its backward.
+Tensor relu_same_layout(const Tensor& x) {
+  const Tensor xd = dense_nchw_or_nhwc(x);
+  Tensor out = xd.is_contiguous() ? Tensor::empty(x.shape(), x.dtype())
+                                  : empty_channels_last(x.shape(), x.dtype());
+  dispatch_float(x.dtype(), "relu", [&]<class T>() {
+    kernels::unary(kernels::Unary::kRelu, xd.data<T>(), out.data<T>(), x.numel(), 0, 0);
+  });
+  if (!any_requires_grad({&x})) return out;
+  record(out, "relu", {x}, [y = out.detach()](const Tensor& g) {
+    return std::vector<Tensor>{relu_backward(g, y)};
+  });
+  return out;
+}
+}  // namespace
+
+// y = maxpool(relu(conv(x) + b)). With a graph to record it runs as relu(maxpool(conv(x) + b)):
+// the same values and gradients (relu is monotonic, and a window whose maximum is not positive
+// passes no gradient either way), but the relu and its backward touch the pooled tensor, a
+// quarter of the convolution's output, and the convolution's backward needs no relu mask.
+// The fused kernel needs: float32, no gradient, a 3x3 kernel of
 // stride 1, dilation 1, one group and padding 1 on every side, up to 4 input channels, a multiple
 // of 16 output channels up to 64, and a 2x2 pool of stride 2 without padding over even H and W.
 Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -144,7 +166,12 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
       pool.pad_right == 0 && compute_precision() == Precision::kFloat32 &&
       kernels::conv3x3_relu_max_pool2x2_supported(weight.size(1), weight.size(0)) &&
       (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)));
-  if (!fusable) return max_pool2d(conv2d(x, weight, bias, conv, Epilogue::kRelu), pool);
+  if (!fusable) {
+    if (any_requires_grad({&x, &weight, &bias})) {
+      return relu_same_layout(max_pool2d(conv2d(x, weight, bias, conv), pool));
+    }
+    return max_pool2d(conv2d(x, weight, bias, conv, Epilogue::kRelu), pool);
+  }
   const Tensor xc = materialize(x), wc = materialize(weight);
   const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3), out_c = weight.size(0);

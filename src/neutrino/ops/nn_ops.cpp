@@ -41,6 +41,24 @@ Tensor dense_nchw_or_nhwc(const Tensor& t) {
   return t.is_contiguous() || is_channels_last(t) ? t : materialize(t);
 }
 
+// Keeps the layout so that the conv backward reads it without a reorder.
+Tensor relu_backward(const Tensor& g, const Tensor& y) {
+  const bool same_layout = g.dtype() == y.dtype() && g.shape() == y.shape() &&
+                           g.strides() == y.strides() && (g.is_contiguous() || is_channels_last(g));
+  if (!same_layout) return mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "relu"));
+  Tensor out = g.is_contiguous() ? Tensor::empty(g.shape(), g.dtype())
+                                 : empty_channels_last(g.shape(), g.dtype());
+  dispatch_float(g.dtype(), "relu", [&]<class T>() {
+    const T* gp = g.data<T>();
+    const T* yp = y.data<T>();
+    T* o = out.data<T>();
+    const int64_t n = g.numel();
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) o[i] = yp[i] > T(0) ? gp[i] : T(0);
+  });
+  return out;
+}
+
 }  // namespace detail
 
 namespace {
@@ -196,25 +214,6 @@ Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shap
     }
   });
   return gw;
-}
-
-// g * [y > 0], keeping the layout when g and y share a dense one (channels-last conv outputs),
-// so the conv backward reads it without a reorder.
-Tensor relu_backward(const Tensor& g, const Tensor& y) {
-  const bool same_layout = g.dtype() == y.dtype() && g.shape() == y.shape() &&
-                           g.strides() == y.strides() && (g.is_contiguous() || is_channels_last(g));
-  if (!same_layout) return mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "relu"));
-  Tensor out = g.is_contiguous() ? Tensor::empty(g.shape(), g.dtype())
-                                 : empty_channels_last(g.shape(), g.dtype());
-  dispatch_float(g.dtype(), "relu", [&]<class T>() {
-    const T* gp = g.data<T>();
-    const T* yp = y.data<T>();
-    T* o = out.data<T>();
-    const int64_t n = g.numel();
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) o[i] = yp[i] > T(0) ? gp[i] : T(0);
-  });
-  return out;
 }
 
 // The reference forward: im2col + one GEMM per group, adding the bias on the way out.

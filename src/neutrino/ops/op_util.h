@@ -34,6 +34,9 @@ bool is_channels_last(const Tensor& t);
 Tensor empty_channels_last(const Shape& nchw, DType dtype);
 // `t` itself when already channels-last, else a channels-last copy (no graph).
 Tensor to_channels_last(const Tensor& t);
+// g * [y > 0], in g's layout when g and y share a dense one (channels-last conv outputs). A
+// kernel, not a graph: the backward of fused relus.
+Tensor relu_backward(const Tensor& g, const Tensor& y);
 // Dense channels-last or plain contiguous: the layout a kernel may read without copying.
 // Returns `t` when it is either, else a contiguous copy.
 Tensor dense_nchw_or_nhwc(const Tensor& t);

@@ -106,7 +106,8 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);
 // max_pool2d(conv2d(x, weight, bias, conv, kRelu), pool), in one pass when nothing needs a
 // gradient and the shapes allow it (a 3x3 "same" convolution of up to 4 input channels and a 2x2
-// pool: a first layer), else as those two ops.
+// pool: a first layer), else as those two ops; with a graph to record, as
+// relu(max_pool2d(conv2d(...))), which is the same function with a cheaper backward.
 Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                               const Conv2dParams& conv, const Pool2dParams& pool);
 

@@ -112,11 +112,10 @@ Tensor Sequential::forward(const Tensor& x) {
   // Fashion-MNIST CNN at batch 256: about 21k -> 29k images/s here). Every layer treats samples
   // independently in evaluation mode, so the result is the same. Training, and any call that
   // records a graph, runs the batch whole (BatchNormalization needs the batch statistics).
-  // Without a graph, a Conv2D(relu) + MaxPooling2D pair may run as one fused op.
-  const bool fuse = !grad_enabled();
-  auto run_layers = [this, fuse](Tensor h) {
+  // A Conv2D(relu) + MaxPooling2D pair runs as one op (conv2d_relu_max_pool2d).
+  auto run_layers = [this](Tensor h) {
     for (size_t i = 0; i < layers_.size(); ++i) {
-      if (fuse && i + 1 < layers_.size()) {
+      if (i + 1 < layers_.size()) {
         if (auto fused = nn::fused_conv_relu_max_pool(*layers_[i], *layers_[i + 1], h)) {
           h = std::move(*fused);
           ++i;
