@@ -3,12 +3,11 @@
 // output) well below its peak, writes the full-resolution output to memory and the pool reads it
 // back, 4x the pooled size. Here each pooled pixel's four conv pixels are computed in registers,
 // pooled and written once: y = maxpool2x2(relu(conv3x3(x) + b)).
-#include <omp.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/parallel.h"
 
 namespace neutrino::kernels {
 
@@ -116,16 +115,8 @@ void conv3x3_relu_max_pool2x2(const float* x, int64_t n, int64_t c, int64_t h, i
       default: return pooled_rows<4>(x, c, h, w, wt.data(), bias, y, begin, end);
     }
   };
-  // A batch-1 layer is done before a second core would wake up.
-  if (n * c * h * w * out_c * 9 < (int64_t{1} << 21) || rows < 2) {
-    run(0, rows);
-    return;
-  }
-#pragma omp parallel
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    run(rows * t / nt, rows * (t + 1) / nt);
-  }
+  // A batch-1 layer stays on the calling thread.
+  for_range(rows, n * c * h * w * out_c * 9 >= (int64_t{1} << 21), run);
 }
 
 }  // namespace neutrino::kernels

@@ -2,11 +2,10 @@
 // with a contiguous weight row, the outputs split over the cores. sgemm runs this shape on one
 // thread, and the weight matrix (1.6 MB for a 3136x128 layer) is read at cache speed either way,
 // so two threads reading half each halve the time.
-#include <omp.h>
-
 #include <algorithm>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/parallel.h"
 
 namespace neutrino::kernels {
 
@@ -75,19 +74,11 @@ void rows_range(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
 
 void linear_few_rows(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
                      const float* bias, float* y, bool relu) {
-  if (n * k < (1 << 16)) {
-    rows_range(m, n, k, x, w, bias, y, relu, 0, n);
-    return;
-  }
   // Each thread takes a block of outputs, whole groups of four where possible.
-#pragma omp parallel
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t groups = (n + 3) / 4;
-    const int64_t begin = std::min(n, groups * t / nt * 4);
-    const int64_t end = std::min(n, groups * (t + 1) / nt * 4);
-    rows_range(m, n, k, x, w, bias, y, relu, begin, end);
-  }
+  const int64_t groups = (n + 3) / 4;
+  for_range(groups, n * k >= (1 << 16), [&](int64_t begin, int64_t end) {
+    rows_range(m, n, k, x, w, bias, y, relu, std::min(n, begin * 4), std::min(n, end * 4));
+  });
 }
 
 }  // namespace neutrino::kernels

@@ -5,9 +5,8 @@
 #include <cmath>
 #include <limits>
 
-#include <omp.h>
-
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/parallel.h"
 
 namespace neutrino::kernels {
 
@@ -48,24 +47,6 @@ inline T pool_max(T a, T b) {
 // before a second core would wake up.
 constexpr int64_t kParallelPool = 1 << 16;
 
-namespace {
-// body(begin, end) over [0, n): split over the cores when `parallel`, else on the calling thread
-// with no OpenMP region at all. The body is an ordinary function of its range: an OpenMP-outlined
-// loop body keeps its bounds and pointers in the shared frame, which made the channels-last pool
-// twice as slow.
-template <class Body>
-void for_rows(int64_t n, bool parallel, const Body& body) {
-  if (!parallel || n < 2) {
-    body(int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    body(n * t / nt, n * (t + 1) / nt);
-  }
-}
-}  // namespace
 
 bool is_pool2x2(const ConvGeometry& g) {
   return g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
@@ -158,7 +139,7 @@ void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeo
 template <class T>
 void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y) {
   const int64_t oh = h / 2, ow = w / 2;
-  for_rows(n * oh, n * h * w * c > kParallelPool, [=](int64_t begin, int64_t end) {
+  for_range(n * oh, n * h * w * c > kParallelPool, [=](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / oh, oy = row % oh;
       const T* __restrict top = x + (b * h + 2 * oy) * w * c;

@@ -131,8 +131,7 @@ namespace {
 // the next convolution), with relu_backward, which keeps it too, as its backward.
 Tensor relu_same_layout(const Tensor& x) {
   const Tensor xd = dense_nchw_or_nhwc(x);
-  Tensor out = xd.is_contiguous() ? Tensor::empty(x.shape(), x.dtype())
-                                  : empty_channels_last(x.shape(), x.dtype());
+  Tensor out = empty_same_layout(xd);
   dispatch_float(x.dtype(), "relu", [&]<class T>() {
     kernels::unary(kernels::Unary::kRelu, xd.data<T>(), out.data<T>(), x.numel(), 0, 0);
   });

@@ -41,13 +41,17 @@ Tensor dense_nchw_or_nhwc(const Tensor& t) {
   return t.is_contiguous() || is_channels_last(t) ? t : materialize(t);
 }
 
+Tensor empty_same_layout(const Tensor& dense) {
+  return dense.is_contiguous() ? Tensor::empty(dense.shape(), dense.dtype())
+                               : empty_channels_last(dense.shape(), dense.dtype());
+}
+
 // Keeps the layout so that the conv backward reads it without a reorder.
 Tensor relu_backward(const Tensor& g, const Tensor& y) {
   const bool same_layout = g.dtype() == y.dtype() && g.shape() == y.shape() &&
                            g.strides() == y.strides() && (g.is_contiguous() || is_channels_last(g));
   if (!same_layout) return mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "relu"));
-  Tensor out = g.is_contiguous() ? Tensor::empty(g.shape(), g.dtype())
-                                 : empty_channels_last(g.shape(), g.dtype());
+  Tensor out = empty_same_layout(g);
   dispatch_float(g.dtype(), "relu", [&]<class T>() {
     const T* gp = g.data<T>();
     const T* yp = y.data<T>();

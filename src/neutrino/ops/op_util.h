@@ -37,6 +37,9 @@ Tensor to_channels_last(const Tensor& t);
 // g * [y > 0], in g's layout when g and y share a dense one (channels-last conv outputs). A
 // kernel, not a graph: the backward of fused relus.
 Tensor relu_backward(const Tensor& g, const Tensor& y);
+// An uninitialized tensor of `dense`'s shape and layout: contiguous when it is, else
+// channels-last (`dense` is one of the two, as dense_nchw_or_nhwc returns).
+Tensor empty_same_layout(const Tensor& dense);
 // Dense channels-last or plain contiguous: the layout a kernel may read without copying.
 // Returns `t` when it is either, else a contiguous copy.
 Tensor dense_nchw_or_nhwc(const Tensor& t);
