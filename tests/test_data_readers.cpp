@@ -263,6 +263,9 @@ Tensor sample(const Shape& shape, DType dtype) {
       case DType::kBool:
         t.data<bool>()[i] = i % 3 == 0;
         break;
+      case DType::kBFloat16:
+        t.data<bfloat16>()[i] = bfloat16(v);
+        break;
     }
   }
   return t;

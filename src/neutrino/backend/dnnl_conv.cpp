@@ -1,8 +1,9 @@
-// Convolution on oneDNN's primitives. The caller's tensors are plain NCHW / OIHW float32; each
-// primitive picks its own blocked layout (format "any") and the data is reordered in and out, which
-// costs one pass but lets oneDNN run its direct JIT convolutions instead of im2col + GEMM. Under
-// bf16 precision the reorders also round the inputs to bfloat16; outputs and weight gradients
-// stay float32.
+// Convolution on oneDNN's primitives. The caller's activations are NCHW or NHWC, float32 or
+// bfloat16; weights are OIHW float32. Each primitive picks its own weight layout (format "any") and
+// plain NCHW activations let it pick theirs too, which costs a reorder pass but lets oneDNN run its
+// direct JIT convolutions instead of im2col + GEMM. Under bf16 precision with float32 activations
+// the reorders also round the inputs to bfloat16; bfloat16 activations go in and come out as they
+// are, so a bf16 network moves half the bytes. Weight gradients are always float32.
 #include <fmt/format.h>
 #include <omp.h>
 
@@ -38,11 +39,13 @@ Dims dims_of(const ConvProblem& p) {
 }
 
 // The caller's layouts.
+dt x_type(const ConvProblem& p) { return p.x_bf16 ? dt::bf16 : dt::f32; }
+dt y_type(const ConvProblem& p) { return p.y_bf16 ? dt::bf16 : dt::f32; }
 memory::desc plain_src(const Dims& d, const ConvProblem& p) {
-  return {d.src, dt::f32, p.x_nhwc ? tag::nhwc : tag::nchw};
+  return {d.src, x_type(p), p.x_nhwc ? tag::nhwc : tag::nchw};
 }
 memory::desc plain_dst(const Dims& d, const ConvProblem& p) {
-  return {d.dst, dt::f32, p.y_nhwc ? tag::nhwc : tag::nchw};
+  return {d.dst, y_type(p), p.y_nhwc ? tag::nhwc : tag::nchw};
 }
 // The primitive's own layouts: channels-last buffers stay channels-last (oneDNN has direct
 // kernels for it, and a reorder would cost a pass over the data); plain NCHW ones let oneDNN pick.
@@ -61,14 +64,14 @@ std::string key_of(const char* kind, const ConvProblem& p, dt compute, bool a, b
                             p.kernel_h, p.kernel_w, p.out_h, p.out_w, p.stride_h, p.stride_w,
                             p.pad_top, p.pad_left, p.pad_bottom, p.pad_right, p.dilation_h,
                             p.dilation_w, p.groups, static_cast<int64_t>(compute), a, b, p.x_nhwc,
-                            p.y_nhwc};
+                            p.y_nhwc, p.x_bf16, p.y_bf16};
   std::string key = fmt::format("conv.{}:", kind);
   key.append(reinterpret_cast<const char*>(fields), sizeof(fields));
   return key;
 }
 
-dt compute_type() {
-  return compute_precision() == Precision::kBFloat16 ? dt::bf16 : dt::f32;
+dt compute_type(const ConvProblem& p) {
+  return p.x_bf16 || p.y_bf16 || compute_precision() == Precision::kBFloat16 ? dt::bf16 : dt::f32;
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvProblem& p, dt compute, bool bias,
@@ -78,7 +81,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvProblem& p, dt co
       training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
       dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, x_tag(p)),
       memory::desc(d.weights, compute, tag::any), bias ? plain_bias(d) : memory::desc(),
-      memory::desc(d.dst, dt::f32, y_tag(p)), d.strides, d.dilates, d.pad_l, d.pad_r);
+      memory::desc(d.dst, y_type(p), y_tag(p)), d.strides, d.dilates, d.pad_l, d.pad_r);
   dnnl::primitive_attr attr;
   if (relu) {
     dnnl::post_ops ops;
@@ -103,7 +106,7 @@ struct BackwardWeights {
   Convert src, diff_dst, diff_weights;
 };
 
-void* mut(const float* p) { return const_cast<float*>(p); }
+void* mut(const void* p) { return const_cast<void*>(p); }
 
 // Below about a million multiply-adds (a batch-1 inference layer) waking the second core costs
 // more than it saves: such calls run on the calling thread alone. The thread count is part of
@@ -124,10 +127,10 @@ class SmallWorkScope {
 };
 }  // namespace
 
-void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const float* bias,
-                    float* y, bool relu, bool training) {
+void conv2d_forward(const ConvProblem& p, const void* x, const float* w, const float* bias,
+                    void* y, bool relu, bool training) {
   const SmallWorkScope scope(p);
-  const dt compute = compute_type();
+  const dt compute = compute_type(p);
   const bool has_bias = bias != nullptr;
   const auto fwd = cached<Forward>(
       key_of(training ? "fwd_train" : "fwd_infer", p, compute, has_bias, relu), [&] {
@@ -155,13 +158,13 @@ void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const 
   stream().wait();
 }
 
-void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w, float* gx) {
+void conv2d_backward_data(const ConvProblem& p, const void* gy, const float* w, void* gx) {
   const SmallWorkScope scope(p);
-  const dt compute = compute_type();
+  const dt compute = compute_type(p);
   const auto bwd = cached<BackwardData>(key_of("bwd_data", p, compute, false, false), [&] {
     const Dims d = dims_of(p);
     const dnnl::convolution_backward_data::desc desc(
-        dnnl::algorithm::convolution_direct, memory::desc(d.src, dt::f32, x_tag(p)),
+        dnnl::algorithm::convolution_direct, memory::desc(d.src, x_type(p), x_tag(p)),
         memory::desc(d.weights, compute, tag::any), memory::desc(d.dst, compute, y_tag(p)),
         d.strides, d.dilates, d.pad_l, d.pad_r);
     const dnnl::convolution_backward_data::primitive_desc pd(
@@ -184,10 +187,10 @@ void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w,
   stream().wait();
 }
 
-void conv2d_backward_weights(const ConvProblem& p, const float* x, const float* gy, float* gw,
+void conv2d_backward_weights(const ConvProblem& p, const void* x, const void* gy, float* gw,
                              float* gb) {
   const SmallWorkScope scope(p);
-  const dt compute = compute_type();
+  const dt compute = compute_type(p);
   const bool has_bias = gb != nullptr;
   const auto bwd = cached<BackwardWeights>(key_of("bwd_weights", p, compute, has_bias, false), [&] {
     const Dims d = dims_of(p);

@@ -71,6 +71,11 @@ template <class T>
 void binary(Binary op, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
             T* out, const Shape& shape);
 
+// float32 <-> bfloat16 of n contiguous values (round to nearest even; NaN stays NaN), spread over
+// the cores for large n.
+void convert(const float* from, bfloat16* to, int64_t n);
+void convert(const bfloat16* from, float* to, int64_t n);
+
 // Copies a strided view into contiguous memory.
 template <class T>
 void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* dst);
@@ -130,10 +135,12 @@ void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld);
 template <class T>
 void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld);
 
-// Convolution on oneDNN primitives, float32 tensors in PyTorch's layouts: x (N, C, H, W),
-// w (O, C/groups, KH, KW), y (N, O, OH, OW). Under bf16 compute precision the inputs are rounded
-// to bfloat16 inside and everything returned is float32. bias / gb may be null; `relu` applies
-// max(y, 0) in the same pass; `training` keeps what a backward needs.
+// Convolution on oneDNN primitives, tensors in PyTorch's layouts: x (N, C, H, W),
+// w (O, C/groups, KH, KW), y (N, O, OH, OW). The x-shaped (x, gx) and y-shaped (y, gy) buffers
+// are float32, or bfloat16 where x_bf16 / y_bf16 say so; weights, bias and their gradients are
+// always float32. The arithmetic runs in bfloat16 (float32 accumulation) when either buffer is
+// bfloat16 or the thread's compute precision is bf16, else in float32. bias / gb may be null;
+// `relu` applies max(y, 0) in the same pass; `training` keeps what a backward needs.
 struct ConvProblem {
   int64_t batch, in_c, height, width, out_c, kernel_h, kernel_w, out_h, out_w;
   int64_t stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, dilation_h, dilation_w;
@@ -141,12 +148,13 @@ struct ConvProblem {
   // Memory order of the x-shaped (x, gx) and y-shaped (y, gy) buffers: NHWC ("channels last")
   // when set, NCHW otherwise. Channels-last lets conv -> pool -> conv run without reorders.
   bool x_nhwc = false, y_nhwc = false;
+  bool x_bf16 = false, y_bf16 = false;
 };
-void conv2d_forward(const ConvProblem& p, const float* x, const float* w, const float* bias,
-                    float* y, bool relu, bool training);
-void conv2d_backward_data(const ConvProblem& p, const float* gy, const float* w, float* gx);
+void conv2d_forward(const ConvProblem& p, const void* x, const float* w, const float* bias,
+                    void* y, bool relu, bool training);
+void conv2d_backward_data(const ConvProblem& p, const void* gy, const float* w, void* gx);
 // gw (and gb when not null) are overwritten with the gradients summed over the batch.
-void conv2d_backward_weights(const ConvProblem& p, const float* x, const float* gy, float* gw,
+void conv2d_backward_weights(const ConvProblem& p, const void* x, const void* gy, float* gw,
                              float* gb);
 
 // Pooling over (planes, H, W) contiguous planes; window geometry reuses ConvGeometry with
@@ -171,12 +179,24 @@ void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeo
 bool conv3x3_relu_max_pool2x2_supported(int64_t in_c, int64_t out_c);
 void conv3x3_relu_max_pool2x2(const float* x, int64_t n, int64_t c, int64_t h, int64_t w,
                               const float* weight, const float* bias, int64_t out_c, float* y);
-// The same 2x2 pool over channels-last (N, H, W, C) memory: every step is a vector over C.
+// The same 2x2 pool over channels-last (N, H, W, C) memory: every step is a vector over C. Also
+// for bfloat16, compared as floats (the winner is copied exactly).
 template <class T>
 void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y);
 template <class T>
 void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
                                int64_t w, int64_t c, T* grad_x);
+// bfloat16 versions (bf16_kernels.cpp), written over the raw bits so that they vectorize.
+template <>
+void max_pool2x2_nhwc<bfloat16>(const bfloat16* x, int64_t n, int64_t h, int64_t w, int64_t c,
+                                bfloat16* y);
+template <>
+void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
+                                         const bfloat16* grad_y, int64_t n, int64_t h, int64_t w,
+                                         int64_t c, bfloat16* grad_x);
+// y = max(x, 0) and grad_x = grad_y * [y > 0] over n bfloat16 values.
+void relu(const bfloat16* x, bfloat16* y, int64_t n);
+void relu_backward(const bfloat16* grad_y, const bfloat16* y, bfloat16* grad_x, int64_t n);
 template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y);
 template <class T>

@@ -157,6 +157,30 @@ void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T*
   });
 }
 
+namespace {
+// One 2x2 window's c channels: the first element equal to the output (or NaN where it is NaN)
+// takes the gradient. A function of its own with restrict pointers and bitwise logic, so that it
+// vectorizes over channels (inside the parallel loop, with && chains, it did not: 4x slower).
+template <class T>
+void window_backward(const T* __restrict p00, const T* __restrict p01, const T* __restrict p10,
+                     const T* __restrict m, const T* __restrict gy, T* __restrict g00,
+                     T* __restrict g01, T* __restrict g10, T* __restrict g11, int64_t c) {
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const T mv = m[ch], a = p00[ch], b = p01[ch], d = p10[ch];
+    const bool m_nan = mv != mv;
+    const bool e0 = (a == mv) | (m_nan & (a != a));
+    const bool e1 = (!e0) & ((b == mv) | (m_nan & (b != b)));
+    const bool e2 = (!e0) & (!e1) & ((d == mv) | (m_nan & (d != d)));
+    const bool e3 = (!e0) & (!e1) & (!e2);
+    const T g = gy[ch];
+    g00[ch] = e0 ? g : T(0);
+    g01[ch] = e1 ? g : T(0);
+    g10[ch] = e2 ? g : T(0);
+    g11[ch] = e3 ? g : T(0);
+  }
+}
+}  // namespace
+
 template <class T>
 void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
                                int64_t w, int64_t c, T* grad_x) {
@@ -169,26 +193,9 @@ void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t 
     for (int64_t ox = 0; ox < ow; ++ox) {
       const int64_t at = ((b * h + 2 * oy) * w + 2 * ox) * c;
       const T* p00 = x + at;
-      const T* p01 = p00 + c;
-      const T* p10 = p00 + w * c;
       T* g00 = grad_x + at;
-      T* g01 = g00 + c;
-      T* g10 = g00 + w * c;
-      T* g11 = g10 + c;
-      const T* m = y + (row * ow + ox) * c;
-      const T* gy = grad_y + (row * ow + ox) * c;
-      for (int64_t ch = 0; ch < c; ++ch) {
-        // The first element equal to the output (or NaN where it is NaN) takes the gradient.
-        const bool m_nan = m[ch] != m[ch];
-        const bool e0 = p00[ch] == m[ch] || (m_nan && p00[ch] != p00[ch]);
-        const bool e1 = !e0 && (p01[ch] == m[ch] || (m_nan && p01[ch] != p01[ch]));
-        const bool e2 = !e0 && !e1 && (p10[ch] == m[ch] || (m_nan && p10[ch] != p10[ch]));
-        const bool e3 = !e0 && !e1 && !e2;
-        g00[ch] = e0 ? gy[ch] : T(0);
-        g01[ch] = e1 ? gy[ch] : T(0);
-        g10[ch] = e2 ? gy[ch] : T(0);
-        g11[ch] = e3 ? gy[ch] : T(0);
-      }
+      window_backward(p00, p00 + c, p00 + w * c, y + (row * ow + ox) * c,
+                      grad_y + (row * ow + ox) * c, g00, g00 + c, g00 + w * c, g00 + w * c + c, c);
     }
   }
 }

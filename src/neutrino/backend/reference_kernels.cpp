@@ -490,6 +490,7 @@ NEUTRINO_INSTANTIATE(float)
 NEUTRINO_INSTANTIATE(double)
 template void copy_strided<int64_t>(const int64_t*, const Shape&, const int64_t*, int64_t*);
 template void copy_strided<bool>(const bool*, const Shape&, const int64_t*, bool*);
+template void copy_strided<bfloat16>(const bfloat16*, const Shape&, const int64_t*, bfloat16*);
 #undef NEUTRINO_INSTANTIATE
 
 }  // namespace neutrino::kernels

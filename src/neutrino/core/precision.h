@@ -1,8 +1,9 @@
 // Mixed precision: which number format the heavy kernels (matmul, convolution) compute in.
-// Tensors stay float32 in memory (parameters are fp32 master weights); under kBFloat16 the
-// kernels round their inputs to bfloat16 and accumulate in float32, the way PyTorch's CPU autocast
-// treats matmul and conv. The setting is per thread, so a serving thread and a training thread
-// can differ.
+// Parameters stay float32 (master weights); under kBFloat16 the kernels round their inputs to
+// bfloat16 and accumulate in float32, the way PyTorch's CPU autocast treats matmul and conv, and
+// Sequential keeps a convolutional stack's activations in bfloat16 tensors (DType::kBFloat16)
+// between layers with bf16 kernels. The setting is per thread, so a serving thread and a training
+// thread can differ.
 #pragma once
 
 #include <string>

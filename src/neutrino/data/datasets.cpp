@@ -120,6 +120,9 @@ Tensor to_float32(const Tensor& t) {
     case DType::kBool:
       convert(static_cast<const uint8_t*>(src.raw_data()));
       break;
+    case DType::kBFloat16:
+      convert(src.data<bfloat16>());
+      break;
     case DType::kFloat32:
       NEUTRINO_ASSERT(false);
   }

@@ -260,6 +260,8 @@ void decode(const uint8_t* src, size_t count, const Descr& d, void* out) {
       case DType::kBool:  // our bools are exactly 0 or 1; NumPy reads any non-zero byte as true
         static_cast<bool*>(out)[i] = bits != 0;
         break;
+      case DType::kBFloat16:  // no NumPy descr maps to it
+        NEUTRINO_ASSERT(false);
     }
   }
 }
@@ -603,6 +605,8 @@ std::vector<uint8_t> write_npy_bytes(const Tensor& tensor) {
     case DType::kBool:
       descr = "|b1";
       break;
+    case DType::kBFloat16:
+      throw ValueError("write_npy: NumPy has no bfloat16 dtype; cast the tensor to float32 first");
   }
   std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
                                    descr, shape_literal(t.shape()));

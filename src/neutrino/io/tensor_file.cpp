@@ -11,9 +11,10 @@ DType dtype_from_file(const std::string& name, const std::string& tensor, const 
   if (name == "F32") return DType::kFloat32;
   if (name == "F64") return DType::kFloat64;
   if (name == "I64") return DType::kInt64;
+  if (name == "BF16") return DType::kBFloat16;
   if (name == "BOOL" || name == "U8") return DType::kBool;
   throw IOError(fmt::format("{}: tensor '{}' has dtype {}, which neutrino does not load (F32, F64, "
-                            "I64, BOOL, U8)",
+                            "I64, BF16, BOOL, U8)",
                             path, tensor, name));
 }
 
@@ -27,6 +28,8 @@ const char* dtype_to_file(DType dtype) {
       return "I64";
     case DType::kBool:
       return "BOOL";
+    case DType::kBFloat16:
+      return "BF16";
   }
   return "?";
 }

@@ -177,6 +177,11 @@ void Conv2D::build_weights(const Shape& in) {
   }
 }
 
+Layer::Bf16Use Conv2D::bf16_use() const {
+  const std::string& a = options_.activation;
+  return a.empty() || a == "linear" || a == "relu" ? Bf16Use::kComputes : Bf16Use::kNo;
+}
+
 Tensor Conv2D::call(const Tensor& x) {
   NEUTRINO_CHECK_SHAPE(x.dim() == 4, "Conv2D '{}': input must be (N, C, H, W), got {}", name(),
                        x.shape_string());

@@ -22,6 +22,12 @@ class Layer : public Module {
   virtual Shape output_shape(const Shape& input_shape) const = 0;
 
   Tensor forward(const Tensor& x) final;
+  // How the layer treats bfloat16 activations, which Sequential uses under a bf16 mixed-precision
+  // policy: kComputes layers (Conv2D) start or continue a run of bf16 activations, kPassesThrough
+  // layers (MaxPooling2D, Flatten) continue one, and before any other layer the activations are
+  // cast back to float32.
+  enum class Bf16Use { kNo, kPassesThrough, kComputes };
+  virtual Bf16Use bf16_use() const { return Bf16Use::kNo; }
   // Creates weights for this per-sample input shape; idempotent.
   void build(const Shape& input_shape);
   bool built() const { return built_; }
@@ -142,6 +148,7 @@ class Flatten : public Layer {
   explicit Flatten(LayerOptions options = {});
   std::string type_name() const override { return "Flatten"; }
   Shape output_shape(const Shape& input_shape) const override;
+  Bf16Use bf16_use() const override { return Bf16Use::kPassesThrough; }
 
  protected:
   Tensor call(const Tensor& x) override;
@@ -173,6 +180,8 @@ class Conv2D : public Layer {
   Conv2D(int64_t filters, Size2 kernel_size, Conv2DOptions options = {});
   std::string type_name() const override { return "Conv2D"; }
   Shape output_shape(const Shape& input_shape) const override;
+  // bf16 kernels cover the convolution and a relu (or no) activation.
+  Bf16Use bf16_use() const override;
   const Conv2DOptions& options() const { return options_; }
   int64_t filters() const { return filters_; }
   Size2 kernel_size() const { return kernel_; }
@@ -202,6 +211,7 @@ class MaxPooling2D : public Layer {
   explicit MaxPooling2D(Size2 pool_size = 2, Pool2DOptions options = {});
   std::string type_name() const override { return "MaxPooling2D"; }
   Shape output_shape(const Shape& input_shape) const override;
+  Bf16Use bf16_use() const override { return Bf16Use::kPassesThrough; }
   Size2 pool_size() const { return pool_; }
   const Pool2DOptions& options() const { return options_; }
 
@@ -217,6 +227,7 @@ class AveragePooling2D : public MaxPooling2D {
  public:
   explicit AveragePooling2D(Size2 pool_size = 2, Pool2DOptions options = {});
   std::string type_name() const override { return "AveragePooling2D"; }
+  Bf16Use bf16_use() const override { return Bf16Use::kNo; }
 
  protected:
   Tensor call(const Tensor& x) override;

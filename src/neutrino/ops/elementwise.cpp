@@ -112,13 +112,19 @@ Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor src = materialize(*this);
   Tensor out = Tensor::empty(shape(), target);
-  dispatch_all(dtype(), [&]<class S>() {
-    dispatch_all(target, [&]<class D>() {
-      const S* p = src.data<S>();
-      D* q = out.data<D>();
-      for (int64_t i = 0, n = numel(); i < n; ++i) q[i] = static_cast<D>(p[i]);
+  if (dtype() == DType::kFloat32 && target == DType::kBFloat16) {
+    kernels::convert(src.data<float>(), out.data<bfloat16>(), numel());
+  } else if (dtype() == DType::kBFloat16 && target == DType::kFloat32) {
+    kernels::convert(src.data<bfloat16>(), out.data<float>(), numel());
+  } else {
+    dispatch_all(dtype(), [&]<class S>() {
+      dispatch_all(target, [&]<class D>() {
+        const S* p = src.data<S>();
+        D* q = out.data<D>();
+        for (int64_t i = 0, n = numel(); i < n; ++i) q[i] = static_cast<D>(p[i]);
+      });
     });
-  });
+  }
   if (is_floating(dtype()) && is_floating(target)) {
     const DType source = dtype();
     record(out, "to", {*this}, [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });

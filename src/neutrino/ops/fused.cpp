@@ -2,6 +2,7 @@
 // equivalent built from primitives, and the tests check the two agree.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/precision.h"
@@ -132,8 +133,12 @@ namespace {
 Tensor relu_same_layout(const Tensor& x) {
   const Tensor xd = dense_nchw_or_nhwc(x);
   Tensor out = empty_same_layout(xd);
-  dispatch_float(x.dtype(), "relu", [&]<class T>() {
-    kernels::unary(kernels::Unary::kRelu, xd.data<T>(), out.data<T>(), x.numel(), 0, 0);
+  dispatch_float_bf16(x.dtype(), "relu", [&]<class T>() {
+    if constexpr (std::is_same_v<T, bfloat16>) {
+      kernels::relu(xd.data<T>(), out.data<T>(), x.numel());
+    } else {
+      kernels::unary(kernels::Unary::kRelu, xd.data<T>(), out.data<T>(), x.numel(), 0, 0);
+    }
   });
   if (!any_requires_grad({&x})) return out;
   record(out, "relu", {x}, [y = out.detach()](const Tensor& g) {

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/core/precision.h"
 #include "neutrino/core/random.h"
 #include "neutrino/ops/op_util.h"
 
@@ -50,8 +51,18 @@ Tensor empty_same_layout(const Tensor& dense) {
 Tensor relu_backward(const Tensor& g, const Tensor& y) {
   const bool same_layout = g.dtype() == y.dtype() && g.shape() == y.shape() &&
                            g.strides() == y.strides() && (g.is_contiguous() || is_channels_last(g));
-  if (!same_layout) return mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "relu"));
+  if (!same_layout) {
+    if (g.dtype() == DType::kBFloat16 || y.dtype() == DType::kBFloat16) {
+      // to() makes both contiguous, so this comes back through the kernel below.
+      return relu_backward(g.to(DType::kFloat32), y.to(DType::kFloat32)).to(g.dtype());
+    }
+    return mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "relu"));
+  }
   Tensor out = empty_same_layout(g);
+  if (g.dtype() == DType::kBFloat16) {
+    kernels::relu_backward(g.data<bfloat16>(), y.data<bfloat16>(), out.data<bfloat16>(), g.numel());
+    return out;
+  }
   dispatch_float(g.dtype(), "relu", [&]<class T>() {
     const T* gp = g.data<T>();
     const T* yp = y.data<T>();
@@ -105,11 +116,20 @@ kernels::ConvProblem conv_problem(const ConvShapes& s, const Conv2dParams& p, co
   return {s.batch, s.in_c, g.height, g.width, s.out_c, g.kernel_h, g.kernel_w, g.out_h, g.out_w,
           p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom, p.pad_right,
           p.dilation_h, p.dilation_w, p.groups, is_channels_last(x_like),
-          is_channels_last(y_like)};
+          is_channels_last(y_like), x_like.dtype() == DType::kBFloat16,
+          y_like.dtype() == DType::kBFloat16};
+}
+
+// A bfloat16 input (mixed precision) takes float32 weights: they are the master copy.
+void check_conv_dtypes(const Tensor& x, const Tensor& w, const char* what) {
+  if (x.dtype() != DType::kBFloat16) return check_same_float(x, w, "conv2d");
+  NEUTRINO_CHECK_VALUE(w.defined() && w.dtype() == DType::kFloat32,
+                       "conv2d: a bfloat16 input {} takes a float32 {}, got {}", x.shape_string(),
+                       what, w.defined() ? dtype_name(w.dtype()) : "an undefined tensor");
 }
 
 void check_conv(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
-  check_same_float(x, w, "conv2d");
+  check_conv_dtypes(x, w, "weight");
   NEUTRINO_CHECK_SHAPE(x.dim() == 4, "conv2d: input must be 4-D (N, C, H, W), got {}",
                        x.shape_string());
   NEUTRINO_CHECK_SHAPE(w.dim() == 4, "conv2d: weight must be 4-D (O, C/groups, KH, KW), got {}",
@@ -163,12 +183,13 @@ Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape
   const ConvShapes s = conv_shapes(x_shape, w.shape(), p);
   const auto& g = s.geo;
   const int64_t og = s.out_per_group, kdim = s.kdim, ld = s.batch * s.plane;
-  if (gy.dtype() == DType::kFloat32) {
-    // gx takes x's layout; gy is read in whichever of the two layouts it has.
+  if (gy.dtype() == DType::kFloat32 || gy.dtype() == DType::kBFloat16) {
+    // gx takes x's layout (and dtype: a bf16 network's x and y are both bf16); gy is read in
+    // whichever of the two layouts it has.
     const Tensor gyd = dense_nchw_or_nhwc(gy), wd = materialize(w);
     Tensor gx = x_nhwc ? empty_channels_last(x_shape, gy.dtype()) : Tensor::empty(x_shape, gy.dtype());
-    kernels::conv2d_backward_data(conv_problem(s, p, gx, gyd), gyd.data<float>(),
-                                  wd.data<float>(), gx.data<float>());
+    kernels::conv2d_backward_data(conv_problem(s, p, gx, gyd), gyd.raw_data(), wd.data<float>(),
+                                  gx.raw_data());
     return gx;
   }
   Tensor gyc = materialize(gy), wc = materialize(w);
@@ -196,13 +217,13 @@ Tensor conv2d_weight_grad(const Tensor& gy, const Tensor& x, const Shape& w_shap
                           const Conv2dParams& p, Tensor* gb = nullptr) {
   const ConvShapes s = conv_shapes(x.shape(), w_shape, p);
   const int64_t og = s.out_per_group, kdim = s.kdim, ld = s.batch * s.plane;
-  if (gy.dtype() == DType::kFloat32) {
+  if (gy.dtype() == DType::kFloat32 || gy.dtype() == DType::kBFloat16) {
+    // Weight and bias gradients are float32, like the weights, whatever the activations are.
     const Tensor gyd = dense_nchw_or_nhwc(gy), xd = dense_nchw_or_nhwc(x);
-    Tensor gw = Tensor::empty(w_shape, gy.dtype());
-    if (gb != nullptr) *gb = Tensor::empty({s.out_c}, gy.dtype());
-    kernels::conv2d_backward_weights(conv_problem(s, p, xd, gyd), xd.data<float>(),
-                                     gyd.data<float>(), gw.data<float>(),
-                                     gb != nullptr ? gb->data<float>() : nullptr);
+    Tensor gw = Tensor::empty(w_shape, DType::kFloat32);
+    if (gb != nullptr) *gb = Tensor::empty({s.out_c}, DType::kFloat32);
+    kernels::conv2d_backward_weights(conv_problem(s, p, xd, gyd), xd.raw_data(), gyd.raw_data(),
+                                     gw.data<float>(), gb != nullptr ? gb->data<float>() : nullptr);
     return gw;
   }
   Tensor gyc = materialize(gy), xc = materialize(x);
@@ -255,13 +276,15 @@ void im2col_conv(const Tensor& xc, const Tensor& wc, const Tensor& bias, const C
 // x (N, C, H, W), W (O, C/groups, KH, KW) -> y (N, O, OH, OW),
 // OH = (H + pad_top + pad_bottom - dilation_h * (KH - 1) - 1) / stride_h + 1.
 // With Epilogue::kRelu, y = max(conv, 0) and the backward first masks g by [y > 0].
+// A bfloat16 x (mixed precision: float32 weights and bias) gives a bfloat16 y, computed in bf16
+// with float32 accumulation; on a CPU without bf16 kernels it is computed in float32 and rounded.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
               Epilogue epilogue) {
   check_conv(x, weight, p);
   const ConvShapes s = conv_shapes(x.shape(), weight.shape(), p);
   const auto& g = s.geo;
   if (bias.defined()) {
-    check_same_float(x, bias, "conv2d");
+    check_conv_dtypes(x, bias, "bias");
     NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == s.out_c,
                          "conv2d: bias {} does not fit {} output channels", bias.shape_string(),
                          s.out_c);
@@ -269,14 +292,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const bool relu = epilogue == Epilogue::kRelu;
   const bool training = any_requires_grad({&x, &weight, &bias});
   const Shape out_shape{s.batch, s.out_c, g.out_h, g.out_w};
+  if (x.dtype() == DType::kBFloat16 && !bf16_supported()) {
+    return conv2d(x.to(DType::kFloat32), weight, bias, p, epilogue).to(DType::kBFloat16);
+  }
   Tensor out;
-  if (x.dtype() == DType::kFloat32) {
+  if (x.dtype() == DType::kFloat32 || x.dtype() == DType::kBFloat16) {
     // oneDNN writes channels-last output, so the next pool and conv read it without a reorder.
     const Tensor xd = dense_nchw_or_nhwc(x), wc = materialize(weight);
     const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
     out = empty_channels_last(out_shape, x.dtype());
-    kernels::conv2d_forward(conv_problem(s, p, xd, out), xd.data<float>(), wc.data<float>(),
-                            bias.defined() ? bc.data<float>() : nullptr, out.data<float>(), relu,
+    kernels::conv2d_forward(conv_problem(s, p, xd, out), xd.raw_data(), wc.data<float>(),
+                            bias.defined() ? bc.data<float>() : nullptr, out.raw_data(), relu,
                             training);
   } else {
     out = Tensor::empty(out_shape, x.dtype());
@@ -286,15 +312,18 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   if (!training) return out;
   const Tensor y = relu ? out.detach() : Tensor();
   record(out, "conv2d", {x, weight, bias}, [x, weight, bias, p, y](const Tensor& grad) {
-    const Tensor gy = y.defined() ? relu_backward(grad, y) : grad;
+    const Tensor grad_y = grad.dtype() == x.dtype() ? grad : grad.to(x.dtype());
+    const Tensor gy = y.defined() ? relu_backward(grad_y, y) : grad_y;
     Tensor gb;
     Tensor gw = needs_grad(weight)
                     ? conv2d_weight_grad(gy, x, weight.shape(), p, needs_grad(bias) ? &gb : nullptr)
                     : Tensor();
-    if (needs_grad(bias) && !gb.defined()) gb = sum(gy, {0, 2, 3});
+    if (needs_grad(bias) && !gb.defined()) {
+      gb = sum(gy.dtype() == DType::kBFloat16 ? gy.to(DType::kFloat32) : gy, {0, 2, 3});
+    }
     return std::vector<Tensor>{
         needs_grad(x) ? conv2d_input_grad(gy, weight, x.shape(), p,
-                                          x.dtype() == DType::kFloat32 && !x.is_contiguous() &&
+                                          x.dtype() != DType::kFloat64 && !x.is_contiguous() &&
                                               is_channels_last(x))
                       : Tensor(),
         gw, gb};
@@ -329,14 +358,14 @@ namespace {
 Tensor max_pool2x2_channels_last(const Tensor& x, const kernels::ConvGeometry& g) {
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   Tensor out = empty_channels_last({n, c, g.out_h, g.out_w}, x.dtype());
-  dispatch_float(x.dtype(), "max_pool2d", [&]<class T>() {
+  dispatch_float_bf16(x.dtype(), "max_pool2d", [&]<class T>() {
     kernels::max_pool2x2_nhwc(x.data<T>(), n, h, w, c, out.data<T>());
   });
   if (!any_requires_grad({&x})) return out;
   record(out, "max_pool2d", {x}, [xd = x.detach(), y = out.detach()](const Tensor& gy) {
-    const Tensor gyc = to_channels_last(gy);
-    Tensor gx = empty_channels_last(xd.shape(), gy.dtype());
-    dispatch_float(gy.dtype(), "max_pool2d", [&]<class T>() {
+    const Tensor gyc = to_channels_last(gy.dtype() == y.dtype() ? gy : gy.to(y.dtype()));
+    Tensor gx = empty_channels_last(xd.shape(), y.dtype());
+    dispatch_float_bf16(y.dtype(), "max_pool2d", [&]<class T>() {
       kernels::max_pool2x2_nhwc_backward(xd.data<T>(), y.data<T>(), gyc.data<T>(), xd.size(0),
                                          xd.size(2), xd.size(3), xd.size(1), gx.data<T>());
     });
@@ -352,6 +381,8 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   if (kernels::is_pool2x2(g) && !x.is_contiguous() && is_channels_last(x)) {
     return max_pool2x2_channels_last(x, g);
   }
+  // bfloat16 has a kernel for the channels-last 2x2 pool of a bf16 network only.
+  if (x.dtype() == DType::kBFloat16) return max_pool2d(x.to(DType::kFloat32), p).to(x.dtype());
   Tensor xc = materialize(x);
   Tensor out = Tensor::empty({x.size(0), x.size(1), g.out_h, g.out_w}, x.dtype());
   if (kernels::is_pool2x2(g)) {
@@ -387,6 +418,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
 // Mean over each window; each input gets its share of the window's gradient.
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
   const kernels::ConvGeometry g = pool_geometry(x, p, "avg_pool2d");
+  if (x.dtype() == DType::kBFloat16) return avg_pool2d(x.to(DType::kFloat32), p).to(x.dtype());
   Tensor xc = materialize(x);
   Tensor out = Tensor::empty({x.size(0), x.size(1), g.out_h, g.out_w}, x.dtype());
   const bool include_pad = p.count_include_pad;

@@ -46,6 +46,25 @@ std::string progress_line(int64_t reached, int64_t steps, int64_t ran, double se
   return line;
 }
 
+// Under bf16 compute precision, activations stay bfloat16 across runs of layers with bf16 kernels
+// (the start of a convolutional stack): half the bytes through memory for every conv, pool and
+// relu. This casts `h` for `layer`: to bf16 before a layer that computes in it, back to float32
+// before one that has no bf16 kernels.
+Tensor cast_for_layer(const nn::Layer& layer, Tensor h) {
+  using Use = nn::Layer::Bf16Use;
+  const Use use = layer.bf16_use();
+  if (h.dtype() == DType::kBFloat16 && use == Use::kNo) return h.to(DType::kFloat32);
+  if (h.dtype() == DType::kFloat32 && use == Use::kComputes &&
+      compute_precision() == Precision::kBFloat16) {
+    return h.to(DType::kBFloat16);
+  }
+  return h;
+}
+
+Tensor as_float32(const Tensor& h) {
+  return h.dtype() == DType::kBFloat16 ? h.to(DType::kFloat32) : h;
+}
+
 // Sets the thread's precision to the model's bf16 policy for one call. A kFloat32 policy installs
 // no guard, so a caller's own PrecisionGuard keeps working around a default model.
 void apply_policy(Precision policy, std::optional<PrecisionGuard>& guard) {
@@ -115,6 +134,7 @@ Tensor Sequential::forward(const Tensor& x) {
   // A Conv2D(relu) + MaxPooling2D pair runs as one op (conv2d_relu_max_pool2d).
   auto run_layers = [this](Tensor h) {
     for (size_t i = 0; i < layers_.size(); ++i) {
+      h = cast_for_layer(*layers_[i], std::move(h));
       if (i + 1 < layers_.size()) {
         if (auto fused = nn::fused_conv_relu_max_pool(*layers_[i], *layers_[i + 1], h)) {
           h = std::move(*fused);
@@ -124,7 +144,7 @@ Tensor Sequential::forward(const Tensor& x) {
       }
       h = layers_[i]->forward(h);
     }
-    return h;
+    return as_float32(h);
   };
   if (!grad_enabled() && !is_training() && x.dim() >= 1 && built()) {
     const int64_t chunk = inference_chunk();
@@ -157,9 +177,9 @@ Tensor Sequential::forward_profiled(const Tensor& x, ProfileRecorder& recorder) 
   NEUTRINO_CHECK_VALUE(!layers_.empty(), "Sequential '{}': no layers", name_);
   Tensor h = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    h = recorder.forward_layer(i, [&] { return layers_[i]->forward(h); });
+    h = recorder.forward_layer(i, [&] { return layers_[i]->forward(cast_for_layer(*layers_[i], h)); });
   }
-  return h;
+  return as_float32(h);
 }
 
 std::vector<ProfileRow> Sequential::profile_rows() const {
