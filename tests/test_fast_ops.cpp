@@ -284,6 +284,39 @@ TEST(FastPool, ChannelsLastMatchesPlain) {
   }
 }
 
+// relu(max_pool2d(x)) in one pass (channels-last 2x2) against the two ops, in float32 and bf16:
+// windows that are all negative, all zero, tied, or hold a NaN, where relu's mask and the
+// pool's first-winner rule meet.
+TEST(FastPool, ReluInThePoolMatchesReluAfterThePool) {
+  manual_seed(12);
+  const Shape s{2, 20, 6, 8};
+  std::vector<float> v = Tensor::normal(s).to(DType::kBFloat16).to(DType::kFloat32).to_vector<float>();
+  auto at = [&](int64_t c, int64_t h, int64_t w) {
+    return static_cast<size_t>(((1 * s[1] + c) * s[2] + h) * s[3] + w);
+  };
+  for (int64_t h = 0; h < 2; ++h) {
+    for (int64_t w = 0; w < 2; ++w) {
+      v[at(0, h, w)] = -1.0f - static_cast<float>(h + w);  // all negative
+      v[at(1, h, w)] = 0.0f;                               // all zero
+      v[at(2, h, w)] = 2.0f;                               // a four-way tie
+    }
+  }
+  v[at(3, 2, 2)] = std::numeric_limits<float>::quiet_NaN();
+  const Tensor plain = Tensor::from_vector(v, s);
+  for (DType dtype : {DType::kFloat32, DType::kBFloat16}) {
+    const Tensor x0 = detail::to_channels_last(plain.to(dtype));
+    const Tensor r = Tensor::normal({2, 20, 3, 4}).to(DType::kBFloat16).to(DType::kFloat32);
+    Tensor a = x0.detach().set_requires_grad(), b = x0.detach().set_requires_grad();
+    const Tensor ya = detail::max_pool2d_relu(a, {});
+    const Tensor yb = relu(max_pool2d(b.to(DType::kFloat32).to(dtype), {}).to(DType::kFloat32));
+    EXPECT_TRUE(detail::is_channels_last(ya));
+    EXPECT_EQ(ya.to_vector<float>(), yb.to_vector<float>()) << dtype_name(dtype);
+    sum(mul(ya.to(DType::kFloat32), r)).backward();
+    sum(mul(yb, r)).backward();
+    EXPECT_EQ(a.grad().to_vector<float>(), b.grad().to_vector<float>()) << dtype_name(dtype);
+  }
+}
+
 // contiguous() of transposed and permuted views (the tiled and row-copy paths of copy_strided)
 // against element-by-element indexing.
 TEST(FastCopy, StridedCopiesMatchIndexing) {

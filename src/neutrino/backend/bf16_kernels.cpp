@@ -42,7 +42,7 @@ void convert(const bfloat16* from, float* to, int64_t n) {
 
 template <>
 void max_pool2x2_nhwc<bfloat16>(const bfloat16* x, int64_t n, int64_t h, int64_t w, int64_t c,
-                                bfloat16* y) {
+                                bfloat16* y, bool relu) {
   const int64_t oh = h / 2, ow = w / 2;
   const uint16_t* xb = bits(x);
   uint16_t* yb = bits(y);
@@ -57,7 +57,7 @@ void max_pool2x2_nhwc<bfloat16>(const bfloat16* x, int64_t n, int64_t h, int64_t
         for (int64_t ch = 0; ch < c; ++ch) {
           const float m = pool_max(pool_max(widen(top[at + ch]), widen(top[at + c + ch])),
                                    pool_max(widen(bottom[at + ch]), widen(bottom[at + c + ch])));
-          out[ox * c + ch] = narrow_exact(m);
+          out[ox * c + ch] = narrow_exact(relu ? (m > 0.0f ? m : 0.0f) : m);
         }
       }
     }
@@ -71,7 +71,7 @@ void window_backward(const uint16_t* __restrict p00, const uint16_t* __restrict 
                      const uint16_t* __restrict p10, const uint16_t* __restrict m,
                      const uint16_t* __restrict gy, uint16_t* __restrict g00,
                      uint16_t* __restrict g01, uint16_t* __restrict g10, uint16_t* __restrict g11,
-                     int64_t c) {
+                     int64_t c, bool relu) {
   for (int64_t ch = 0; ch < c; ++ch) {
     const float mv = widen(m[ch]), a = widen(p00[ch]), bv = widen(p01[ch]), cv = widen(p10[ch]);
     // Bitwise, not short-circuit, logic: branches would stop the loop vectorizing.
@@ -80,7 +80,7 @@ void window_backward(const uint16_t* __restrict p00, const uint16_t* __restrict 
     const bool e1 = (!e0) & ((bv == mv) | (m_nan & (bv != bv)));
     const bool e2 = (!e0) & (!e1) & ((cv == mv) | (m_nan & (cv != cv)));
     const bool e3 = (!e0) & (!e1) & (!e2);
-    const uint16_t g = gy[ch];
+    const uint16_t g = (!relu) | (mv > 0.0f) ? gy[ch] : uint16_t{0};
     g00[ch] = e0 ? g : uint16_t{0};
     g01[ch] = e1 ? g : uint16_t{0};
     g10[ch] = e2 ? g : uint16_t{0};
@@ -90,11 +90,12 @@ void window_backward(const uint16_t* __restrict p00, const uint16_t* __restrict 
 }  // namespace
 
 // As the float version: each window's gradient goes to its first element equal to the output
-// (or the first NaN where the output is NaN), and every element of grad_x is written.
+// (or the first NaN where the output is NaN; with relu, only where the output is positive), and
+// every element of grad_x is written.
 template <>
 void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
                                          const bfloat16* grad_y, int64_t n, int64_t h, int64_t w,
-                                         int64_t c, bfloat16* grad_x) {
+                                         int64_t c, bfloat16* grad_x, bool relu) {
   const int64_t oh = h / 2, ow = w / 2;
   const uint16_t* xb = bits(x);
   const uint16_t* yb = bits(y);
@@ -110,7 +111,8 @@ void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
         const uint16_t* p00 = xb + at;
         uint16_t* g00 = gxb + at;
         window_backward(p00, p00 + c, p00 + w * c, yb + (row * ow + ox) * c,
-                        gyb + (row * ow + ox) * c, g00, g00 + c, g00 + w * c, g00 + w * c + c, c);
+                        gyb + (row * ow + ox) * c, g00, g00 + c, g00 + w * c, g00 + w * c + c, c,
+                        relu);
       }
     }
   });

@@ -180,20 +180,22 @@ bool conv3x3_relu_max_pool2x2_supported(int64_t in_c, int64_t out_c);
 void conv3x3_relu_max_pool2x2(const float* x, int64_t n, int64_t c, int64_t h, int64_t w,
                               const float* weight, const float* bias, int64_t out_c, float* y);
 // The same 2x2 pool over channels-last (N, H, W, C) memory: every step is a vector over C. Also
-// for bfloat16, compared as floats (the winner is copied exactly).
+// for bfloat16, compared as floats (the winner is copied exactly). With `relu`, y = max(pool, 0)
+// in the same pass, and the backward (given that y) passes gradient only where y > 0.
 template <class T>
-void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y);
+void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y,
+                      bool relu = false);
 template <class T>
 void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
-                               int64_t w, int64_t c, T* grad_x);
+                               int64_t w, int64_t c, T* grad_x, bool relu = false);
 // bfloat16 versions (bf16_kernels.cpp), written over the raw bits so that they vectorize.
 template <>
 void max_pool2x2_nhwc<bfloat16>(const bfloat16* x, int64_t n, int64_t h, int64_t w, int64_t c,
-                                bfloat16* y);
+                                bfloat16* y, bool relu);
 template <>
 void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
                                          const bfloat16* grad_y, int64_t n, int64_t h, int64_t w,
-                                         int64_t c, bfloat16* grad_x);
+                                         int64_t c, bfloat16* grad_x, bool relu);
 // y = max(x, 0) and grad_x = grad_y * [y > 0] over n bfloat16 values.
 void relu(const bfloat16* x, bfloat16* y, int64_t n);
 void relu_backward(const bfloat16* grad_y, const bfloat16* y, bfloat16* grad_x, int64_t n);

@@ -137,7 +137,7 @@ void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeo
 }
 
 template <class T>
-void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y) {
+void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y, bool relu) {
   const int64_t oh = h / 2, ow = w / 2;
   for_range(n * oh, n * h * w * c > kParallelPool, [=](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
@@ -149,8 +149,9 @@ void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T*
         const int64_t at = 2 * ox * c;
         for (int64_t ch = 0; ch < c; ++ch) {
           // A tree, not a chain: two compares deep instead of three.
-          out[ox * c + ch] = pool_max(pool_max(top[at + ch], top[at + c + ch]),
-                                      pool_max(bottom[at + ch], bottom[at + c + ch]));
+          const T m = pool_max(pool_max(top[at + ch], top[at + c + ch]),
+                               pool_max(bottom[at + ch], bottom[at + c + ch]));
+          out[ox * c + ch] = relu ? (m > T(0) ? m : T(0)) : m;
         }
       }
     }
@@ -159,12 +160,14 @@ void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T*
 
 namespace {
 // One 2x2 window's c channels: the first element equal to the output (or NaN where it is NaN)
-// takes the gradient. A function of its own with restrict pointers and bitwise logic, so that it
-// vectorizes over channels (inside the parallel loop, with && chains, it did not: 4x slower).
+// takes the gradient; with relu, only where the output is positive. A function of its own with
+// restrict pointers and bitwise logic, so that it vectorizes over channels (inside the parallel
+// loop, with && chains, it did not: 4x slower).
 template <class T>
 void window_backward(const T* __restrict p00, const T* __restrict p01, const T* __restrict p10,
                      const T* __restrict m, const T* __restrict gy, T* __restrict g00,
-                     T* __restrict g01, T* __restrict g10, T* __restrict g11, int64_t c) {
+                     T* __restrict g01, T* __restrict g10, T* __restrict g11, int64_t c,
+                     bool relu) {
   for (int64_t ch = 0; ch < c; ++ch) {
     const T mv = m[ch], a = p00[ch], b = p01[ch], d = p10[ch];
     const bool m_nan = mv != mv;
@@ -172,7 +175,7 @@ void window_backward(const T* __restrict p00, const T* __restrict p01, const T* 
     const bool e1 = (!e0) & ((b == mv) | (m_nan & (b != b)));
     const bool e2 = (!e0) & (!e1) & ((d == mv) | (m_nan & (d != d)));
     const bool e3 = (!e0) & (!e1) & (!e2);
-    const T g = gy[ch];
+    const T g = (!relu) | (mv > T(0)) ? gy[ch] : T(0);
     g00[ch] = e0 ? g : T(0);
     g01[ch] = e1 ? g : T(0);
     g10[ch] = e2 ? g : T(0);
@@ -183,7 +186,7 @@ void window_backward(const T* __restrict p00, const T* __restrict p01, const T* 
 
 template <class T>
 void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
-                               int64_t w, int64_t c, T* grad_x) {
+                               int64_t w, int64_t c, T* grad_x, bool relu) {
   const int64_t oh = h / 2, ow = w / 2;
   // An odd last row or column is outside every window.
   if (h % 2 != 0 || w % 2 != 0) std::fill(grad_x, grad_x + n * h * w * c, T(0));
@@ -195,7 +198,8 @@ void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t 
       const T* p00 = x + at;
       T* g00 = grad_x + at;
       window_backward(p00, p00 + c, p00 + w * c, y + (row * ow + ox) * c,
-                      grad_y + (row * ow + ox) * c, g00, g00 + c, g00 + w * c, g00 + w * c + c, c);
+                      grad_y + (row * ow + ox) * c, g00, g00 + c, g00 + w * c, g00 + w * c + c, c,
+                      relu);
     }
   }
 }
@@ -285,9 +289,9 @@ void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_incl
 #define NEUTRINO_INSTANTIATE(T)                                                                  \
   template void max_pool2d<T>(const T*, const ConvGeometry&, T*, int64_t*);                      \
   template void max_pool2x2<T>(const T*, const ConvGeometry&, T*);                               \
-  template void max_pool2x2_nhwc<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);             \
+  template void max_pool2x2_nhwc<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*, bool);       \
   template void max_pool2x2_nhwc_backward<T>(const T*, const T*, const T*, int64_t, int64_t,       \
-                                             int64_t, int64_t, T*);                               \
+                                             int64_t, int64_t, T*, bool);                         \
   template void max_pool2x2_backward<T>(const T*, const T*, const T*, const ConvGeometry&, T*);  \
   template void max_pool2d_backward<T>(const T*, const int64_t*, const ConvGeometry&, T*);       \
   template void avg_pool2d<T>(const T*, const ConvGeometry&, bool, T*);                          \

@@ -127,9 +127,7 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
   return out;
 }
 
-namespace {
-// relu over a dense tensor in its own layout (a channels-last pool output stays channels-last for
-// the next convolution), with relu_backward, which keeps it too, as its backward.
+namespace detail {
 Tensor relu_same_layout(const Tensor& x) {
   const Tensor xd = dense_nchw_or_nhwc(x);
   Tensor out = empty_same_layout(xd);
@@ -146,7 +144,7 @@ Tensor relu_same_layout(const Tensor& x) {
   });
   return out;
 }
-}  // namespace
+}  // namespace detail
 
 // y = maxpool(relu(conv(x) + b)). With a graph to record it runs as relu(maxpool(conv(x) + b)):
 // the same values and gradients (relu is monotonic, and a window whose maximum is not positive
@@ -172,7 +170,7 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
       (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)));
   if (!fusable) {
     if (any_requires_grad({&x, &weight, &bias})) {
-      return relu_same_layout(max_pool2d(conv2d(x, weight, bias, conv), pool));
+      return max_pool2d_relu(conv2d(x, weight, bias, conv), pool);
     }
     return max_pool2d(conv2d(x, weight, bias, conv, Epilogue::kRelu), pool);
   }

@@ -354,33 +354,46 @@ kernels::ConvGeometry pool_geometry(const Tensor& x, const Pool2dParams& p, cons
 }  // namespace
 
 namespace {
-// 2x2 max pool of a channels-last tensor (a conv output), staying channels-last both ways.
-Tensor max_pool2x2_channels_last(const Tensor& x, const kernels::ConvGeometry& g) {
+// 2x2 max pool of a channels-last tensor (a conv output), staying channels-last both ways; with
+// `relu`, relu(max_pool2d(x)) in the same pass both ways.
+Tensor max_pool2x2_channels_last(const Tensor& x, const kernels::ConvGeometry& g, bool relu) {
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   Tensor out = empty_channels_last({n, c, g.out_h, g.out_w}, x.dtype());
-  dispatch_float_bf16(x.dtype(), "max_pool2d", [&]<class T>() {
-    kernels::max_pool2x2_nhwc(x.data<T>(), n, h, w, c, out.data<T>());
+  const char* name = relu ? "max_pool2d_relu" : "max_pool2d";
+  dispatch_float_bf16(x.dtype(), name, [&]<class T>() {
+    kernels::max_pool2x2_nhwc(x.data<T>(), n, h, w, c, out.data<T>(), relu);
   });
   if (!any_requires_grad({&x})) return out;
-  record(out, "max_pool2d", {x}, [xd = x.detach(), y = out.detach()](const Tensor& gy) {
+  record(out, name, {x}, [xd = x.detach(), y = out.detach(), relu, name](const Tensor& gy) {
     const Tensor gyc = to_channels_last(gy.dtype() == y.dtype() ? gy : gy.to(y.dtype()));
     Tensor gx = empty_channels_last(xd.shape(), y.dtype());
-    dispatch_float_bf16(y.dtype(), "max_pool2d", [&]<class T>() {
+    dispatch_float_bf16(y.dtype(), name, [&]<class T>() {
       kernels::max_pool2x2_nhwc_backward(xd.data<T>(), y.data<T>(), gyc.data<T>(), xd.size(0),
-                                         xd.size(2), xd.size(3), xd.size(1), gx.data<T>());
+                                         xd.size(2), xd.size(3), xd.size(1), gx.data<T>(), relu);
     });
     return std::vector<Tensor>{gx};
   });
   return out;
 }
+
+bool channels_last_pool2x2(const Tensor& x, const kernels::ConvGeometry& g) {
+  return kernels::is_pool2x2(g) && !x.is_contiguous() && is_channels_last(x);
+}
 }  // namespace
+
+namespace detail {
+// relu(max_pool2d(x)): one pass for a channels-last 2x2 pool, else the two ops.
+Tensor max_pool2d_relu(const Tensor& x, const Pool2dParams& p) {
+  const kernels::ConvGeometry g = pool_geometry(x, p, "max_pool2d");
+  if (channels_last_pool2x2(x, g)) return max_pool2x2_channels_last(x, g, true);
+  return relu_same_layout(max_pool2d(x, p));
+}
+}  // namespace detail
 
 // Max over each window; the gradient goes to the (first) maximum of each window.
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   const kernels::ConvGeometry g = pool_geometry(x, p, "max_pool2d");
-  if (kernels::is_pool2x2(g) && !x.is_contiguous() && is_channels_last(x)) {
-    return max_pool2x2_channels_last(x, g);
-  }
+  if (channels_last_pool2x2(x, g)) return max_pool2x2_channels_last(x, g, false);
   // bfloat16 has a kernel for the channels-last 2x2 pool of a bf16 network only.
   if (x.dtype() == DType::kBFloat16) return max_pool2d(x.to(DType::kFloat32), p).to(x.dtype());
   Tensor xc = materialize(x);

@@ -37,6 +37,12 @@ Tensor to_channels_last(const Tensor& t);
 // g * [y > 0], in g's layout when g and y share a dense one (channels-last conv outputs). A
 // kernel, not a graph: the backward of fused relus.
 Tensor relu_backward(const Tensor& g, const Tensor& y);
+// relu over a dense tensor in its own layout (a channels-last pool output stays channels-last for
+// the next convolution), with relu_backward, which keeps it too, as its backward.
+Tensor relu_same_layout(const Tensor& x);
+// relu(max_pool2d(x, p)): one pass each way for the 2x2 pool of a channels-last tensor (the
+// training order of a Conv2D(relu) + MaxPooling2D pair), else relu_same_layout(max_pool2d).
+Tensor max_pool2d_relu(const Tensor& x, const Pool2dParams& p);
 // An uninitialized tensor of `dense`'s shape and layout: contiguous when it is, else
 // channels-last (`dense` is one of the two, as dense_nchw_or_nhwc returns).
 Tensor empty_same_layout(const Tensor& dense);
