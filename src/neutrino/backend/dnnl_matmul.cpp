@@ -48,8 +48,8 @@ void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float
   if (bf16) {
     x16 = dnnl_util::scratch(static_cast<size_t>(m * k) * 2);
     w16 = dnnl_util::scratch(static_cast<size_t>(n * k) * 2);
-    dnnl_util::to_bf16(x, reinterpret_cast<uint16_t*>(x16.data<float>()), m * k);
-    dnnl_util::to_bf16(w, reinterpret_cast<uint16_t*>(w16.data<float>()), n * k);
+    convert(x, reinterpret_cast<bfloat16*>(x16.data<float>()), m * k);
+    convert(w, reinterpret_cast<bfloat16*>(w16.data<float>()), n * k);
     px = x16.data<float>();
     pw = w16.data<float>();
   }

@@ -123,15 +123,4 @@ void Convert::into(const dnnl::memory& from, const dnnl::memory& to) const {
   reorder_.execute(stream(), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }
 
-void to_bf16(const float* from, uint16_t* to, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, from + i, 4);
-    // NaN stays NaN (quiet bit forced); everything else rounds to nearest even.
-    const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
-    const uint32_t rounded = bits + 0x7fffu + ((bits >> 16) & 1u);
-    to[i] = static_cast<uint16_t>(nan ? (bits >> 16) | 0x40u : rounded >> 16);
-  }
-}
-
 }  // namespace neutrino::kernels::dnnl_util

@@ -62,7 +62,4 @@ class Convert {
   dnnl::reorder reorder_;
 };
 
-// Round-to-nearest-even float -> bfloat16 (as uint16 bits) of n contiguous values.
-void to_bf16(const float* from, uint16_t* to, int64_t n);
-
 }  // namespace neutrino::kernels::dnnl_util

@@ -33,7 +33,7 @@ bool blas_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_str
 void pack_bf16(const float* from, int64_t rows, int64_t cols, int64_t row_stride,
                int64_t col_stride, uint16_t* to) {
   if (col_stride == 1 && row_stride == cols) {
-    dnnl_util::to_bf16(from, to, rows * cols);
+    convert(from, reinterpret_cast<bfloat16*>(to), rows * cols);
     return;
   }
   using dnnl::memory;
