@@ -20,6 +20,7 @@
 #include "test_util.h"
 
 using namespace neutrino;
+using neutrino::testing::max_rel_diff;
 namespace fs = std::filesystem;
 
 namespace {
@@ -28,17 +29,6 @@ constexpr DType kBf16 = DType::kBFloat16;
 constexpr DType kF32 = DType::kFloat32;
 // One bf16 rounding: half a unit in the 8-bit significand.
 constexpr double kBf16Eps = 1.0 / 256;
-
-// Largest |a - b| relative to max(1, |b|).
-double max_rel_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector<double>(), y = b.to_vector<double>();
-  EXPECT_EQ(x.size(), y.size());
-  double worst = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    worst = std::max(worst, std::abs(x[i] - y[i]) / std::max(1.0, std::abs(y[i])));
-  }
-  return worst;
-}
 
 // Exact equality, NaN equal to NaN.
 void expect_same_values(const Tensor& got, const Tensor& want, const std::string& what) {

@@ -18,19 +18,9 @@
 #include "test_util.h"
 
 using namespace neutrino;
+using neutrino::testing::max_rel_diff;
 
 namespace {
-
-// Largest |a - b| relative to max(1, |b|).
-double max_rel_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector<double>(), y = b.to_vector<double>();
-  EXPECT_EQ(x.size(), y.size());
-  double worst = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    worst = std::max(worst, std::abs(x[i] - y[i]) / std::max(1.0, std::abs(y[i])));
-  }
-  return worst;
-}
 
 struct Grads {
   Tensor out, gx, gw, gb;

@@ -188,7 +188,7 @@ void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T*
 template <class T>
 void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
                                int64_t w, int64_t c, T* grad_x, bool relu = false);
-// bfloat16 versions (bf16_kernels.cpp), written over the raw bits so that they vectorize.
+// The bfloat16 versions work on the raw bits, so that they vectorize.
 template <>
 void max_pool2x2_nhwc<bfloat16>(const bfloat16* x, int64_t n, int64_t h, int64_t w, int64_t c,
                                 bfloat16* y, bool relu);
@@ -196,7 +196,7 @@ template <>
 void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
                                          const bfloat16* grad_y, int64_t n, int64_t h, int64_t w,
                                          int64_t c, bfloat16* grad_x, bool relu);
-// y = max(x, 0) and grad_x = grad_y * [y > 0] over n bfloat16 values.
+// y = max(x, 0) and grad_x = grad_y * [y > 0] over n bfloat16 values (bf16_kernels.cpp).
 void relu(const bfloat16* x, bfloat16* y, int64_t n);
 void relu_backward(const bfloat16* grad_y, const bfloat16* y, bfloat16* grad_x, int64_t n);
 template <class T>

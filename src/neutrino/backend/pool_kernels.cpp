@@ -2,6 +2,7 @@
 // stride, padding and dilation, and fast paths for the common 2x2, stride-2 max pool in NCHW and
 // channels-last (NHWC) memory.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -136,72 +137,122 @@ void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeo
   }
 }
 
-template <class T>
-void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y, bool relu) {
+// The channels-last kernels are written once over a storage type S and a codec that reads S as
+// arithmetic: float and double as themselves, bfloat16 as its raw bits widened to float. A bf16
+// winner is copied back exactly (the max of bf16 values is one). Code over the bfloat16 class
+// itself did not vectorize (the pool ran 5x slower than float32); over uint16_t bits it does.
+namespace {
+template <class S>
+struct Plain {
+  using Storage = S;
+  static S load(S v) { return v; }
+  static S store(S v) { return v; }
+};
+struct Bf16Bits {
+  using Storage = uint16_t;
+  static float load(uint16_t bits) { return bf16_bits_to_float(bits); }
+  static uint16_t store(float v) { return static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16); }
+};
+
+template <class Codec, class S = typename Codec::Storage>
+void max_pool2x2_nhwc_impl(const S* x, int64_t n, int64_t h, int64_t w, int64_t c, S* y,
+                           bool relu) {
+  using V = decltype(Codec::load(S{}));
   const int64_t oh = h / 2, ow = w / 2;
   for_range(n * oh, n * h * w * c > kParallelPool, [=](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / oh, oy = row % oh;
-      const T* __restrict top = x + (b * h + 2 * oy) * w * c;
-      const T* __restrict bottom = top + w * c;
-      T* __restrict out = y + row * ow * c;
+      const S* __restrict top = x + (b * h + 2 * oy) * w * c;
+      const S* __restrict bottom = top + w * c;
+      S* __restrict out = y + row * ow * c;
       for (int64_t ox = 0; ox < ow; ++ox) {
         const int64_t at = 2 * ox * c;
         for (int64_t ch = 0; ch < c; ++ch) {
           // A tree, not a chain: two compares deep instead of three.
-          const T m = pool_max(pool_max(top[at + ch], top[at + c + ch]),
-                               pool_max(bottom[at + ch], bottom[at + c + ch]));
-          out[ox * c + ch] = relu ? (m > T(0) ? m : T(0)) : m;
+          const V m = pool_max(pool_max(Codec::load(top[at + ch]), Codec::load(top[at + c + ch])),
+                               pool_max(Codec::load(bottom[at + ch]),
+                                        Codec::load(bottom[at + c + ch])));
+          out[ox * c + ch] = Codec::store(relu ? (m > V(0) ? m : V(0)) : m);
         }
       }
     }
   });
 }
 
-namespace {
 // One 2x2 window's c channels: the first element equal to the output (or NaN where it is NaN)
 // takes the gradient; with relu, only where the output is positive. A function of its own with
 // restrict pointers and bitwise logic, so that it vectorizes over channels (inside the parallel
 // loop, with && chains, it did not: 4x slower).
-template <class T>
-void window_backward(const T* __restrict p00, const T* __restrict p01, const T* __restrict p10,
-                     const T* __restrict m, const T* __restrict gy, T* __restrict g00,
-                     T* __restrict g01, T* __restrict g10, T* __restrict g11, int64_t c,
+template <class Codec, class S = typename Codec::Storage>
+void window_backward(const S* __restrict p00, const S* __restrict p01, const S* __restrict p10,
+                     const S* __restrict m, const S* __restrict gy, S* __restrict g00,
+                     S* __restrict g01, S* __restrict g10, S* __restrict g11, int64_t c,
                      bool relu) {
+  using V = decltype(Codec::load(S{}));
   for (int64_t ch = 0; ch < c; ++ch) {
-    const T mv = m[ch], a = p00[ch], b = p01[ch], d = p10[ch];
+    const V mv = Codec::load(m[ch]), a = Codec::load(p00[ch]), b = Codec::load(p01[ch]),
+            d = Codec::load(p10[ch]);
     const bool m_nan = mv != mv;
     const bool e0 = (a == mv) | (m_nan & (a != a));
     const bool e1 = (!e0) & ((b == mv) | (m_nan & (b != b)));
     const bool e2 = (!e0) & (!e1) & ((d == mv) | (m_nan & (d != d)));
     const bool e3 = (!e0) & (!e1) & (!e2);
-    const T g = (!relu) | (mv > T(0)) ? gy[ch] : T(0);
-    g00[ch] = e0 ? g : T(0);
-    g01[ch] = e1 ? g : T(0);
-    g10[ch] = e2 ? g : T(0);
-    g11[ch] = e3 ? g : T(0);
+    // Zero has all-zero bits in every storage type.
+    const S g = (!relu) | (mv > V(0)) ? gy[ch] : S{0};
+    g00[ch] = e0 ? g : S{0};
+    g01[ch] = e1 ? g : S{0};
+    g10[ch] = e2 ? g : S{0};
+    g11[ch] = e3 ? g : S{0};
   }
 }
-}  // namespace
 
-template <class T>
-void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
-                               int64_t w, int64_t c, T* grad_x, bool relu) {
+template <class Codec, class S = typename Codec::Storage>
+void max_pool2x2_nhwc_backward_impl(const S* x, const S* y, const S* grad_y, int64_t n, int64_t h,
+                                    int64_t w, int64_t c, S* grad_x, bool relu) {
   const int64_t oh = h / 2, ow = w / 2;
   // An odd last row or column is outside every window.
-  if (h % 2 != 0 || w % 2 != 0) std::fill(grad_x, grad_x + n * h * w * c, T(0));
+  if (h % 2 != 0 || w % 2 != 0) std::fill(grad_x, grad_x + n * h * w * c, S{0});
 #pragma omp parallel for schedule(static) if (n * h * w * c > kParallelPool)
   for (int64_t row = 0; row < n * oh; ++row) {
     const int64_t b = row / oh, oy = row % oh;
     for (int64_t ox = 0; ox < ow; ++ox) {
       const int64_t at = ((b * h + 2 * oy) * w + 2 * ox) * c;
-      const T* p00 = x + at;
-      T* g00 = grad_x + at;
-      window_backward(p00, p00 + c, p00 + w * c, y + (row * ow + ox) * c,
-                      grad_y + (row * ow + ox) * c, g00, g00 + c, g00 + w * c, g00 + w * c + c, c,
-                      relu);
+      const S* p00 = x + at;
+      S* g00 = grad_x + at;
+      window_backward<Codec>(p00, p00 + c, p00 + w * c, y + (row * ow + ox) * c,
+                             grad_y + (row * ow + ox) * c, g00, g00 + c, g00 + w * c,
+                             g00 + w * c + c, c, relu);
     }
   }
+}
+
+const uint16_t* bits(const bfloat16* p) { return reinterpret_cast<const uint16_t*>(p); }
+uint16_t* bits(bfloat16* p) { return reinterpret_cast<uint16_t*>(p); }
+}  // namespace
+
+template <class T>
+void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T* y, bool relu) {
+  max_pool2x2_nhwc_impl<Plain<T>>(x, n, h, w, c, y, relu);
+}
+
+template <>
+void max_pool2x2_nhwc<bfloat16>(const bfloat16* x, int64_t n, int64_t h, int64_t w, int64_t c,
+                                bfloat16* y, bool relu) {
+  max_pool2x2_nhwc_impl<Bf16Bits>(bits(x), n, h, w, c, bits(y), relu);
+}
+
+template <class T>
+void max_pool2x2_nhwc_backward(const T* x, const T* y, const T* grad_y, int64_t n, int64_t h,
+                               int64_t w, int64_t c, T* grad_x, bool relu) {
+  max_pool2x2_nhwc_backward_impl<Plain<T>>(x, y, grad_y, n, h, w, c, grad_x, relu);
+}
+
+template <>
+void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
+                                         const bfloat16* grad_y, int64_t n, int64_t h, int64_t w,
+                                         int64_t c, bfloat16* grad_x, bool relu) {
+  max_pool2x2_nhwc_backward_impl<Bf16Bits>(bits(x), bits(y), bits(grad_y), n, h, w, c,
+                                           bits(grad_x), relu);
 }
 
 template <class T>
