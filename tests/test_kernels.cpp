@@ -2,10 +2,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/random.h"
+#include "neutrino/ops/ops.h"
 
 using namespace neutrino;
 
@@ -59,4 +61,22 @@ TEST(KernelsGemm, OddStridesFallBackCorrectly) {
   kernels::gemm(m, n, k, a.data(), 2 * k, 2, b.data(), n, 1, fast.data(), false);
   kernels::reference::gemm(m, n, k, a.data(), 2 * k, 2, b.data(), n, 1, slow.data(), false);
   for (size_t i = 0; i < fast.size(); ++i) ASSERT_FLOAT_EQ(fast[i], slow[i]);
+}
+
+// The bias gradient of a channels-last convolution: per-channel sums against a float64 loop,
+// below and above the size that splits the rows over the cores, with an odd channel count and a
+// large common offset (where a plain float running sum would drift).
+TEST(KernelsChannelSums, MatchFloat64Sums) {
+  manual_seed(5);
+  for (const auto& [rows, c] : std::vector<std::pair<int64_t, int64_t>>{{3, 5}, {1000, 37}, {70001, 64}}) {
+    const Tensor x = add(Tensor::normal({rows, c}), 100.0);
+    const float* p = x.data<float>();
+    std::vector<float> got(static_cast<size_t>(c), -1.0f);
+    kernels::channel_sums(p, rows, c, got.data());
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double want = 0;
+      for (int64_t r = 0; r < rows; ++r) want += p[r * c + ch];
+      EXPECT_NEAR(got[static_cast<size_t>(ch)], want, std::abs(want) * 1e-6) << rows << " x " << c;
+    }
+  }
 }

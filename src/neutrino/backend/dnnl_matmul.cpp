@@ -14,14 +14,14 @@ namespace {
 struct Matmul {
   dnnl::matmul prim;
 };
-}  // namespace
 
-void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
-                    const float* bias, float* y, bool relu) {
+// x is float32, or bfloat16 when x_bf16 (which computes in bf16 whatever the precision).
+void linear_impl(int64_t m, int64_t n, int64_t k, const void* x, bool x_bf16, const float* w,
+                 const float* bias, float* y, bool relu) {
   using dnnl::memory;
   using dt = memory::data_type;
   using tag = memory::format_tag;
-  const bool bf16 = compute_precision() == Precision::kBFloat16;
+  const bool bf16 = x_bf16 || compute_precision() == Precision::kBFloat16;
   const dt compute = bf16 ? dt::bf16 : dt::f32;
   const memory::desc x_md({m, k}, compute, tag::ab);
   const memory::desc w_md({k, n}, compute, tag::ba);  // W is (n, k) row-major: W^T read as "ba"
@@ -43,14 +43,16 @@ void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float
       });
   auto& engine = dnnl_util::engine();
   Tensor x16, w16;
-  void* px = const_cast<float*>(x);
+  void* px = const_cast<void*>(x);
   void* pw = const_cast<float*>(w);
-  if (bf16) {
+  if (bf16 && !x_bf16) {
     x16 = dnnl_util::scratch(static_cast<size_t>(m * k) * 2);
-    w16 = dnnl_util::scratch(static_cast<size_t>(n * k) * 2);
-    convert(x, reinterpret_cast<bfloat16*>(x16.data<float>()), m * k);
-    convert(w, reinterpret_cast<bfloat16*>(w16.data<float>()), n * k);
+    convert(static_cast<const float*>(x), reinterpret_cast<bfloat16*>(x16.data<float>()), m * k);
     px = x16.data<float>();
+  }
+  if (bf16) {
+    w16 = dnnl_util::scratch(static_cast<size_t>(n * k) * 2);
+    convert(w, reinterpret_cast<bfloat16*>(w16.data<float>()), n * k);
     pw = w16.data<float>();
   }
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(x_md, engine, px)},
@@ -59,6 +61,17 @@ void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float
   if (has_bias) args.emplace(DNNL_ARG_BIAS, memory(b_md, engine, const_cast<float*>(bias)));
   mm->prim.execute(dnnl_util::stream(), args);
   dnnl_util::stream().wait();
+}
+}  // namespace
+
+void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
+                    const float* bias, float* y, bool relu) {
+  linear_impl(m, n, k, x, false, w, bias, y, relu);
+}
+
+void linear_forward(int64_t m, int64_t n, int64_t k, const bfloat16* x, const float* w,
+                    const float* bias, float* y, bool relu) {
+  linear_impl(m, n, k, x, true, w, bias, y, relu);
 }
 
 }  // namespace neutrino::kernels

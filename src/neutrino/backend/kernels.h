@@ -80,6 +80,10 @@ void convert(const bfloat16* from, float* to, int64_t n);
 template <class T>
 void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* dst);
 
+// out[c] = sum over rows of x[row, c], for a (rows, c) row-major matrix (a channels-last
+// tensor's per-channel sums: the bias gradient of a convolution), spread over the cores.
+void channel_sums(const float* x, int64_t rows, int64_t c, float* out);
+
 // Reduction of a contiguous tensor of `shape` into `out`, which has the keepdim shape; reduced
 // dims are those where keep_shape[d] == 1 and shape[d] != 1 (or any dim of size 1).
 template <class T>
@@ -102,6 +106,9 @@ void gemm(int64_t m, int64_t n, int64_t k, const double* a, int64_t a_row, int64
 // bias (n) or null; all contiguous. On oneDNN's matmul with the bias and relu fused (bf16 inside
 // under bf16 compute precision).
 void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
+                    const float* bias, float* y, bool relu);
+// The same for a bfloat16 x (mixed precision), computed in bf16; y is float32.
+void linear_forward(int64_t m, int64_t n, int64_t k, const bfloat16* x, const float* w,
                     const float* bias, float* y, bool relu);
 
 // The same for m <= 4 rows (batch-1 inference): dot products against the weight rows, split over

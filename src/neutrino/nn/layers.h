@@ -24,9 +24,9 @@ class Layer : public Module {
   Tensor forward(const Tensor& x) final;
   // How the layer treats bfloat16 activations, which Sequential uses under a bf16 mixed-precision
   // policy: kComputes layers (Conv2D) start or continue a run of bf16 activations, kPassesThrough
-  // layers (MaxPooling2D, Flatten) continue one, and before any other layer the activations are
-  // cast back to float32.
-  enum class Bf16Use { kNo, kPassesThrough, kComputes };
+  // layers (MaxPooling2D, Flatten) continue one, kEnds layers (Dense) read one and return float32,
+  // and before any other layer the activations are cast back to float32.
+  enum class Bf16Use { kNo, kPassesThrough, kComputes, kEnds };
   virtual Bf16Use bf16_use() const { return Bf16Use::kNo; }
   // Creates weights for this per-sample input shape; idempotent.
   void build(const Shape& input_shape);
@@ -92,6 +92,7 @@ class Dense : public Layer {
       : Dense(units, with_activation(std::move(options), std::string(std::forward<S>(activation)))) {}
   std::string type_name() const override { return "Dense"; }
   Shape output_shape(const Shape& input_shape) const override;
+  Bf16Use bf16_use() const override { return Bf16Use::kEnds; }
   const DenseOptions& options() const { return options_; }
   int64_t units() const { return units_; }
 

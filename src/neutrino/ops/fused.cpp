@@ -34,28 +34,44 @@ void linear_reference(const Tensor& xc, const Tensor& wc, const Tensor& bias, in
 // y = act(x @ W^T + b): x (..., K), W (N, K), b (N) -> y (..., N).
 // Backward (g' = g * [y > 0] for relu): dx = g' @ W, dW = g'^T @ x, db = sum of g' over rows.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Epilogue epilogue) {
-  check_same_float(x, weight, "linear");
+  // A bfloat16 x (the end of a bf16 conv stack) takes the float32 weights and gives a float32 y.
+  const bool x_bf16 = x.dtype() == DType::kBFloat16;
+  if (x_bf16) {
+    NEUTRINO_CHECK_VALUE(weight.dtype() == DType::kFloat32 &&
+                             (!bias.defined() || bias.dtype() == DType::kFloat32),
+                         "linear: a bfloat16 input {} takes float32 weight and bias, got {}",
+                         x.shape_string(), dtype_name(weight.dtype()));
+  } else {
+    check_same_float(x, weight, "linear");
+  }
   NEUTRINO_CHECK_SHAPE(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1),
                        "linear: input {} does not fit weight {} (expected last dim {})",
                        x.shape_string(), weight.shape_string(),
                        weight.dim() == 2 ? weight.size(1) : -1);
   if (bias.defined()) {
-    check_same_float(x, bias, "linear");
+    if (!x_bf16) check_same_float(x, bias, "linear");
     NEUTRINO_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == weight.size(0),
                          "linear: bias {} does not fit weight {}", bias.shape_string(),
                          weight.shape_string());
   }
   const int64_t k = weight.size(1), n = weight.size(0);
   const int64_t m = x.numel() / std::max<int64_t>(k, 1);
+  const bool large = m >= 32 && n * k >= 4096;
+  // Only oneDNN's bf16 matmul reads bf16 directly; elsewhere x is widened first.
+  if (x_bf16 && !(large && bf16_supported())) return linear(x.to(DType::kFloat32), weight, bias, epilogue);
   Shape out_shape = x.shape();
   out_shape.back() = n;
   const Tensor xc = materialize(x), wc = materialize(weight);
-  Tensor out = Tensor::empty(out_shape, x.dtype());
+  Tensor out = Tensor::empty(out_shape, weight.dtype());
   const bool relu = epilogue == Epilogue::kRelu;
   // oneDNN's matmul pays off from a few dozen rows; a single row (batch-1 inference) is a
   // matrix-vector product that sgemm does faster.
   const bool fp32 = x.dtype() == DType::kFloat32 && compute_precision() == Precision::kFloat32;
-  if (x.dtype() == DType::kFloat32 && m >= 32 && n * k >= 4096) {
+  if (x_bf16) {
+    const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
+    kernels::linear_forward(m, n, k, xc.data<bfloat16>(), wc.data<float>(),
+                            bias.defined() ? bc.data<float>() : nullptr, out.data<float>(), relu);
+  } else if (x.dtype() == DType::kFloat32 && large) {
     const Tensor bc = bias.defined() ? materialize(bias) : Tensor();
     kernels::linear_forward(m, n, k, xc.data<float>(), wc.data<float>(),
                             bias.defined() ? bc.data<float>() : nullptr, out.data<float>(), relu);
@@ -72,9 +88,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Epilogu
     const Tensor gy =
         epilogue == Epilogue::kRelu ? mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "linear")) : g;
     const Tensor gy2 = reshape(gy, {m, n});
+    auto wide = [](const Tensor& t) { return t.dtype() == DType::kBFloat16 ? t.to(DType::kFloat32) : t; };
     return std::vector<Tensor>{
-        needs_grad(x) ? reshape(matmul(gy2, weight), x.shape()) : Tensor(),
-        needs_grad(weight) ? matmul(transpose(gy2, 0, 1), reshape(x, {m, k})) : Tensor(),
+        needs_grad(x) ? reshape(matmul(gy2, weight), x.shape()).to(x.dtype()) : Tensor(),
+        needs_grad(weight) ? matmul(transpose(gy2, 0, 1), reshape(wide(x), {m, k})) : Tensor(),
         needs_grad(bias) ? sum(gy2, {0}) : Tensor()};
   });
   return out;

@@ -58,7 +58,8 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 enum class Epilogue { kNone, kRelu };
 // activation(x @ weight^T + bias), weight in PyTorch's (out, in) layout; bias may be undefined.
 // The bias is the GEMM's starting value and the activation runs in place, so Dense costs one pass
-// over its output instead of three.
+// over its output instead of three. A bfloat16 x (mixed precision) takes float32 weight and bias,
+// is read by the bf16 matmul as it is, and gives a float32 result (its gradient comes back bf16).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
               Epilogue epilogue = Epilogue::kNone);
 

@@ -49,7 +49,7 @@ std::string progress_line(int64_t reached, int64_t steps, int64_t ran, double se
 // Under bf16 compute precision, activations stay bfloat16 across runs of layers with bf16 kernels
 // (the start of a convolutional stack): half the bytes through memory for every conv, pool and
 // relu. This casts `h` for `layer`: to bf16 before a layer that computes in it, back to float32
-// before one that has no bf16 kernels.
+// before one that has no bf16 kernels (a Dense reads bf16 itself and returns float32).
 Tensor cast_for_layer(const nn::Layer& layer, Tensor h) {
   using Use = nn::Layer::Bf16Use;
   const Use use = layer.bf16_use();
