@@ -506,18 +506,25 @@ TEST(FastLinear, FastPathsMatchFloat64Reference) {
 }
 
 // bf16 GEMM on transposed operands (the backward's layouts) packs them through oneDNN reorders.
+// It is used only where it pays: a product large against the operands it must round (384 x 512
+// x 512 here); a Dense backward at batch 128 stays float32.
 TEST(FastMatmul, Bf16TransposedOperandsStayCloseToFloat32) {
   manual_seed(15);
-  const Tensor a = Tensor::normal({96, 64}), b = Tensor::normal({80, 96});
-  const Tensor fp32 = matmul(transpose(a, 0, 1), transpose(b, 0, 1));  // (64, 80)
-  Tensor bf16;
+  // Scaled so that the sums of 512 products stay near 1 (the tolerance is relative to max(1, |x|)).
+  const Tensor a = Tensor::normal({512, 384}, 0, 0.2), b = Tensor::normal({512, 512}, 0, 0.2);
+  const Tensor fp32 = matmul(transpose(a, 0, 1), transpose(b, 0, 1));  // (384, 512)
+  const Tensor small_a = Tensor::normal({128, 128}), small_b = Tensor::normal({128, 784});
+  const Tensor small_fp32 = matmul(transpose(small_a, 0, 1), small_b);
+  Tensor bf16, small_bf16;
   {
     PrecisionGuard guard(Precision::kBFloat16);
     bf16 = matmul(transpose(a, 0, 1), transpose(b, 0, 1));
+    small_bf16 = matmul(transpose(small_a, 0, 1), small_b);
   }
   const double diff = max_rel_diff(bf16, fp32);
   EXPECT_LT(diff, 0.1);
   if (bf16_supported()) {
     EXPECT_GT(diff, 0.0) << "bf16 was not used";
   }
+  EXPECT_EQ(small_bf16.to_vector<float>(), small_fp32.to_vector<float>());
 }
