@@ -108,15 +108,17 @@ struct BackwardWeights {
 
 void* mut(const void* p) { return const_cast<void*>(p); }
 
-// Below about a million multiply-adds (a batch-1 inference layer) waking the second core costs
-// more than it saves: such calls run on the calling thread alone. The thread count is part of
-// the cache key, since oneDNN plans its work split when a primitive is created.
+// Below about a million multiply-adds (a batch-1 first layer) waking the second core costs more
+// than it saves: such calls run on the calling thread alone. Above it both cores pay: the
+// benchmark CNN's second conv at batch 1 (3.6M) takes 26 us on two against 35 on one (the
+// whole model 50 against 62-74 us). The thread count is part of the cache key, since oneDNN
+// plans its work split when a primitive is created.
 class SmallWorkScope {
  public:
   explicit SmallWorkScope(const ConvProblem& p) : previous_(omp_get_max_threads()) {
     const int64_t macs = p.batch * p.out_c * p.out_h * p.out_w * (p.in_c / p.groups) *
                          p.kernel_h * p.kernel_w;
-    if (macs < (int64_t{1} << 22)) omp_set_num_threads(1);
+    if (macs < (int64_t{1} << 20)) omp_set_num_threads(1);
   }
   ~SmallWorkScope() { omp_set_num_threads(previous_); }
   SmallWorkScope(const SmallWorkScope&) = delete;
