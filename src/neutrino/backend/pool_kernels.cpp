@@ -198,7 +198,7 @@ void window_backward(const S* __restrict p00, const S* __restrict p01, const S* 
     const bool e2 = (!e0) & (!e1) & ((d == mv) | (m_nan & (d != d)));
     const bool e3 = (!e0) & (!e1) & (!e2);
     // Zero has all-zero bits in every storage type.
-    const S g = (!relu) | (mv > V(0)) ? gy[ch] : S{0};
+    const S g = ((!relu) | (mv > V(0))) ? gy[ch] : S{0};
     g00[ch] = e0 ? g : S{0};
     g01[ch] = e1 ? g : S{0};
     g10[ch] = e2 ? g : S{0};
