@@ -9,28 +9,25 @@ namespace neutrino::kernels {
 namespace {
 // Below this many values a kernel runs on the calling thread.
 constexpr int64_t kParallel = 1 << 16;
-
-const uint16_t* bits(const bfloat16* p) { return reinterpret_cast<const uint16_t*>(p); }
-uint16_t* bits(bfloat16* p) { return reinterpret_cast<uint16_t*>(p); }
 }  // namespace
 
 void convert(const float* from, bfloat16* to, int64_t n) {
-  uint16_t* out = bits(to);
+  uint16_t* out = bf16_bits(to);
   for_range(n, n > kParallel, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) out[i] = float_to_bf16_bits(from[i]);
   });
 }
 
 void convert(const bfloat16* from, float* to, int64_t n) {
-  const uint16_t* in = bits(from);
+  const uint16_t* in = bf16_bits(from);
   for_range(n, n > kParallel, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) to[i] = bf16_bits_to_float(in[i]);
   });
 }
 
 void relu(const bfloat16* x, bfloat16* y, int64_t n) {
-  const uint16_t* xb = bits(x);
-  uint16_t* yb = bits(y);
+  const uint16_t* xb = bf16_bits(x);
+  uint16_t* yb = bf16_bits(y);
   for_range(n, n > kParallel, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       yb[i] = bf16_bits_to_float(xb[i]) > 0.0f ? xb[i] : uint16_t{0};
@@ -38,9 +35,9 @@ void relu(const bfloat16* x, bfloat16* y, int64_t n) {
 }
 
 void relu_backward(const bfloat16* grad_y, const bfloat16* y, bfloat16* grad_x, int64_t n) {
-  const uint16_t* gb = bits(grad_y);
-  const uint16_t* yb = bits(y);
-  uint16_t* out = bits(grad_x);
+  const uint16_t* gb = bf16_bits(grad_y);
+  const uint16_t* yb = bf16_bits(y);
+  uint16_t* out = bf16_bits(grad_x);
   for_range(n, n > kParallel, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       out[i] = bf16_bits_to_float(yb[i]) > 0.0f ? gb[i] : uint16_t{0};

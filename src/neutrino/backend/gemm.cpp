@@ -94,9 +94,11 @@ void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_
   // m*n*k / (m*k + k*n) multiply-adds per rounded element below about 200 (a Dense layer's
   // backward at batch 128: 85-193), float32 sgemm measured 1.1-1.4x faster here; from 205 up
   // (256 x 1024 x 1024) bf16 was 1.4-1.8x faster.
-  const double per_element = static_cast<double>(m) * static_cast<double>(n) *
-                             static_cast<double>(k) / static_cast<double>(m * k + k * n);
-  if (!small && k > 0 && per_element >= 200 && compute_precision() == Precision::kBFloat16) {
+  auto bf16_pays = [&] {
+    return static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) >=
+           200.0 * static_cast<double>(m * k + k * n);
+  };
+  if (!small && k > 0 && compute_precision() == Precision::kBFloat16 && bf16_pays()) {
     gemm_bf16(m, n, k, a, a_row, a_col, b, b_row, b_col, c, accumulate);
     return;
   }

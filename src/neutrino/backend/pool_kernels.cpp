@@ -226,8 +226,6 @@ void max_pool2x2_nhwc_backward_impl(const S* x, const S* y, const S* grad_y, int
   }
 }
 
-const uint16_t* bits(const bfloat16* p) { return reinterpret_cast<const uint16_t*>(p); }
-uint16_t* bits(bfloat16* p) { return reinterpret_cast<uint16_t*>(p); }
 }  // namespace
 
 template <class T>
@@ -238,7 +236,7 @@ void max_pool2x2_nhwc(const T* x, int64_t n, int64_t h, int64_t w, int64_t c, T*
 template <>
 void max_pool2x2_nhwc<bfloat16>(const bfloat16* x, int64_t n, int64_t h, int64_t w, int64_t c,
                                 bfloat16* y, bool relu) {
-  max_pool2x2_nhwc_impl<Bf16Bits>(bits(x), n, h, w, c, bits(y), relu);
+  max_pool2x2_nhwc_impl<Bf16Bits>(bf16_bits(x), n, h, w, c, bf16_bits(y), relu);
 }
 
 template <class T>
@@ -251,8 +249,8 @@ template <>
 void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
                                          const bfloat16* grad_y, int64_t n, int64_t h, int64_t w,
                                          int64_t c, bfloat16* grad_x, bool relu) {
-  max_pool2x2_nhwc_backward_impl<Bf16Bits>(bits(x), bits(y), bits(grad_y), n, h, w, c,
-                                           bits(grad_x), relu);
+  max_pool2x2_nhwc_backward_impl<Bf16Bits>(bf16_bits(x), bf16_bits(y), bf16_bits(grad_y), n, h,
+                                           w, c, bf16_bits(grad_x), relu);
 }
 
 template <class T>

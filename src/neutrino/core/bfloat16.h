@@ -36,4 +36,9 @@ struct bfloat16 {
 };
 static_assert(sizeof(bfloat16) == 2);
 
+// The raw bits of a bfloat16 array, for kernels written over uint16_t (which vectorize; code
+// over the bfloat16 class does not).
+inline const uint16_t* bf16_bits(const bfloat16* p) { return reinterpret_cast<const uint16_t*>(p); }
+inline uint16_t* bf16_bits(bfloat16* p) { return reinterpret_cast<uint16_t*>(p); }
+
 }  // namespace neutrino

@@ -2,7 +2,6 @@
 // equivalent built from primitives, and the tests check the two agree.
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/precision.h"
@@ -88,10 +87,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Epilogu
     const Tensor gy =
         epilogue == Epilogue::kRelu ? mul(g, apply_unary(y, static_cast<int>(kernels::Unary::kStep), "linear")) : g;
     const Tensor gy2 = reshape(gy, {m, n});
-    auto wide = [](const Tensor& t) { return t.dtype() == DType::kBFloat16 ? t.to(DType::kFloat32) : t; };
     return std::vector<Tensor>{
         needs_grad(x) ? reshape(matmul(gy2, weight), x.shape()).to(x.dtype()) : Tensor(),
-        needs_grad(weight) ? matmul(transpose(gy2, 0, 1), reshape(wide(x), {m, k})) : Tensor(),
+        needs_grad(weight) ? matmul(transpose(gy2, 0, 1), reshape(widen_bf16(x), {m, k})) : Tensor(),
         needs_grad(bias) ? sum(gy2, {0}) : Tensor()};
   });
   return out;
@@ -148,13 +146,13 @@ namespace detail {
 Tensor relu_same_layout(const Tensor& x) {
   const Tensor xd = dense_nchw_or_nhwc(x);
   Tensor out = empty_same_layout(xd);
-  dispatch_float_bf16(x.dtype(), "relu", [&]<class T>() {
-    if constexpr (std::is_same_v<T, bfloat16>) {
-      kernels::relu(xd.data<T>(), out.data<T>(), x.numel());
-    } else {
+  if (x.dtype() == DType::kBFloat16) {
+    kernels::relu(xd.data<bfloat16>(), out.data<bfloat16>(), x.numel());
+  } else {
+    dispatch_float(x.dtype(), "relu", [&]<class T>() {
       kernels::unary(kernels::Unary::kRelu, xd.data<T>(), out.data<T>(), x.numel(), 0, 0);
-    }
-  });
+    });
+  }
   if (!any_requires_grad({&x})) return out;
   record(out, "relu", {x}, [y = out.detach()](const Tensor& g) {
     return std::vector<Tensor>{relu_backward(g, y)};

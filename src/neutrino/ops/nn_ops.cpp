@@ -320,14 +320,14 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   if (!training) return out;
   const Tensor y = relu ? out.detach() : Tensor();
   record(out, "conv2d", {x, weight, bias}, [x, weight, bias, p, y](const Tensor& grad) {
-    const Tensor grad_y = grad.dtype() == x.dtype() ? grad : grad.to(x.dtype());
+    const Tensor grad_y = grad.to(x.dtype());  // itself unless it came back in another dtype
     const Tensor gy = y.defined() ? relu_backward(grad_y, y) : grad_y;
     Tensor gb;
     Tensor gw = needs_grad(weight)
                     ? conv2d_weight_grad(gy, x, weight.shape(), p, needs_grad(bias) ? &gb : nullptr)
                     : Tensor();
     if (needs_grad(bias) && !gb.defined()) {
-      gb = sum(gy.dtype() == DType::kBFloat16 ? gy.to(DType::kFloat32) : gy, {0, 2, 3});
+      gb = sum(widen_bf16(gy), {0, 2, 3});
     }
     return std::vector<Tensor>{
         needs_grad(x) ? conv2d_input_grad(gy, weight, x.shape(), p,
@@ -373,7 +373,7 @@ Tensor max_pool2x2_channels_last(const Tensor& x, const kernels::ConvGeometry& g
   });
   if (!any_requires_grad({&x})) return out;
   record(out, name, {x}, [xd = x.detach(), y = out.detach(), relu, name](const Tensor& gy) {
-    const Tensor gyc = to_channels_last(gy.dtype() == y.dtype() ? gy : gy.to(y.dtype()));
+    const Tensor gyc = to_channels_last(gy.to(y.dtype()));
     Tensor gx = empty_channels_last(xd.shape(), y.dtype());
     dispatch_float_bf16(y.dtype(), name, [&]<class T>() {
       kernels::max_pool2x2_nhwc_backward(xd.data<T>(), y.data<T>(), gyc.data<T>(), xd.size(0),
