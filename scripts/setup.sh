@@ -5,9 +5,10 @@ set -euo pipefail
 packages=(
   g++ cmake make ccache
   libfmt-dev nlohmann-json3-dev zlib1g-dev libdnnl-dev libyaml-cpp-dev libcli11-dev libstb-dev
+  ocl-icd-opencl-dev   # oneDNN's CMake config needs the OpenCL headers; libdnnl-dev only recommends them
   dataset-fashion-mnist python3-sklearn   # built-in datasets
   libgtest-dev libgmock-dev
-  clang-14 libclang-rt-14-dev   # libFuzzer targets
+  clang-14 libclang-rt-14-dev libomp-14-dev   # libFuzzer targets (clang's OpenMP for the library)
 )
 
 missing=()
