@@ -33,7 +33,7 @@ find_mirror() {
     awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
                        if ($(i + 1) == "bookworm") { print $i; exit } }'
 }
-mirror=$(find_mirror | head -1)
+mirror=$(set +o pipefail; find_mirror 2>/dev/null | head -1)
 [ -n "$mirror" ] || { echo "fresh-machine check: no Debian bookworm archive in /etc/apt sources" >&2; exit 1; }
 mirror=${mirror%/}
 

@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include "neutrino/backend/dnnl_util.h"
+#include "neutrino/backend/thread_budget.h"
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/precision.h"
 
@@ -115,7 +116,7 @@ void* mut(const void* p) { return const_cast<void*>(p); }
 // plans its work split when a primitive is created.
 class SmallWorkScope {
  public:
-  explicit SmallWorkScope(const ConvProblem& p) : previous_(omp_get_max_threads()) {
+  explicit SmallWorkScope(const ConvProblem& p) : previous_(follow_load()) {
     const int64_t macs = p.batch * p.out_c * p.out_h * p.out_w * (p.in_c / p.groups) *
                          p.kernel_h * p.kernel_w;
     if (macs < (int64_t{1} << 20)) omp_set_num_threads(1);

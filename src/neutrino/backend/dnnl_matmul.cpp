@@ -6,6 +6,7 @@
 
 #include "neutrino/backend/dnnl_util.h"
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/thread_budget.h"
 #include "neutrino/core/precision.h"
 
 namespace neutrino::kernels {
@@ -21,6 +22,7 @@ void linear_impl(int64_t m, int64_t n, int64_t k, const void* x, bool x_bf16, co
   using dnnl::memory;
   using dt = memory::data_type;
   using tag = memory::format_tag;
+  follow_load();
   const bool bf16 = x_bf16 || compute_precision() == Precision::kBFloat16;
   const dt compute = bf16 ? dt::bf16 : dt::f32;
   const memory::desc x_md({m, k}, compute, tag::ab);

@@ -1,5 +1,7 @@
 #include "neutrino/backend/dnnl_util.h"
 
+#include <omp.h>
+
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -18,10 +20,14 @@ dnnl::stream& stream() {
   return s;
 }
 
-std::shared_ptr<void> cached(const std::string& key,
+std::shared_ptr<void> cached(const std::string& problem,
                              const std::function<std::shared_ptr<void>()>& make) {
   static std::mutex mutex;
   static std::unordered_map<std::string, std::shared_ptr<void>> cache;
+  // oneDNN plans a primitive's split over threads when it is created, so the thread count it is
+  // made for (which follows the machine's load) is part of the key.
+  std::string key(1, static_cast<char>(omp_get_max_threads()));
+  key += problem;
   {
     std::lock_guard<std::mutex> lock(mutex);
     auto found = cache.find(key);

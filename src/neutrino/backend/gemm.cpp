@@ -6,6 +6,7 @@
 
 #include "neutrino/backend/dnnl_util.h"
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/thread_budget.h"
 #include "neutrino/core/precision.h"
 
 namespace neutrino::kernels {
@@ -86,6 +87,7 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, i
 
 void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
                  const float* b, int64_t b_row, int64_t b_col, float* c, bool accumulate) {
+  follow_load();
   char ta = 'N', tb = 'N';
   int64_t lda = 0, ldb = 0;
   // Tiny products cost more in oneDNN's dispatch than in the plain loop.

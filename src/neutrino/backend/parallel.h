@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "neutrino/backend/thread_budget.h"
+
 namespace neutrino::kernels {
 
 // body(begin, end) over [0, n): one contiguous block per thread when `parallel`, else the whole
@@ -18,6 +20,7 @@ void for_range(int64_t n, bool parallel, const Body& body) {
     body(int64_t{0}, n);
     return;
   }
+  follow_load();
 #pragma omp parallel
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "neutrino/autograd/autograd.h"
+#include "neutrino/backend/thread_budget.h"
 #include "neutrino/ops/ops.h"
 
 namespace neutrino::optim {
@@ -24,6 +25,7 @@ void parallel_blocks(int64_t n, F f) {
     return;
   }
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  kernels::follow_load();
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(n, (b + 1) * kBlock));
 }
