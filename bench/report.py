@@ -36,6 +36,18 @@ def fmt(v):
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
+def slowdowns(idle_rows, contended, larger_better):
+    """How many times slower each system ran with a busy process beside it than idle."""
+    parts = []
+    for system, value in contended.items():
+        idle = [r["value"] for r in idle_rows.get(system, [])]
+        if idle and value:
+            idle_value = statistics.median(idle)
+            factor = idle_value / value if larger_better else value / idle_value
+            parts.append(f"{system} {factor:.2f}x slower")
+    return ", ".join(parts) if parts else "-"
+
+
 def main(path):
     rows = {}
     for line in open(path):
@@ -54,10 +66,12 @@ def main(path):
     for workload, systems in rows.items():
         med = {s: statistics.median(r["value"] for r in rs) for s, rs in systems.items()}
         unit = next(iter(systems.values()))[0]["unit"]
-        base, larger_better = BASELINE.get(workload, (None, True))
+        base, larger_better = BASELINE.get(workload.removesuffix("_contended"), (None, True))
         ratio = "-"
         if base in med and "neutrino" in med and med[base] and med["neutrino"]:
             ratio = f"{(med['neutrino'] / med[base]) if larger_better else (med[base] / med['neutrino']):.2f}x vs {base}"
+        if workload.endswith("_contended"):
+            ratio = slowdowns(rows.get(workload[: -len("_contended")], {}), med, larger_better)
         fp32 = rows.get(SELF_BASELINE.get(workload), {}).get("neutrino")
         if fp32 and med.get("neutrino"):
             ratio = f"{med['neutrino'] / statistics.median(r['value'] for r in fp32):.2f}x vs neutrino fp32"

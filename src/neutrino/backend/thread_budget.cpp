@@ -9,6 +9,7 @@
 #include <atomic>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 
@@ -59,6 +60,8 @@ class LoadMonitor {
     }
     ticks_per_second_ = static_cast<double>(std::max<long>(1, sysconf(_SC_CLK_TCK)));
     budget_.store(max_threads_);
+    // A thread count the user asked for (OMP_NUM_THREADS) is kept as it is.
+    enabled_.store(std::getenv("OMP_NUM_THREADS") == nullptr);
   }
 
   int budget(int64_t now) {

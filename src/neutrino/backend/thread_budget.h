@@ -21,7 +21,7 @@ namespace neutrino::kernels {
 // keys hold the count) follow. Called at the backend's parallel entry points.
 int follow_load();
 
-// Turns following the load on (the default) or off (then the budget is the starting OpenMP
+// Turns following the load on (the default, unless OMP_NUM_THREADS is set) or off (then the budget is the starting OpenMP
 // thread count, as if the machine were idle). For tests and benchmarks that need fixed counts.
 void set_follow_load(bool enabled);
 
