@@ -5,6 +5,8 @@
 # (tests off) and the test suite (tests on) can share build/ without changing each other's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache (when installed) keys on paths relative to the checkout, so clones share compiled objects.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(pwd)}
 build_dir=${1:-build}
 shift || true
 defaults=(

@@ -10,6 +10,9 @@
 # configuration at run time. When the archive cannot be reached the check says so and exits 0
 # (skipped), so an offline CI run is not failed for the network's sake.
 # FRESH_ROOT=DIR keeps the root there (default: a temporary folder, removed at the end).
+# The root reuses this machine's ccache folder (bind-mounted), so compiling what this machine has
+# compiled before is quick; every header and library is still looked up in the new root, so a
+# missing package still fails the build. FRESH_SHARE_CCACHE=0 compiles everything afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -54,7 +57,7 @@ root=${FRESH_ROOT:-$(mktemp -d /tmp/neutrino-fresh.XXXXXX)}
 keep=${FRESH_ROOT:+1}
 log_dir=$(mktemp -d /tmp/neutrino-fresh-logs.XXXXXX)
 cleanup() {
-  for m in dev/pts dev proc sys; do umount -l "$root/$m" 2> /dev/null || true; done
+  for m in root/.cache/ccache dev/pts dev proc sys; do umount -l "$root/$m" 2> /dev/null || true; done
   [ -n "$keep" ] || rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT
@@ -80,6 +83,11 @@ mount -t proc proc "$root/proc"
 mount -t sysfs sys "$root/sys"
 mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
+ccache_dir=${CCACHE_DIR:-$HOME/.cache/ccache}
+if [ "${FRESH_SHARE_CCACHE:-1}" = 1 ]; then
+  mkdir -p "$ccache_dir" "$root/root/.cache/ccache"
+  mount --bind "$ccache_dir" "$root/root/.cache/ccache"
+fi
 
 run_in_root() {  # NAME COMMAND: runs COMMAND in the clone, logs it, prints its time and result
   local name=$1 command=$2 start status

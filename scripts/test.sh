@@ -14,12 +14,8 @@ BUILD_TYPE=Debug scripts/build.sh build-asan -DNEUTRINO_SANITIZE=ON -DNEUTRINO_B
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j "$(nproc)"
 
-echo "== fuzzers (${FUZZ_SECONDS:=30} s each)"
+echo "== fuzzers: the kept corpus replayed, then ${FUZZ_SECONDS:=120} s of fuzzing each, $(nproc) at a time"
 CXX=clang++-14 BUILD_TYPE=Debug scripts/build.sh build-fuzz -DNEUTRINO_BUILD_FUZZERS=ON -DNEUTRINO_BUILD_TESTS=OFF -DNEUTRINO_BUILD_BENCH=OFF
-for fuzzer in build-fuzz/bin/fuzz_*; do
-  corpus="build-fuzz/corpus/$(basename "$fuzzer")"
-  mkdir -p "$corpus"
-  "$fuzzer" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" "fuzz/corpus/$(basename "$fuzzer")" > "build-fuzz/$(basename "$fuzzer").log" 2>&1 \
-    || { tail -50 "build-fuzz/$(basename "$fuzzer").log"; echo "FAILED: $fuzzer"; exit 1; }
-  echo "$(basename "$fuzzer"): no findings in $FUZZ_SECONDS s"
-done
+fuzzers=(build-fuzz/bin/fuzz_*)
+[ -x "${fuzzers[0]}" ] || { echo "FAILED: no fuzz targets were built"; exit 1; }
+printf '%s\n' "${fuzzers[@]}" | xargs -P "$(nproc)" -I{} scripts/fuzz.sh {} "$FUZZ_SECONDS"

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <thread>
 
@@ -56,8 +57,8 @@ TEST(ThreadBudget, FollowsABusyProcess) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     alarm(10);  // never outlives a stuck test
-    for (volatile uint64_t i = 0;; i = i + 1) {
-    }
+    volatile uint64_t spins = 0;
+    for (;;) spins = spins + 1;
   }
   int threads = full;
   for (int i = 0; i < 40 && threads == full; ++i) {

@@ -60,8 +60,10 @@ class LoadMonitor {
     }
     ticks_per_second_ = static_cast<double>(std::max<long>(1, sysconf(_SC_CLK_TCK)));
     budget_.store(max_threads_);
+    last_ = {max_threads_, cores_, 0.0, 0};
     // A thread count the user asked for (OMP_NUM_THREADS) is kept as it is.
-    enabled_.store(std::getenv("OMP_NUM_THREADS") == nullptr);
+    const char* asked = std::getenv("OMP_NUM_THREADS");
+    enabled_.store(asked == nullptr || *asked == '\0');
   }
 
   int budget(int64_t now) {
