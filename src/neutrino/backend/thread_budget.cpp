@@ -79,7 +79,7 @@ class LoadMonitor {
     std::lock_guard<std::mutex> lock(mutex_);
     enabled_.store(enabled);
     budget_.store(max_threads_);
-    have_previous_ = false;
+    history_size_ = 0;
     last_ns_.store(0);
   }
 
@@ -101,19 +101,28 @@ class LoadMonitor {
                    : -1;
     const int64_t own = now_ns(CLOCK_PROCESS_CPUTIME_ID);
     if (busy < 0) return;  // no /proc: stay at the full count
-    if (have_previous_ && now > previous_wall_) {
-      const double wall = static_cast<double>(now - previous_wall_) * 1e-9;
-      const double all = static_cast<double>(busy - previous_busy_) / ticks_per_second_;
-      const double mine = static_cast<double>(own - previous_own_) * 1e-9;
-      const double others = std::max(0.0, (all - mine) / wall);
-      const int threads = threads_for_load(max_threads_, cores_, others);
-      budget_.store(threads, std::memory_order_relaxed);
-      last_ = {threads, cores_, others, last_.samples + 1};
+    // Over the last few measurements, not only the last one: /proc/stat counts in 10 ms ticks,
+    // which alone could make a 100 ms interval look 0.4 cores busier than it was.
+    const Reading reading{now, busy, own};
+    // After a pause in parallel work, start the window afresh instead of averaging over the pause.
+    if (history_size_ > 0 && now - history_[(history_next_ + kHistory - 1) % kHistory].wall > 10 * kIntervalNs) {
+      history_size_ = 0;
     }
-    have_previous_ = true;
-    previous_wall_ = now;
-    previous_busy_ = busy;
-    previous_own_ = own;
+    if (history_size_ > 0) {
+      const Reading& first = history_[(history_next_ + kHistory - history_size_) % kHistory];
+      if (now > first.wall) {
+        const double wall = static_cast<double>(now - first.wall) * 1e-9;
+        const double all = static_cast<double>(busy - first.busy) / ticks_per_second_;
+        const double mine = static_cast<double>(own - first.own) * 1e-9;
+        const double others = std::max(0.0, (all - mine) / wall);
+        const int threads = threads_for_load(max_threads_, cores_, others);
+        budget_.store(threads, std::memory_order_relaxed);
+        last_ = {threads, cores_, others, last_.samples + 1};
+      }
+    }
+    history_[history_next_] = reading;
+    history_next_ = (history_next_ + 1) % kHistory;
+    history_size_ = std::min(history_size_ + 1, kHistory - 1);
   }
 
   int max_threads_ = 1, cores_ = 1;
@@ -123,8 +132,12 @@ class LoadMonitor {
   std::atomic<int> budget_{1};
   std::atomic<int64_t> last_ns_{0};
   std::mutex mutex_;
-  bool have_previous_ = false;
-  int64_t previous_wall_ = 0, previous_busy_ = 0, previous_own_ = 0;
+  struct Reading {
+    int64_t wall = 0, busy = 0, own = 0;
+  };
+  static constexpr int kHistory = 4;  // measurements kept: the window is the last three intervals
+  Reading history_[kHistory];
+  int history_next_ = 0, history_size_ = 0;
   LoadSample last_;
 };
 
