@@ -383,7 +383,12 @@ TEST(FastConvPool, FusedMatchesConvThenPool) {
     x.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
     NoGradGuard no_grad;
     const Tensor fused = conv2d_relu_max_pool2d(x, w, b, params(1, 1, 1, 1), {});
-    const Tensor plain = max_pool2d(conv2d(x, w, b, params(1, 1, 1, 1), Epilogue::kRelu), {});
+    // The fused kernel follows our relu's rule (NaN -> 0). oneDNN's relu post-op, which the
+    // unfused shapes use, keeps a NaN on AVX2 CPUs (and the pool then spreads it) but makes it 0
+    // on AVX-512 ones, so the fused shapes are checked against our relu op instead.
+    const bool fused_shape = c.x[1] <= 4 && c.w[0] % 16 == 0 && c.w[0] <= 64 && c.x[2] % 2 == 0;
+    const Tensor conv = conv2d(x, w, b, params(1, 1, 1, 1), fused_shape ? Epilogue::kNone : Epilogue::kRelu);
+    const Tensor plain = max_pool2d(fused_shape ? relu(conv) : conv, {});
     ASSERT_EQ(fused.shape(), plain.shape());
     const auto got = fused.to_vector<float>(), want = plain.to_vector<float>();
     for (size_t i = 0; i < got.size(); ++i) {
