@@ -241,8 +241,32 @@ Experiment load_experiment(const std::string& yaml_path) {
   }
 }
 
+namespace {
+// The constructors' own checks name only the class ("ReduceLROnPlateau: factor must be in (0, 1)"):
+// errors get the config path in front unless they already start with it.
+[[noreturn]] void rethrow_with_path(const ValueError& e, const std::string& path) {
+  const std::string what = e.what();
+  if (what.starts_with(path)) throw e;
+  throw ValueError(fmt::format("{}: {}", path, what));
+}
+
+train::CallbackPtr callback_from(const json& entry, const std::string& where);
+std::shared_ptr<optim::Optimizer> optimizer_from(const std::string& json_text,
+                                                 const std::string& path);
+}  // namespace
+
 std::shared_ptr<optim::Optimizer> make_optimizer_from(const std::string& json_text,
                                                       const std::string& path) {
+  try {
+    return optimizer_from(json_text, path);
+  } catch (const ValueError& e) {
+    rethrow_with_path(e, path);
+  }
+}
+
+namespace {
+std::shared_ptr<optim::Optimizer> optimizer_from(const std::string& json_text,
+                                                 const std::string& path) {
   const auto [name, options] = io::named_entry(io::parse_json(json_text, path), path);
   io::ConfigReader r(options, path + "." + name);
   const double wd = r.get_double("weight_decay", name == "adamw" ? 0.004 : 0.0);
@@ -285,6 +309,7 @@ std::shared_ptr<optim::Optimizer> make_optimizer_from(const std::string& json_te
   r.finish();
   return out;
 }
+}  // namespace
 
 nn::Loss make_loss_from(const std::string& json_text, const std::string& path) {
   const auto [name, options] = io::named_entry(io::parse_json(json_text, path), path);
@@ -305,64 +330,76 @@ std::vector<train::CallbackPtr> make_callbacks_from(const std::string& json_text
   std::vector<train::CallbackPtr> out;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string where = fmt::format("{}[{}]", path, i);
-    const auto [name, options] = io::named_entry(list[i], where);
-    io::ConfigReader r(options, where + "." + name);
-    if (name == "EarlyStopping") {
-      out.push_back(std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions{
-          .monitor = r.get_string("monitor", "val_loss"),
-          .min_delta = r.get_double("min_delta", 0.0),
-          .patience = static_cast<int>(r.get_int("patience", 0, 0, INT32_MAX)),
-          .mode = r.get_string("mode", "auto"),
-          .restore_best_weights = r.get_bool("restore_best_weights", false)}));
-    } else if (name == "ModelCheckpoint") {
-      NEUTRINO_CHECK_VALUE(r.has("filepath"), "{}.filepath: missing required field", r.path());
-      const std::string filepath = r.get_string("filepath", "");
-      out.push_back(std::make_shared<train::ModelCheckpoint>(
-          filepath, train::ModelCheckpointOptions{.monitor = r.get_string("monitor", "val_loss"),
-                                                  .save_best_only = r.get_bool("save_best_only", false),
-                                                  .mode = r.get_string("mode", "auto")}));
-    } else if (name == "CSVLogger") {
-      NEUTRINO_CHECK_VALUE(r.has("filename"), "{}.filename: missing required field", r.path());
-      const std::string filename = r.get_string("filename", "");
-      out.push_back(std::make_shared<train::CSVLogger>(filename, ',', r.get_bool("append", false)));
-    } else if (name == "TerminateOnNaN") {
-      out.push_back(std::make_shared<train::TerminateOnNaN>());
-    } else if (name == "ReduceLROnPlateau") {
-      out.push_back(std::make_shared<train::ReduceLROnPlateau>(train::ReduceLROnPlateauOptions{
-          .monitor = r.get_string("monitor", "val_loss"),
-          .factor = r.get_double("factor", 0.1),
-          .patience = static_cast<int>(r.get_int("patience", 10, 0, INT32_MAX)),
-          .mode = r.get_string("mode", "auto"),
-          .min_delta = r.get_double("min_delta", 1e-4),
-          .cooldown = static_cast<int>(r.get_int("cooldown", 0, 0, INT32_MAX)),
-          .min_lr = r.get_double("min_lr", 0.0, 0.0)}));
-    } else if (name == "LearningRateScheduler") {
-      // A schedule by name: step_decay {drop, epochs_drop} or cosine_decay {epochs, alpha,
-      // warmup_epochs}, evaluated per epoch from the starting learning rate.
-      const std::string kind = r.get_string("schedule", "step_decay");
-      const double drop = r.get_double("drop", 0.5, 1e-300);
-      const int64_t every = r.get_int("epochs_drop", 10, 1, INT32_MAX);
-      const int64_t total = r.get_int("epochs", 10, 1, INT32_MAX);
-      const double alpha = r.get_double("alpha", 0.0, 0.0, 1.0);
-      const int64_t warmup = r.get_int("warmup_epochs", 0, 0, INT32_MAX);
-      NEUTRINO_CHECK_VALUE(kind == "step_decay" || kind == "cosine_decay",
-                           "{}.schedule: expected step_decay or cosine_decay, got '{}'", r.path(), kind);
-      auto initial = std::make_shared<double>(-1);
-      out.push_back(std::make_shared<train::LearningRateScheduler>(
-          [=](int epoch, double lr) {
-            if (*initial < 0) *initial = lr;
-            return kind == "step_decay" ? train::step_decay(*initial, drop, every)(epoch)
-                                        : train::cosine_decay(*initial, total, alpha, warmup)(epoch);
-          }));
-    } else {
-      throw ValueError(fmt::format(
-          "{}: unknown callback '{}' (known: EarlyStopping, ModelCheckpoint, CSVLogger, "
-          "TerminateOnNaN, ReduceLROnPlateau, LearningRateScheduler)",
-          where, name));
+    try {
+      out.push_back(callback_from(list[i], where));
+    } catch (const ValueError& e) {
+      rethrow_with_path(e, where);
     }
-    r.finish();
   }
   return out;
 }
+
+namespace {
+train::CallbackPtr callback_from(const json& entry, const std::string& where) {
+  std::vector<train::CallbackPtr> out;  // the one callback made below
+  const auto [name, options] = io::named_entry(entry, where);
+  io::ConfigReader r(options, where + "." + name);
+  if (name == "EarlyStopping") {
+    out.push_back(std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions{
+        .monitor = r.get_string("monitor", "val_loss"),
+        .min_delta = r.get_double("min_delta", 0.0),
+        .patience = static_cast<int>(r.get_int("patience", 0, 0, INT32_MAX)),
+        .mode = r.get_string("mode", "auto"),
+        .restore_best_weights = r.get_bool("restore_best_weights", false)}));
+  } else if (name == "ModelCheckpoint") {
+    NEUTRINO_CHECK_VALUE(r.has("filepath"), "{}.filepath: missing required field", r.path());
+    const std::string filepath = r.get_string("filepath", "");
+    out.push_back(std::make_shared<train::ModelCheckpoint>(
+        filepath, train::ModelCheckpointOptions{.monitor = r.get_string("monitor", "val_loss"),
+                                                .save_best_only = r.get_bool("save_best_only", false),
+                                                .mode = r.get_string("mode", "auto")}));
+  } else if (name == "CSVLogger") {
+    NEUTRINO_CHECK_VALUE(r.has("filename"), "{}.filename: missing required field", r.path());
+    const std::string filename = r.get_string("filename", "");
+    out.push_back(std::make_shared<train::CSVLogger>(filename, ',', r.get_bool("append", false)));
+  } else if (name == "TerminateOnNaN") {
+    out.push_back(std::make_shared<train::TerminateOnNaN>());
+  } else if (name == "ReduceLROnPlateau") {
+    out.push_back(std::make_shared<train::ReduceLROnPlateau>(train::ReduceLROnPlateauOptions{
+        .monitor = r.get_string("monitor", "val_loss"),
+        .factor = r.get_double("factor", 0.1),
+        .patience = static_cast<int>(r.get_int("patience", 10, 0, INT32_MAX)),
+        .mode = r.get_string("mode", "auto"),
+        .min_delta = r.get_double("min_delta", 1e-4),
+        .cooldown = static_cast<int>(r.get_int("cooldown", 0, 0, INT32_MAX)),
+        .min_lr = r.get_double("min_lr", 0.0, 0.0)}));
+  } else if (name == "LearningRateScheduler") {
+    // A schedule by name: step_decay {drop, epochs_drop} or cosine_decay {epochs, alpha,
+    // warmup_epochs}, evaluated per epoch from the starting learning rate.
+    const std::string kind = r.get_string("schedule", "step_decay");
+    const double drop = r.get_double("drop", 0.5, 1e-300);
+    const int64_t every = r.get_int("epochs_drop", 10, 1, INT32_MAX);
+    const int64_t total = r.get_int("epochs", 10, 1, INT32_MAX);
+    const double alpha = r.get_double("alpha", 0.0, 0.0, 1.0);
+    const int64_t warmup = r.get_int("warmup_epochs", 0, 0, INT32_MAX);
+    NEUTRINO_CHECK_VALUE(kind == "step_decay" || kind == "cosine_decay",
+                         "{}.schedule: expected step_decay or cosine_decay, got '{}'", r.path(), kind);
+    auto initial = std::make_shared<double>(-1);
+    out.push_back(std::make_shared<train::LearningRateScheduler>(
+        [=](int epoch, double lr) {
+          if (*initial < 0) *initial = lr;
+          return kind == "step_decay" ? train::step_decay(*initial, drop, every)(epoch)
+                                      : train::cosine_decay(*initial, total, alpha, warmup)(epoch);
+        }));
+  } else {
+    throw ValueError(fmt::format(
+        "{}: unknown callback '{}' (known: EarlyStopping, ModelCheckpoint, CSVLogger, "
+        "TerminateOnNaN, ReduceLROnPlateau, LearningRateScheduler)",
+        where, name));
+  }
+  r.finish();
+  return out.front();
+}
+}  // namespace
 
 }  // namespace neutrino::cli
