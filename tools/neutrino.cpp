@@ -96,5 +96,12 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "neutrino: error: out of memory\n");
     return 1;
+  } catch (const std::exception& error) {
+    // Anything else that escaped is still one line and exit 1, never an abort.
+    fmt::print(stderr, "neutrino: error: {}\n", error.what());
+    return 1;
+  } catch (...) {
+    fmt::print(stderr, "neutrino: error: unknown exception\n");
+    return 1;
   }
 }

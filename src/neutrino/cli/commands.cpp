@@ -15,6 +15,7 @@
 #include "neutrino/data/idx.h"
 #include "neutrino/data/image.h"
 #include "neutrino/data/npy.h"
+#include "neutrino/io/config_reader.h"
 #include "neutrino/io/file_io.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/train/model_file.h"
@@ -49,6 +50,18 @@ Tensor fit_to_model(const Tensor& x, const train::Sequential& model, const std::
   return reshape(x, full);
 }
 
+// The preprocessing applied to samples from `what` (a file or data spec), whose name its errors
+// carry ("x.npy: standardize: fitted on samples of shape ...").
+Tensor preprocess_x(const Preprocessor& pre, const Tensor& x, const std::string& what) {
+  try {
+    return pre.apply_x(x);
+  } catch (const ShapeError& e) {
+    throw ShapeError(fmt::format("{}: {}", what, e.what()));
+  } catch (const ValueError& e) {
+    throw ValueError(fmt::format("{}: {}", what, e.what()));
+  }
+}
+
 std::string compile_json(const Experiment& ex) {
   return json{{"loss", json::parse(ex.loss)}, {"metrics", ex.metrics}}.dump();
 }
@@ -58,9 +71,23 @@ void compile_for_eval(train::Sequential& model, const std::string& source) {
   auto it = model.info.extra.find("compile");
   NEUTRINO_CHECK_IO(it != model.info.extra.end(), "{}: the model file does not say which loss it was trained with",
                     source);
-  const json c = json::parse(it->second);
-  model.compile("sgd", make_loss_from(c.at("loss").dump(), source + ": compile.loss"),
-                c.at("metrics").get<std::vector<std::string>>());
+  const std::string where = source + ": compile";
+  try {
+    io::ConfigReader c(io::parse_json(it->second, where), where);
+    const nn::Loss loss = make_loss_from(c.require_raw("loss").dump(), c.path_of("loss"));
+    const std::vector<std::string> metrics = c.get_strings("metrics", {});
+    c.finish();
+    for (size_t i = 0; i < metrics.size(); ++i) {
+      try {
+        train::make_metric(metrics[i], loss.name(), 0);
+      } catch (const ValueError& e) {
+        throw ValueError(fmt::format("{}.metrics[{}]: {}", where, i, e.what()));
+      }
+    }
+    model.compile("sgd", loss, metrics);
+  } catch (const ValueError& e) {
+    throw IOError(e.what());
+  }
 }
 
 json scores_json(const train::Scores& scores, int64_t samples) {
@@ -113,7 +140,7 @@ int run_train(const TrainArgs& args) {
   pre.fit(train_set.x);
   const int64_t classes = count_classes(train_set);
   train::Sequential model = train::model_from_json(ex.model, args.config + ": model");
-  Tensor x = pre.apply_x(train_set.x);
+  Tensor x = preprocess_x(pre, train_set.x, args.config + ": data.train");
   if (!model.built()) model.build(Shape(x.shape().begin() + 1, x.shape().end()));
   x = fit_to_model(x, model, args.config + ": data.train");
   const Tensor y = pre.apply_y(train_set.y, classes);
@@ -135,7 +162,8 @@ int run_train(const TrainArgs& args) {
                         .augment = pre.augmenter()};
   if (!ex.validation_data.empty()) {
     const data::Dataset v = data::load_dataset_config(ex.validation_data, args.config + ": data.validation");
-    fit.validation_data = std::make_pair(fit_to_model(pre.apply_x(v.x), model, "data.validation"),
+    fit.validation_data = std::make_pair(fit_to_model(preprocess_x(pre, v.x, args.config + ": data.validation"), model,
+                                                      args.config + ": data.validation"),
                                          pre.apply_y(v.y, classes));
     fit.validation_split = 0;
   }
@@ -163,7 +191,8 @@ int run_train(const TrainArgs& args) {
   json results = json::object();
   if (!ex.test_data.empty() && args.profile_steps == 0) {
     const data::Dataset test = data::load_dataset_config(ex.test_data, args.config + ": data.test");
-    const Tensor xt = fit_to_model(pre.apply_x(test.x), model, "data.test");
+    const Tensor xt = fit_to_model(preprocess_x(pre, test.x, args.config + ": data.test"), model,
+                                   args.config + ": data.test");
     const train::Scores scores = model.evaluate(xt, pre.apply_y(test.y, classes),
                                                 {.batch_size = 256, .verbose = 0});
     if (args.json && profiling) {
@@ -191,7 +220,7 @@ int run_eval(const EvalArgs& args) {
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
   const data::Dataset d = data::load_dataset(args.data);
   NEUTRINO_CHECK_VALUE(d.y.defined(), "{}: the data has no labels to evaluate against", args.data);
-  const Tensor x = fit_to_model(pre.apply_x(d.x), model, args.data);
+  const Tensor x = fit_to_model(preprocess_x(pre, d.x, args.data), model, args.data);
   const int64_t classes = model.info.class_names.empty() ? count_classes(d)
                                                          : static_cast<int64_t>(model.info.class_names.size());
   const Tensor y = pre.apply_y(d.y, classes);
@@ -249,7 +278,7 @@ int run_predict(const PredictArgs& args) {
   train::Sequential model = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
-  const Tensor x = fit_to_model(pre.apply_x(load_inputs(args.input)), model, args.input);
+  const Tensor x = fit_to_model(preprocess_x(pre, load_inputs(args.input), args.input), model, args.input);
   const Tensor outputs = model.predict(x, args.batch_size);
   if (!args.output.empty()) {
     write_outputs(args.output, outputs);

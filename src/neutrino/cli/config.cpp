@@ -2,7 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -15,51 +20,91 @@ namespace neutrino::cli {
 using nlohmann::json;
 
 namespace {
+// Limits on a config file, so that a small hostile file cannot take gigabytes: its size, and the
+// values it holds once YAML aliases are expanded (a "billion laughs" of a few hundred bytes
+// expands to billions). Nesting is bounded by io::kMaxJsonDepth.
+constexpr size_t kMaxConfigBytes = size_t{1} << 20;
+constexpr int64_t kMaxConfigValues = 100000;
+
+// YAML's special floats (.nan, .inf, -.inf in any of the spec's spellings), or nullopt.
+std::optional<double> special_float(const std::string& text) {
+  static const std::set<std::string> nan{".nan", ".NaN", ".NAN"};
+  static const std::set<std::string> inf{".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"};
+  static const std::set<std::string> minus_inf{"-.inf", "-.Inf", "-.INF"};
+  if (nan.count(text)) return std::numeric_limits<double>::quiet_NaN();
+  if (inf.count(text)) return std::numeric_limits<double>::infinity();
+  if (minus_inf.count(text)) return -std::numeric_limits<double>::infinity();
+  return std::nullopt;
+}
+
+json scalar_to_json(const YAML::Node& node, const std::string& path);
+
 // YAML scalars become JSON numbers, booleans or strings by their plain text; quoted text stays a
-// string.
-json to_json(const YAML::Node& node) {
+// string. `values` counts every value made, aliases expanded, against kMaxConfigValues; `path`
+// names the value in errors ("fit.epochs").
+json to_json(const YAML::Node& node, const std::string& path, int depth, int64_t& values) {
+  NEUTRINO_CHECK_VALUE(++values <= kMaxConfigValues,
+                       "more than {} values once aliases are expanded", kMaxConfigValues);
+  NEUTRINO_CHECK_VALUE(depth <= io::kMaxJsonDepth, "line {}: nested deeper than {} levels",
+                       node.Mark().line + 1, io::kMaxJsonDepth);
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Sequence: {
       json out = json::array();
-      for (const auto& item : node) out.push_back(to_json(item));
+      for (const auto& item : node) {
+        out.push_back(to_json(item, fmt::format("{}[{}]", path, out.size()), depth + 1, values));
+      }
       return out;
     }
     case YAML::NodeType::Map: {
       json out = json::object();
       for (const auto& item : node) {
-        const std::string key = item.first.as<std::string>();
+        NEUTRINO_CHECK_VALUE(item.first.IsScalar(), "line {}: a key must be a plain name",
+                             item.first.Mark().line + 1);
+        const std::string key = item.first.Scalar();
         if (out.contains(key)) {
           throw ValueError(fmt::format("line {}: duplicate key '{}'", item.first.Mark().line + 1, key));
         }
-        out[key] = to_json(item.second);
+        out[key] = to_json(item.second, path.empty() ? key : path + "." + key, depth + 1, values);
       }
       return out;
     }
-    case YAML::NodeType::Scalar: {
-      const std::string text = node.Scalar();
-      if (node.Tag() == "!") return text;  // quoted
-      if (text == "true" || text == "True") return true;
-      if (text == "false" || text == "False") return false;
-      if (text == "null" || text == "~") return nullptr;
-      try {
-        size_t used = 0;
-        const long long i = std::stoll(text, &used);
-        if (used == text.size()) return i;
-      } catch (const std::exception&) {
-      }
-      try {
-        size_t used = 0;
-        const double d = std::stod(text, &used);
-        if (used == text.size()) return d;
-      } catch (const std::exception&) {
-      }
-      return text;
-    }
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(node, path);
   }
   return nullptr;
+}
+
+// Numbers must be finite: nothing in a config takes NaN or infinity, and JSON (which carries the
+// config inside neutrino and into model files) has neither.
+json scalar_to_json(const YAML::Node& node, const std::string& path) {
+  const std::string text = node.Scalar();
+  if (node.Tag() == "!") return text;  // quoted
+  if (text == "true" || text == "True") return true;
+  if (text == "false" || text == "False") return false;
+  if (text == "null" || text == "~") return nullptr;
+  NEUTRINO_CHECK_VALUE(!special_float(text).has_value(), "{}: expected a finite number, got {}",
+                       path, text);
+  try {
+    size_t used = 0;
+    const long long i = std::stoll(text, &used);
+    if (used == text.size()) return i;
+  } catch (const std::exception&) {
+  }
+  try {
+    size_t used = 0;
+    const double d = std::stod(text, &used);
+    if (used == text.size()) {
+      NEUTRINO_CHECK_VALUE(std::isfinite(d), "{}: expected a finite number, got {}", path, text);
+      return d;
+    }
+  } catch (const std::out_of_range&) {
+    throw ValueError(fmt::format("{}: the number {} is out of the range of a double", path, text));
+  } catch (const std::invalid_argument&) {
+  }
+  return text;
 }
 
 // Relative data paths are read from the config's folder when the file is there, so a config
@@ -91,14 +136,27 @@ std::string data_spec(io::ConfigReader& r, const std::string& key, const std::fi
   resolve_paths(spec, base);
   return spec.dump();
 }
+
+// The config's text, refused past kMaxConfigBytes without reading further.
+std::string read_config_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  NEUTRINO_CHECK_IO(in.good(), "{}: cannot open the config file", path);
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  NEUTRINO_CHECK_IO(!in.bad(), "{}: cannot read the config file", path);
+  text.resize(static_cast<size_t>(in.gcount()));
+  NEUTRINO_CHECK_IO(text.size() <= kMaxConfigBytes,
+                    "{}: the config file is larger than the limit of {} bytes", path,
+                    kMaxConfigBytes);
+  return text;
+}
 }  // namespace
 
 Experiment load_experiment(const std::string& yaml_path) {
   json root;
   try {
-    root = to_json(YAML::LoadFile(yaml_path));
-  } catch (const YAML::BadFile&) {
-    throw IOError(fmt::format("{}: cannot open the config file", yaml_path));
+    int64_t values = 0;
+    root = to_json(YAML::Load(read_config_text(yaml_path)), "", 0, values);
   } catch (const YAML::Exception& e) {
     throw ValueError(fmt::format("{}:{}:{}: invalid YAML: {}", yaml_path, e.mark.line + 1,
                                  e.mark.column + 1, e.msg));
@@ -109,7 +167,7 @@ Experiment load_experiment(const std::string& yaml_path) {
     Experiment ex;
     ex.source = yaml_path;
     io::ConfigReader top(root, "config");
-    ex.seed = static_cast<uint64_t>(top.get_int("seed", 42));
+    ex.seed = static_cast<uint64_t>(top.get_int("seed", 42, 0));
 
     NEUTRINO_CHECK_VALUE(top.has("data"), "data: missing required section");
     io::ConfigReader data(top.get_raw("data"), "data");
@@ -161,12 +219,10 @@ Experiment load_experiment(const std::string& yaml_path) {
     }
     if (top.has("fit")) {
       io::ConfigReader fit(top.get_raw("fit"), "fit");
-      ex.epochs = static_cast<int>(fit.get_int("epochs", 1));
-      ex.batch_size = fit.get_int("batch_size", 32);
+      ex.epochs = static_cast<int>(fit.get_int("epochs", 1, 0, INT32_MAX));
+      ex.batch_size = fit.get_int("batch_size", 32, 1, INT32_MAX);
       ex.shuffle = fit.get_bool("shuffle", true);
-      ex.verbose = static_cast<int>(fit.get_int("verbose", 1));
-      NEUTRINO_CHECK_VALUE(ex.epochs >= 0, "fit.epochs: must be >= 0");
-      NEUTRINO_CHECK_VALUE(ex.batch_size > 0, "fit.batch_size: must be positive");
+      ex.verbose = static_cast<int>(fit.get_int("verbose", 1, 0, 2));
       if (fit.has("callbacks")) ex.callbacks = fit.get_raw("callbacks").dump();
       fit.finish();
       make_callbacks_from(ex.callbacks, "fit.callbacks");
@@ -185,9 +241,33 @@ Experiment load_experiment(const std::string& yaml_path) {
   }
 }
 
+namespace {
+// The constructors' own checks name only the class ("ReduceLROnPlateau: factor must be in (0, 1)"):
+// errors get the config path in front unless they already start with it.
+[[noreturn]] void rethrow_with_path(const ValueError& e, const std::string& path) {
+  const std::string what = e.what();
+  if (what.starts_with(path)) throw e;
+  throw ValueError(fmt::format("{}: {}", path, what));
+}
+
+train::CallbackPtr callback_from(const json& entry, const std::string& where);
+std::shared_ptr<optim::Optimizer> optimizer_from(const std::string& json_text,
+                                                 const std::string& path);
+}  // namespace
+
 std::shared_ptr<optim::Optimizer> make_optimizer_from(const std::string& json_text,
                                                       const std::string& path) {
-  const auto [name, options] = io::named_entry(json::parse(json_text), path);
+  try {
+    return optimizer_from(json_text, path);
+  } catch (const ValueError& e) {
+    rethrow_with_path(e, path);
+  }
+}
+
+namespace {
+std::shared_ptr<optim::Optimizer> optimizer_from(const std::string& json_text,
+                                                 const std::string& path) {
+  const auto [name, options] = io::named_entry(io::parse_json(json_text, path), path);
   io::ConfigReader r(options, path + "." + name);
   const double wd = r.get_double("weight_decay", name == "adamw" ? 0.004 : 0.0);
   const double clip = r.get_double("global_clipnorm", 0.0);
@@ -229,9 +309,10 @@ std::shared_ptr<optim::Optimizer> make_optimizer_from(const std::string& json_te
   r.finish();
   return out;
 }
+}  // namespace
 
 nn::Loss make_loss_from(const std::string& json_text, const std::string& path) {
-  const auto [name, options] = io::named_entry(json::parse(json_text), path);
+  const auto [name, options] = io::named_entry(io::parse_json(json_text, path), path);
   io::ConfigReader r(options, path + "." + name);
   const bool from_logits = r.get_bool("from_logits", false);
   r.finish();
@@ -244,69 +325,81 @@ nn::Loss make_loss_from(const std::string& json_text, const std::string& path) {
 
 std::vector<train::CallbackPtr> make_callbacks_from(const std::string& json_text,
                                                     const std::string& path) {
-  const json list = json::parse(json_text);
+  const json list = io::parse_json(json_text, path);
   NEUTRINO_CHECK_VALUE(list.is_array(), "{}: expected a list of callbacks", path);
   std::vector<train::CallbackPtr> out;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string where = fmt::format("{}[{}]", path, i);
-    const auto [name, options] = io::named_entry(list[i], where);
-    io::ConfigReader r(options, where + "." + name);
-    if (name == "EarlyStopping") {
-      out.push_back(std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions{
-          .monitor = r.get_string("monitor", "val_loss"),
-          .min_delta = r.get_double("min_delta", 0.0),
-          .patience = static_cast<int>(r.get_int("patience", 0)),
-          .mode = r.get_string("mode", "auto"),
-          .restore_best_weights = r.get_bool("restore_best_weights", false)}));
-    } else if (name == "ModelCheckpoint") {
-      NEUTRINO_CHECK_VALUE(r.has("filepath"), "{}.filepath: missing required field", r.path());
-      const std::string filepath = r.get_string("filepath", "");
-      out.push_back(std::make_shared<train::ModelCheckpoint>(
-          filepath, train::ModelCheckpointOptions{.monitor = r.get_string("monitor", "val_loss"),
-                                                  .save_best_only = r.get_bool("save_best_only", false),
-                                                  .mode = r.get_string("mode", "auto")}));
-    } else if (name == "CSVLogger") {
-      NEUTRINO_CHECK_VALUE(r.has("filename"), "{}.filename: missing required field", r.path());
-      const std::string filename = r.get_string("filename", "");
-      out.push_back(std::make_shared<train::CSVLogger>(filename, ',', r.get_bool("append", false)));
-    } else if (name == "TerminateOnNaN") {
-      out.push_back(std::make_shared<train::TerminateOnNaN>());
-    } else if (name == "ReduceLROnPlateau") {
-      out.push_back(std::make_shared<train::ReduceLROnPlateau>(train::ReduceLROnPlateauOptions{
-          .monitor = r.get_string("monitor", "val_loss"),
-          .factor = r.get_double("factor", 0.1),
-          .patience = static_cast<int>(r.get_int("patience", 10)),
-          .mode = r.get_string("mode", "auto"),
-          .min_delta = r.get_double("min_delta", 1e-4),
-          .cooldown = static_cast<int>(r.get_int("cooldown", 0)),
-          .min_lr = r.get_double("min_lr", 0.0)}));
-    } else if (name == "LearningRateScheduler") {
-      // A schedule by name: step_decay {drop, epochs_drop} or cosine_decay {epochs, alpha,
-      // warmup_epochs}, evaluated per epoch from the starting learning rate.
-      const std::string kind = r.get_string("schedule", "step_decay");
-      const double drop = r.get_double("drop", 0.5);
-      const int64_t every = r.get_int("epochs_drop", 10);
-      const int64_t total = r.get_int("epochs", 10);
-      const double alpha = r.get_double("alpha", 0.0);
-      const int64_t warmup = r.get_int("warmup_epochs", 0);
-      NEUTRINO_CHECK_VALUE(kind == "step_decay" || kind == "cosine_decay",
-                           "{}.schedule: expected step_decay or cosine_decay, got '{}'", r.path(), kind);
-      auto initial = std::make_shared<double>(-1);
-      out.push_back(std::make_shared<train::LearningRateScheduler>(
-          [=](int epoch, double lr) {
-            if (*initial < 0) *initial = lr;
-            return kind == "step_decay" ? train::step_decay(*initial, drop, every)(epoch)
-                                        : train::cosine_decay(*initial, total, alpha, warmup)(epoch);
-          }));
-    } else {
-      throw ValueError(fmt::format(
-          "{}: unknown callback '{}' (known: EarlyStopping, ModelCheckpoint, CSVLogger, "
-          "TerminateOnNaN, ReduceLROnPlateau, LearningRateScheduler)",
-          where, name));
+    try {
+      out.push_back(callback_from(list[i], where));
+    } catch (const ValueError& e) {
+      rethrow_with_path(e, where);
     }
-    r.finish();
   }
   return out;
 }
+
+namespace {
+train::CallbackPtr callback_from(const json& entry, const std::string& where) {
+  std::vector<train::CallbackPtr> out;  // the one callback made below
+  const auto [name, options] = io::named_entry(entry, where);
+  io::ConfigReader r(options, where + "." + name);
+  if (name == "EarlyStopping") {
+    out.push_back(std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions{
+        .monitor = r.get_string("monitor", "val_loss"),
+        .min_delta = r.get_double("min_delta", 0.0),
+        .patience = static_cast<int>(r.get_int("patience", 0, 0, INT32_MAX)),
+        .mode = r.get_string("mode", "auto"),
+        .restore_best_weights = r.get_bool("restore_best_weights", false)}));
+  } else if (name == "ModelCheckpoint") {
+    NEUTRINO_CHECK_VALUE(r.has("filepath"), "{}.filepath: missing required field", r.path());
+    const std::string filepath = r.get_string("filepath", "");
+    out.push_back(std::make_shared<train::ModelCheckpoint>(
+        filepath, train::ModelCheckpointOptions{.monitor = r.get_string("monitor", "val_loss"),
+                                                .save_best_only = r.get_bool("save_best_only", false),
+                                                .mode = r.get_string("mode", "auto")}));
+  } else if (name == "CSVLogger") {
+    NEUTRINO_CHECK_VALUE(r.has("filename"), "{}.filename: missing required field", r.path());
+    const std::string filename = r.get_string("filename", "");
+    out.push_back(std::make_shared<train::CSVLogger>(filename, ',', r.get_bool("append", false)));
+  } else if (name == "TerminateOnNaN") {
+    out.push_back(std::make_shared<train::TerminateOnNaN>());
+  } else if (name == "ReduceLROnPlateau") {
+    out.push_back(std::make_shared<train::ReduceLROnPlateau>(train::ReduceLROnPlateauOptions{
+        .monitor = r.get_string("monitor", "val_loss"),
+        .factor = r.get_double("factor", 0.1),
+        .patience = static_cast<int>(r.get_int("patience", 10, 0, INT32_MAX)),
+        .mode = r.get_string("mode", "auto"),
+        .min_delta = r.get_double("min_delta", 1e-4),
+        .cooldown = static_cast<int>(r.get_int("cooldown", 0, 0, INT32_MAX)),
+        .min_lr = r.get_double("min_lr", 0.0, 0.0)}));
+  } else if (name == "LearningRateScheduler") {
+    // A schedule by name: step_decay {drop, epochs_drop} or cosine_decay {epochs, alpha,
+    // warmup_epochs}, evaluated per epoch from the starting learning rate.
+    const std::string kind = r.get_string("schedule", "step_decay");
+    const double drop = r.get_double("drop", 0.5, 1e-300);
+    const int64_t every = r.get_int("epochs_drop", 10, 1, INT32_MAX);
+    const int64_t total = r.get_int("epochs", 10, 1, INT32_MAX);
+    const double alpha = r.get_double("alpha", 0.0, 0.0, 1.0);
+    const int64_t warmup = r.get_int("warmup_epochs", 0, 0, INT32_MAX);
+    NEUTRINO_CHECK_VALUE(kind == "step_decay" || kind == "cosine_decay",
+                         "{}.schedule: expected step_decay or cosine_decay, got '{}'", r.path(), kind);
+    auto initial = std::make_shared<double>(-1);
+    out.push_back(std::make_shared<train::LearningRateScheduler>(
+        [=](int epoch, double lr) {
+          if (*initial < 0) *initial = lr;
+          return kind == "step_decay" ? train::step_decay(*initial, drop, every)(epoch)
+                                      : train::cosine_decay(*initial, total, alpha, warmup)(epoch);
+        }));
+  } else {
+    throw ValueError(fmt::format(
+        "{}: unknown callback '{}' (known: EarlyStopping, ModelCheckpoint, CSVLogger, "
+        "TerminateOnNaN, ReduceLROnPlateau, LearningRateScheduler)",
+        where, name));
+  }
+  r.finish();
+  return out.front();
+}
+}  // namespace
 
 }  // namespace neutrino::cli

@@ -1,5 +1,6 @@
 #include "neutrino/cli/preprocessor.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "neutrino/data/preprocess.h"
@@ -12,7 +13,7 @@ namespace neutrino::cli {
 using nlohmann::json;
 
 Preprocessor Preprocessor::from_config(const std::string& json_text, const std::string& path) {
-  const json steps = json::parse(json_text);
+  const json steps = io::parse_json(json_text, path);
   NEUTRINO_CHECK_VALUE(steps.is_array(), "{}: expected a list of preprocessing steps", path);
   Preprocessor p;
   for (size_t i = 0; i < steps.size(); ++i) {
@@ -23,6 +24,8 @@ Preprocessor Preprocessor::from_config(const std::string& json_text, const std::
       // Written as `rescale: FACTOR` or `rescale: {factor: F}`.
       if (options.is_number()) {
         step.factor = options.get<double>();
+        NEUTRINO_CHECK_VALUE(std::isfinite(step.factor), "{}.rescale: expected a finite number, got {}",
+                             where, io::describe(options));
       } else {
         io::ConfigReader r(options, where + ".rescale");
         step.factor = r.get_double("factor", 1.0);
@@ -46,22 +49,56 @@ Preprocessor Preprocessor::from_config(const std::string& json_text, const std::
   return p;
 }
 
+namespace {
+// A saved standardize step's statistics. A zero standard deviation (a constant feature) divides
+// by 1, as scikit-learn's StandardScaler does; a negative one is refused.
+void read_statistics(io::ConfigReader& r, Preprocessor::Step& step) {
+  const std::vector<int64_t> shape = r.get_ints("shape", {}, 1, int64_t{1} << 31);
+  NEUTRINO_CHECK_VALUE(r.has("shape"), "{}: missing required field", r.path_of("shape"));
+  const int64_t n = shape_numel(shape);
+  std::vector<double> mean = r.require_doubles("mean");
+  std::vector<double> stddev = r.require_doubles("std");
+  NEUTRINO_CHECK_VALUE(static_cast<int64_t>(mean.size()) == n && static_cast<int64_t>(stddev.size()) == n,
+                       "{}: shape {} needs {} values in mean and std, got {} and {}", r.path(),
+                       shape_str(shape), n, mean.size(), stddev.size());
+  for (double& s : stddev) {
+    NEUTRINO_CHECK_VALUE(s >= 0, "{}: a standard deviation must be >= 0, got {}", r.path_of("std"), s);
+    if (s == 0) s = 1;
+  }
+  step.mean = Tensor::from_vector(mean, shape).to(DType::kFloat32);
+  step.stddev = Tensor::from_vector(stddev, shape).to(DType::kFloat32);
+}
+
+Preprocessor::Step saved_step(const json& value, const std::string& where) {
+  io::ConfigReader r(value, where);
+  Preprocessor::Step step{.kind = r.require_string("kind")};
+  if (step.kind == "rescale") {
+    step.factor = r.require_double("factor");
+  } else if (step.kind == "random_crop") {
+    step.padding = r.require_int("padding", 0, 1 << 16);
+  } else if (step.kind == "standardize") {
+    read_statistics(r, step);
+  } else if (step.kind != "one_hot" && step.kind != "random_flip") {
+    throw ValueError(fmt::format("{}.kind: unknown preprocessing step '{}' (known: rescale, "
+                                 "standardize, one_hot, random_flip, random_crop)", where, step.kind));
+  }
+  r.finish();
+  return step;
+}
+}  // namespace
+
 Preprocessor Preprocessor::from_saved(const std::string& json_text, const std::string& source) {
+  const std::string path = source + ": preprocessing";
   Preprocessor p;
   try {
-    for (const json& s : json::parse(json_text)) {
-      Step step{.kind = s.at("kind").get<std::string>()};
-      step.factor = s.value("factor", 1.0);
-      step.padding = s.value("padding", int64_t{0});
-      if (step.kind == "standardize") {
-        const auto shape = s.at("shape").get<std::vector<int64_t>>();
-        step.mean = Tensor::from_vector(s.at("mean").get<std::vector<float>>(), shape);
-        step.stddev = Tensor::from_vector(s.at("std").get<std::vector<float>>(), shape);
-      }
-      p.steps_.push_back(step);
+    const json steps = io::parse_json(json_text, path);
+    NEUTRINO_CHECK_VALUE(steps.is_array(), "{}: expected a list of steps, got {}", path,
+                         io::describe(steps));
+    for (size_t i = 0; i < steps.size(); ++i) {
+      p.steps_.push_back(saved_step(steps[i], fmt::format("{}[{}]", path, i)));
     }
-  } catch (const json::exception& e) {
-    throw IOError(fmt::format("{}: malformed preprocessing metadata: {}", source, e.what()));
+  } catch (const ValueError& e) {
+    throw IOError(e.what());
   }
   return p;
 }

@@ -16,7 +16,9 @@ class Preprocessor {
  public:
   // From the config's `preprocess` list (JSON text); `path` names it in errors.
   static Preprocessor from_config(const std::string& json_text, const std::string& path);
-  // From a model file's saved (fitted) form.
+  // From a model file's saved (fitted) form: every field checked (an unknown step, a missing or
+  // non-finite value is an IOError naming `source` and the field). A saved standard deviation of
+  // 0 is read as 1, as scikit-learn's StandardScaler does for constant features.
   static Preprocessor from_saved(const std::string& json_text, const std::string& source);
 
   // Fits the statistics that need data (standardize) on the training features.
@@ -29,13 +31,14 @@ class Preprocessor {
   // The fitted steps as JSON text, for the model file.
   std::string to_saved() const;
 
- private:
   struct Step {
     std::string kind;
     double factor = 1.0;  // rescale
     int64_t padding = 0;  // random_crop
     Tensor mean = {}, stddev = {};  // standardize, once fitted
   };
+
+ private:
   std::vector<Step> steps_;
 };
 

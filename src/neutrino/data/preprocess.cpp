@@ -30,9 +30,13 @@ Standardizer Standardizer::fit(const Tensor& x) {
 
 Tensor Standardizer::apply(const Tensor& x) const {
   NEUTRINO_CHECK_VALUE(mean.defined() && stddev.defined(), "standardize: not fitted");
-  NEUTRINO_CHECK_SHAPE(
-      x.dim() >= 1 && Shape(x.shape().begin() + 1, x.shape().end()) == mean.shape(),
-      "standardize: fitted on samples of shape {}, got {}", mean.shape_string(), x.shape_string());
+  NEUTRINO_CHECK_SHAPE(x.dim() >= 1, "standardize: expected a batch of samples, got a scalar");
+  // The first dim counts samples: a 1-D input of 4 values is 4 samples of shape ().
+  const Shape sample(x.shape().begin() + 1, x.shape().end());
+  NEUTRINO_CHECK_SHAPE(sample == mean.shape(),
+                       "standardize: fitted on samples of shape {}, but the input {} holds {} "
+                       "samples of shape {} (the first dim counts samples)",
+                       mean.shape_string(), x.shape_string(), x.size(0), shape_str(sample));
   NoGradGuard no_grad;
   return div(sub(x.detach().to(DType::kFloat32), mean), stddev);
 }

@@ -55,21 +55,20 @@ std::string layer_to_config(const Layer& layer) {
 }
 
 LayerPtr layer_from_config(const std::string& json_text, const std::string& path) {
-  json parsed;
-  try {
-    parsed = json::parse(json_text);
-  } catch (const json::exception& e) {
-    throw ValueError(fmt::format("{}: not valid JSON: {}", path, e.what()));
-  }
-  const auto [type, options] = io::named_entry(parsed, path);
+  return layer_from_config(io::parse_json(json_text, path), path);
+}
+
+LayerPtr layer_from_config(const json& config, const std::string& path) {
+  constexpr int64_t kMaxSize = kMaxLayerElements;
+  const auto [type, options] = io::named_entry(config, path);
   io::ConfigReader r(options, path + "." + type);
-  const Shape input_shape = r.get_ints("input_shape", {});
+  const Shape input_shape = r.get_ints("input_shape", {}, 1, kMaxSize);
   const std::string name = r.get_string("name", "");
   LayerPtr layer;
   try {
     if (type == "Dense") {
       DenseOptions o{.input_shape = input_shape, .name = name};
-      const int64_t units = r.require_int("units");
+      const int64_t units = r.require_int("units", 1, kMaxSize);
       o.activation = r.get_string("activation", "");
       o.use_bias = r.get_bool("use_bias", true);
       o.kernel_initializer = r.get_string("kernel_initializer", o.kernel_initializer);
@@ -81,30 +80,30 @@ LayerPtr layer_from_config(const std::string& json_text, const std::string& path
       layer = std::make_shared<Activation>(r.get_string("activation", ""),
                                            LayerOptions{input_shape, name});
     } else if (type == "Dropout") {
-      NEUTRINO_CHECK_VALUE(r.has("rate"), "{}: missing required field", r.path_of("rate"));
-      layer = std::make_shared<Dropout>(r.get_double("rate", 0), LayerOptions{input_shape, name});
+      layer = std::make_shared<Dropout>(r.require_double("rate", 0, 1),
+                                        LayerOptions{input_shape, name});
     } else if (type == "Flatten") {
       layer = std::make_shared<Flatten>(LayerOptions{input_shape, name});
     } else if (type == "Conv2D") {
       Conv2DOptions o{.input_shape = input_shape, .name = name};
-      const int64_t filters = r.require_int("filters");
+      const int64_t filters = r.require_int("filters", 1, kMaxSize);
       NEUTRINO_CHECK_VALUE(r.has("kernel_size"), "{}: missing required field", r.path_of("kernel_size"));
-      const auto [kh, kw] = r.get_pair("kernel_size", {0, 0});
-      const auto [sh, sw] = r.get_pair("strides", {1, 1});
-      const auto [dh, dw] = r.get_pair("dilation_rate", {1, 1});
+      const auto [kh, kw] = r.get_pair("kernel_size", {0, 0}, 1, kMaxWindow);
+      const auto [sh, sw] = r.get_pair("strides", {1, 1}, 1, kMaxWindow);
+      const auto [dh, dw] = r.get_pair("dilation_rate", {1, 1}, 1, kMaxWindow);
       o.strides = Size2(sh, sw);
       o.dilation_rate = Size2(dh, dw);
       o.padding = r.get_string("padding", "valid");
-      o.groups = r.get_int("groups", 1);
+      o.groups = r.get_int("groups", 1, 1, kMaxSize);
       o.activation = r.get_string("activation", "");
       o.use_bias = r.get_bool("use_bias", true);
       o.kernel_initializer = r.get_string("kernel_initializer", o.kernel_initializer);
       o.bias_initializer = r.get_string("bias_initializer", o.bias_initializer);
       layer = std::make_shared<Conv2D>(filters, Size2(kh, kw), o);
     } else if (type == "MaxPooling2D" || type == "AveragePooling2D") {
-      const auto [ph, pw] = r.get_pair("pool_size", {2, 2});
+      const auto [ph, pw] = r.get_pair("pool_size", {2, 2}, 1, kMaxWindow);
       Pool2DOptions o{.input_shape = input_shape, .name = name};
-      o.strides = r.get_int("strides", 0);
+      o.strides = r.get_int("strides", 0, 0, kMaxWindow);
       o.padding = r.get_string("padding", "valid");
       if (type == "MaxPooling2D") {
         layer = std::make_shared<MaxPooling2D>(Size2(ph, pw), o);
@@ -113,20 +112,20 @@ LayerPtr layer_from_config(const std::string& json_text, const std::string& path
       }
     } else if (type == "BatchNormalization") {
       BatchNormalizationOptions o{.input_shape = input_shape, .name = name};
-      o.momentum = r.get_double("momentum", o.momentum);
-      o.epsilon = r.get_double("epsilon", o.epsilon);
+      o.momentum = r.get_double("momentum", o.momentum, 0, 1);
+      o.epsilon = r.get_double("epsilon", o.epsilon, 1e-30, 1e6);
       o.center = r.get_bool("center", o.center);
       o.scale = r.get_bool("scale", o.scale);
       layer = std::make_shared<BatchNormalization>(o);
     } else if (type == "LayerNormalization") {
       LayerNormalizationOptions o{.input_shape = input_shape, .name = name};
-      o.epsilon = r.get_double("epsilon", o.epsilon);
+      o.epsilon = r.get_double("epsilon", o.epsilon, 1e-30, 1e6);
       o.center = r.get_bool("center", o.center);
       o.scale = r.get_bool("scale", o.scale);
       layer = std::make_shared<LayerNormalization>(o);
     } else if (type == "Embedding") {
-      const int64_t input_dim = r.require_int("input_dim");
-      const int64_t output_dim = r.require_int("output_dim");
+      const int64_t input_dim = r.require_int("input_dim", 1, kMaxSize);
+      const int64_t output_dim = r.require_int("output_dim", 1, kMaxSize);
       EmbeddingOptions o{.input_shape = input_shape, .name = name};
       o.embeddings_initializer = r.get_string("embeddings_initializer", o.embeddings_initializer);
       layer = std::make_shared<Embedding>(input_dim, output_dim, o);

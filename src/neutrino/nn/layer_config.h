@@ -3,6 +3,7 @@
 // header stays light.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "neutrino/nn/layers.h"
@@ -13,6 +14,9 @@ namespace neutrino::nn {
 std::string layer_to_config(const Layer& layer);
 // Builds a layer from a one-key map (or a bare type name) in JSON text. Errors name `path` and
 // the field: "model.layers[3].Dense.units: missing required field".
+// Every number is range-checked (kernel_size, strides, dilation_rate, pool_size within
+// [1, kMaxWindow]; units, filters, input_shape within kMaxLayerElements).
 LayerPtr layer_from_config(const std::string& json_text, const std::string& path);
+LayerPtr layer_from_config(const nlohmann::json& config, const std::string& path);
 
 }  // namespace neutrino::nn

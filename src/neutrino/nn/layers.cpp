@@ -29,6 +29,28 @@ void check_padding(const std::string& padding, const std::string& layer) {
   NEUTRINO_CHECK_VALUE(padding == "valid" || padding == "same",
                        "{}: padding must be 'valid' or 'same', got '{}'", layer, padding);
 }
+
+// The product of the dims, or -1 past kMaxLayerElements (or for a negative dim): never overflows.
+int64_t bounded_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && n > kMaxLayerElements / d)) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+// The product as a double, for messages about sizes too large to count exactly.
+double approx_numel(const Shape& shape) {
+  double n = 1;
+  for (int64_t d : shape) n *= static_cast<double>(d);
+  return n;
+}
+
+void check_window(Size2 size, int64_t min, const std::string& what) {
+  NEUTRINO_CHECK_VALUE(size.h >= min && size.w >= min && size.h <= kMaxWindow && size.w <= kMaxWindow,
+                       "{} must be in [{}, {}], got ({}, {})", what, min, kMaxWindow, size.h, size.w);
+}
 }  // namespace
 
 // ---- Layer ---------------------------------------------------------------------------------
@@ -38,11 +60,30 @@ Tensor Layer::forward(const Tensor& x) {
   return call(x);
 }
 
+Shape Layer::plan(const Shape& input_shape) const {
+  NEUTRINO_CHECK_SHAPE(bounded_numel(input_shape) >= 0,
+                       "{} '{}': input shape {} has {:.3g} values per sample, more than the limit "
+                       "of {}", type_name(), name_, shape_str(input_shape), approx_numel(input_shape),
+                       kMaxLayerElements);
+  const Shape out = output_shape(input_shape);  // throws if the shape does not fit
+  double params = 0;
+  for (const auto& [weight, shape] : weight_shapes(input_shape)) params += approx_numel(shape);
+  NEUTRINO_CHECK_SHAPE(params <= static_cast<double>(kMaxLayerElements),
+                       "{} '{}': {:.3g} parameters for input shape {}, more than the limit of {} "
+                       "per layer", type_name(), name_, params, shape_str(input_shape),
+                       kMaxLayerElements);
+  NEUTRINO_CHECK_SHAPE(bounded_numel(out) >= 0,
+                       "{} '{}': output shape {} has {:.3g} values per sample, more than the limit "
+                       "of {}", type_name(), name_, shape_str(out), approx_numel(out),
+                       kMaxLayerElements);
+  return out;
+}
+
 void Layer::build(const Shape& input_shape) {
   if (built_) {
     return;
   }
-  output_shape(input_shape);  // throws if the shape does not fit
+  plan(input_shape);
   build_weights(input_shape);
   built_shape_ = input_shape;
   built_ = true;
@@ -59,7 +100,8 @@ int64_t Layer::count_params() const {
 
 Dense::Dense(int64_t units, DenseOptions options)
     : Layer(options.input_shape, options.name), units_(units), options_(std::move(options)) {
-  NEUTRINO_CHECK_VALUE(units > 0, "Dense: units must be positive, got {}", units);
+  NEUTRINO_CHECK_VALUE(units > 0 && units <= kMaxLayerElements,
+                       "Dense: units must be in [1, {}], got {}", kMaxLayerElements, units);
   check_activation(options_.activation);
   check_init(options_.kernel_initializer);
   check_init(options_.bias_initializer);
@@ -75,6 +117,12 @@ Shape Dense::output_shape(const Shape& input_shape) const {
   }
   Shape out = input_shape;
   out.back() = units_;
+  return out;
+}
+
+WeightShapes Dense::weight_shapes(const Shape& input_shape) const {
+  WeightShapes out{{"weight", {units_, input_shape.back()}}};
+  if (options_.use_bias) out.emplace_back("bias", Shape{units_});
   return out;
 }
 
@@ -126,8 +174,11 @@ Conv2D::Conv2D(int64_t filters, Size2 kernel_size, Conv2DOptions options)
       filters_(filters),
       kernel_(kernel_size),
       options_(std::move(options)) {
-  NEUTRINO_CHECK_VALUE(filters > 0 && kernel_.h > 0 && kernel_.w > 0,
-                       "Conv2D: filters and kernel_size must be positive");
+  NEUTRINO_CHECK_VALUE(filters > 0 && filters <= kMaxLayerElements,
+                       "Conv2D: filters must be in [1, {}], got {}", kMaxLayerElements, filters);
+  check_window(kernel_, 1, "Conv2D: kernel_size");
+  check_window(options_.strides, 1, "Conv2D: strides");
+  check_window(options_.dilation_rate, 1, "Conv2D: dilation_rate");
   NEUTRINO_CHECK_VALUE(options_.groups >= 1 && filters % options_.groups == 0,
                        "Conv2D: filters {} must be divisible by groups {}", filters,
                        options_.groups);
@@ -157,6 +208,14 @@ Shape Conv2D::output_shape(const Shape& in) const {
   NEUTRINO_CHECK_SHAPE(in[0] % options_.groups == 0,
                        "Conv2D '{}': {} input channels are not divisible by groups {}", name(),
                        in[0], options_.groups);
+  // A dilated kernel that spans more than the input only multiplies the padding ('same') or
+  // leaves no output ('valid'): refused rather than run for minutes over zeros.
+  const Size2& d = options_.dilation_rate;
+  const int64_t span_h = (kernel_.h - 1) * d.h + 1, span_w = (kernel_.w - 1) * d.w + 1;
+  NEUTRINO_CHECK_SHAPE((d.h == 1 || span_h <= in[1]) && (d.w == 1 || span_w <= in[2]),
+                       "Conv2D '{}': with dilation_rate ({}, {}) the {}x{} kernel spans {}x{} "
+                       "pixels, more than the {}x{} input", name(), d.h, d.w, kernel_.h, kernel_.w,
+                       span_h, span_w, in[1], in[2]);
   const Conv2dParams p = params_for(in[1], in[2]);
   const int64_t oh =
       (in[1] + p.pad_top + p.pad_bottom - p.dilation_h * (kernel_.h - 1) - 1) / p.stride_h + 1;
@@ -165,6 +224,12 @@ Shape Conv2D::output_shape(const Shape& in) const {
   NEUTRINO_CHECK_SHAPE(oh > 0 && ow > 0, "Conv2D '{}': input {} is too small for a {}x{} kernel",
                        name(), shape_str(in), kernel_.h, kernel_.w);
   return {filters_, oh, ow};
+}
+
+WeightShapes Conv2D::weight_shapes(const Shape& in) const {
+  WeightShapes out{{"weight", {filters_, in[0] / options_.groups, kernel_.h, kernel_.w}}};
+  if (options_.use_bias) out.emplace_back("bias", Shape{filters_});
+  return out;
 }
 
 void Conv2D::build_weights(const Shape& in) {
@@ -194,8 +259,8 @@ Tensor Conv2D::call(const Tensor& x) {
 
 MaxPooling2D::MaxPooling2D(Size2 pool_size, Pool2DOptions options)
     : Layer(options.input_shape, options.name), pool_(pool_size), options_(std::move(options)) {
-  NEUTRINO_CHECK_VALUE(pool_.h > 0 && pool_.w > 0 && options_.strides >= 0,
-                       "pooling: pool_size must be positive and strides non-negative");
+  check_window(pool_, 1, type_name() + ": pool_size");
+  check_window(options_.strides, 0, type_name() + ": strides");
   check_padding(options_.padding, type_name());
 }
 
@@ -259,8 +324,17 @@ BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
                        "BatchNormalization: momentum must be in [0, 1] and epsilon positive");
 }
 
-void BatchNormalization::build_weights(const Shape& in) {
+WeightShapes BatchNormalization::weight_shapes(const Shape& in) const {
   NEUTRINO_CHECK_SHAPE(!in.empty(), "BatchNormalization '{}': input needs a feature dim", name());
+  WeightShapes out;
+  if (options_.scale) out.emplace_back("weight", Shape{in[0]});
+  if (options_.center) out.emplace_back("bias", Shape{in[0]});
+  out.emplace_back("running_mean", Shape{in[0]});
+  out.emplace_back("running_var", Shape{in[0]});
+  return out;
+}
+
+void BatchNormalization::build_weights(const Shape& in) {
   const int64_t channels = in[0];
   if (options_.scale) weight_ = register_parameter("weight", Tensor::ones({channels}));
   if (options_.center) bias_ = register_parameter("bias", Tensor::zeros({channels}));
@@ -279,8 +353,15 @@ LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
   NEUTRINO_CHECK_VALUE(options_.epsilon > 0, "LayerNormalization: epsilon must be positive");
 }
 
-void LayerNormalization::build_weights(const Shape& in) {
+WeightShapes LayerNormalization::weight_shapes(const Shape& in) const {
   NEUTRINO_CHECK_SHAPE(!in.empty(), "LayerNormalization '{}': input needs a feature dim", name());
+  WeightShapes out;
+  if (options_.scale) out.emplace_back("weight", Shape{in.back()});
+  if (options_.center) out.emplace_back("bias", Shape{in.back()});
+  return out;
+}
+
+void LayerNormalization::build_weights(const Shape& in) {
   if (options_.scale) weight_ = register_parameter("weight", Tensor::ones({in.back()}));
   if (options_.center) bias_ = register_parameter("bias", Tensor::zeros({in.back()}));
 }
@@ -296,8 +377,9 @@ Embedding::Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions opt
       input_dim_(input_dim),
       output_dim_(output_dim),
       options_(std::move(options)) {
-  NEUTRINO_CHECK_VALUE(input_dim > 0 && output_dim > 0,
-                       "Embedding: input_dim and output_dim must be positive");
+  NEUTRINO_CHECK_VALUE(input_dim > 0 && output_dim > 0 && input_dim <= kMaxLayerElements &&
+                           output_dim <= kMaxLayerElements,
+                       "Embedding: input_dim and output_dim must be in [1, {}]", kMaxLayerElements);
   NEUTRINO_CHECK_VALUE(options_.embeddings_initializer == "uniform" ||
                            is_initializer(options_.embeddings_initializer),
                        "Embedding: unknown initializer '{}'", options_.embeddings_initializer);
@@ -307,6 +389,10 @@ Shape Embedding::output_shape(const Shape& in) const {
   Shape out = in;
   out.push_back(output_dim_);
   return out;
+}
+
+WeightShapes Embedding::weight_shapes(const Shape& /*in*/) const {
+  return {{"weight", {input_dim_, output_dim_}}};
 }
 
 void Embedding::build_weights(const Shape& /*in*/) {

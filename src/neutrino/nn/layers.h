@@ -14,6 +14,17 @@
 
 namespace neutrino::nn {
 
+// Limits that keep a hostile config or model file from asking for an allocation of any size:
+// one layer holds at most kMaxLayerElements parameters and buffers together, and its output at
+// most kMaxLayerElements values per sample (2^31: 8 GiB of float32). Checked before anything is
+// allocated (Layer::plan); the error names the layer.
+inline constexpr int64_t kMaxLayerElements = int64_t{1} << 31;
+// kernel_size, strides, dilation_rate and pool_size: at most this per axis (and at least 1).
+inline constexpr int64_t kMaxWindow = int64_t{1} << 16;
+
+// Names and shapes of a layer's parameters and buffers, in registration order.
+using WeightShapes = std::vector<std::pair<std::string, Shape>>;
+
 class Layer : public Module {
  public:
   // Keras's type name ("Dense"); the default layer name is its snake_case form ("dense").
@@ -28,6 +39,11 @@ class Layer : public Module {
   // and before any other layer the activations are cast back to float32.
   enum class Bf16Use { kNo, kPassesThrough, kComputes, kEnds };
   virtual Bf16Use bf16_use() const { return Bf16Use::kNo; }
+  // What build() would create for this input, without allocating anything.
+  virtual WeightShapes weight_shapes(const Shape& /*input_shape*/) const { return {}; }
+  // Checks that the layer fits this input within the limits above and returns its output shape;
+  // allocates nothing. build() calls it first.
+  Shape plan(const Shape& input_shape) const;
   // Creates weights for this per-sample input shape; idempotent.
   void build(const Shape& input_shape);
   bool built() const { return built_; }
@@ -92,6 +108,7 @@ class Dense : public Layer {
       : Dense(units, with_activation(std::move(options), std::string(std::forward<S>(activation)))) {}
   std::string type_name() const override { return "Dense"; }
   Shape output_shape(const Shape& input_shape) const override;
+  WeightShapes weight_shapes(const Shape& input_shape) const override;
   Bf16Use bf16_use() const override { return Bf16Use::kEnds; }
   const DenseOptions& options() const { return options_; }
   int64_t units() const { return units_; }
@@ -181,6 +198,7 @@ class Conv2D : public Layer {
   Conv2D(int64_t filters, Size2 kernel_size, Conv2DOptions options = {});
   std::string type_name() const override { return "Conv2D"; }
   Shape output_shape(const Shape& input_shape) const override;
+  WeightShapes weight_shapes(const Shape& input_shape) const override;
   // bf16 kernels cover the convolution and a relu (or no) activation.
   Bf16Use bf16_use() const override;
   const Conv2DOptions& options() const { return options_; }
@@ -249,6 +267,7 @@ class BatchNormalization : public Layer {
   explicit BatchNormalization(BatchNormalizationOptions options = {});
   std::string type_name() const override { return "BatchNormalization"; }
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  WeightShapes weight_shapes(const Shape& input_shape) const override;
   const BatchNormalizationOptions& options() const { return options_; }
 
  protected:
@@ -273,6 +292,7 @@ class LayerNormalization : public Layer {
   explicit LayerNormalization(LayerNormalizationOptions options = {});
   std::string type_name() const override { return "LayerNormalization"; }
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  WeightShapes weight_shapes(const Shape& input_shape) const override;
   const LayerNormalizationOptions& options() const { return options_; }
 
  protected:
@@ -295,6 +315,7 @@ class Embedding : public Layer {
   Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options = {});
   std::string type_name() const override { return "Embedding"; }
   Shape output_shape(const Shape& input_shape) const override;
+  WeightShapes weight_shapes(const Shape& input_shape) const override;
   int64_t input_dim() const { return input_dim_; }
   int64_t output_dim() const { return output_dim_; }
 

@@ -1,5 +1,6 @@
 #include "neutrino/optim/optimizer.h"
 
+#include <charconv>
 #include <cmath>
 
 #include "neutrino/autograd/autograd.h"
@@ -100,20 +101,66 @@ std::map<std::string, Tensor> Optimizer::state() const {
   return out;
 }
 
+namespace {
+// "iterations": one non-negative int64.
+int64_t load_iterations(const Tensor& value) {
+  NEUTRINO_CHECK_VALUE(value.dtype() == DType::kInt64 && value.numel() == 1,
+                       "optimizer state: 'iterations' must be one int64, got {} {}",
+                       dtype_name(value.dtype()), value.shape_string());
+  const int64_t n = value.to_vector<int64_t>().front();
+  NEUTRINO_CHECK_VALUE(n >= 0, "optimizer state: 'iterations' must be >= 0, got {}", n);
+  return n;
+}
+
+// "<slot>.<index>" -> the parameter index, for the slots the optimizers keep.
+size_t slot_index(const std::string& key, size_t parameters) {
+  const size_t dot = key.rfind('.');
+  const std::string slot = dot == std::string::npos ? "" : key.substr(0, dot);
+  NEUTRINO_CHECK_VALUE(slot == "momentum" || slot == "m" || slot == "v" || slot == "vhat" ||
+                           slot == "mean",
+                       "optimizer state: unknown entry '{}'", key);
+  const std::string digits = key.substr(dot + 1);
+  size_t index = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+  NEUTRINO_CHECK_VALUE(!digits.empty() && ec == std::errc() && end == digits.data() + digits.size() &&
+                           index < parameters,
+                       "optimizer state: '{}' names no parameter of the model ({} parameters)", key,
+                       parameters);
+  return index;
+}
+
+// Every value finite; second moments (v, vhat: running means of squared gradients) >= 0.
+void check_slot_values(const std::string& key, const Tensor& value) {
+  NEUTRINO_CHECK_VALUE(is_floating(value.dtype()), "optimizer state: '{}' must be floating, got {}",
+                       key, dtype_name(value.dtype()));
+  const bool second_moment = key.starts_with("v.") || key.starts_with("vhat.");
+  for (double x : value.to_vector<double>()) {
+    NEUTRINO_CHECK_VALUE(std::isfinite(x), "optimizer state: '{}' holds NaN or infinite values", key);
+    NEUTRINO_CHECK_VALUE(!second_moment || x >= 0,
+                         "optimizer state: '{}' holds negative values ({}); second moments are "
+                         "never negative", key, x);
+  }
+}
+}  // namespace
+
 void Optimizer::load_state(const std::map<std::string, Tensor>& state) {
-  slots_.clear();
+  // Checked in full before anything changes, so a refused state leaves the optimizer as it was.
+  std::map<std::string, Tensor> slots;
+  int64_t iterations = 0;
   for (const auto& [key, value] : state) {
     if (key == "iterations") {
-      iterations_ = static_cast<int64_t>(value.item());
+      iterations = load_iterations(value);
       continue;
     }
-    const size_t dot = key.rfind('.');
-    NEUTRINO_CHECK_VALUE(dot != std::string::npos, "optimizer state: malformed key '{}'", key);
-    const size_t index = std::stoul(key.substr(dot + 1));
-    NEUTRINO_CHECK_VALUE(index < params_.size() && value.shape() == params_[index].shape(),
-                         "optimizer state: '{}' does not fit the model's parameters", key);
-    slots_[key] = value.to(params_[index].dtype()).clone();
+    const size_t index = slot_index(key, params_.size());
+    NEUTRINO_CHECK_VALUE(value.shape() == params_[index].shape(),
+                         "optimizer state: '{}' has shape {}, but parameter {} has {}", key,
+                         value.shape_string(), index, params_[index].shape_string());
+    check_slot_values(key, value);
+    slots[key] = value.to(params_[index].dtype()).clone();
   }
+  slots_ = std::move(slots);
+  iterations_ = iterations;
 }
 
 // ---- SGD: b = momentum * b + g; p -= lr * (nesterov ? g + momentum * b : b) -----------------

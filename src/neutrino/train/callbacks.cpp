@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "neutrino/io/config_reader.h"
 #include "neutrino/train/model_file.h"
 #include "neutrino/train/sequential.h"
 
@@ -21,6 +22,11 @@ double logged(const Logs& logs, const std::string& key, const std::string& who) 
   for (const auto& [name, value] : logs) known += (known.empty() ? "" : ", ") + name;
   throw ValueError(fmt::format("{}: monitored value '{}' is not in the logs (available: {})", who,
                                key, known));
+}
+
+// The best value so far, left out while it is still the starting infinity (JSON has none).
+void add_best(json& state, double best) {
+  if (std::isfinite(best)) state["best"] = best;
 }
 
 Monitor make_monitor(const std::string& key, const std::string& mode, double min_delta,
@@ -86,14 +92,23 @@ void EarlyStopping::on_train_end(Sequential& model) {
 }
 
 std::string EarlyStopping::state() const {
-  return json{{"best", best_}, {"wait", wait_}, {"best_epoch", best_epoch_}}.dump();
+  json s{{"wait", wait_}, {"best_epoch", best_epoch_}, {"stopped_epoch", stopped_epoch_}};
+  add_best(s, best_);
+  return s.dump();
 }
 
 void EarlyStopping::load_state(const std::string& json_text) {
-  const json s = json::parse(json_text);
-  best_ = s.at("best").get<double>();
-  wait_ = s.at("wait").get<int>();
-  best_epoch_ = s.at("best_epoch").get<int>();
+  io::ConfigReader s(io::parse_json(json_text, "state"), "");
+  best_ = s.get_double("best", monitor_.worst());
+  wait_ = static_cast<int>(s.require_int("wait", 0, INT32_MAX));
+  best_epoch_ = static_cast<int>(s.require_int("best_epoch", -1, INT32_MAX));
+  stopped_epoch_ = static_cast<int>(s.get_int("stopped_epoch", -1, -1, INT32_MAX));
+  s.finish();
+}
+
+void EarlyStopping::load_state_tensors(const std::map<std::string, Tensor>& tensors) {
+  best_weights_.clear();
+  for (const auto& [name, t] : tensors) best_weights_[name] = t.detach().clone();
 }
 
 // ---- ModelCheckpoint -----------------------------------------------------------------------
@@ -125,13 +140,16 @@ void ModelCheckpoint::on_epoch_end(Sequential& model, int epoch, const Logs& log
 }
 
 std::string ModelCheckpoint::state() const {
-  return json{{"best", best_}, {"has_best", has_best_}}.dump();
+  json s{{"has_best", has_best_}};
+  add_best(s, best_);
+  return s.dump();
 }
 
 void ModelCheckpoint::load_state(const std::string& json_text) {
-  const json s = json::parse(json_text);
-  best_ = s.at("best").get<double>();
-  has_best_ = s.at("has_best").get<bool>();
+  io::ConfigReader s(io::parse_json(json_text, "state"), "");
+  has_best_ = s.require_bool("has_best");
+  best_ = has_best_ ? s.require_double("best") : s.get_double("best", monitor_.worst());
+  s.finish();
 }
 
 // ---- CSVLogger -----------------------------------------------------------------------------
@@ -215,14 +233,17 @@ void ReduceLROnPlateau::on_epoch_end(Sequential& model, int /*epoch*/, const Log
 }
 
 std::string ReduceLROnPlateau::state() const {
-  return json{{"best", best_}, {"wait", wait_}, {"cooldown", cooldown_left_}}.dump();
+  json s{{"wait", wait_}, {"cooldown", cooldown_left_}};
+  add_best(s, best_);
+  return s.dump();
 }
 
 void ReduceLROnPlateau::load_state(const std::string& json_text) {
-  const json s = json::parse(json_text);
-  best_ = s.at("best").get<double>();
-  wait_ = s.at("wait").get<int>();
-  cooldown_left_ = s.at("cooldown").get<int>();
+  io::ConfigReader s(io::parse_json(json_text, "state"), "");
+  best_ = s.get_double("best", monitor_.worst());
+  wait_ = static_cast<int>(s.require_int("wait", 0, INT32_MAX));
+  cooldown_left_ = static_cast<int>(s.require_int("cooldown", 0, INT32_MAX));
+  s.finish();
 }
 
 // ---- schedules -----------------------------------------------------------------------------

@@ -24,8 +24,12 @@ class Callback {
   virtual void on_epoch_end(Sequential& /*model*/, int /*epoch*/, const Logs& /*logs*/) {}
   virtual void on_train_end(Sequential& /*model*/) {}
   // Internal state as JSON text, saved in training checkpoints so a resumed run continues exactly.
+  // load_state checks every field: malformed or incomplete state is a ValueError naming the field.
   virtual std::string state() const { return "{}"; }
   virtual void load_state(const std::string& /*json_text*/) {}
+  // Tensors of the state (EarlyStopping's best weights), saved in checkpoints beside the model's.
+  virtual std::map<std::string, Tensor> state_tensors() const { return {}; }
+  virtual void load_state_tensors(const std::map<std::string, Tensor>& /*tensors*/) {}
   virtual std::string name() const = 0;
 };
 using CallbackPtr = std::shared_ptr<Callback>;
@@ -56,6 +60,8 @@ class EarlyStopping : public Callback {
   void on_train_end(Sequential& model) override;
   std::string state() const override;
   void load_state(const std::string& json_text) override;
+  std::map<std::string, Tensor> state_tensors() const override { return best_weights_; }
+  void load_state_tensors(const std::map<std::string, Tensor>& tensors) override;
   std::string name() const override { return "EarlyStopping"; }
   int stopped_epoch() const { return stopped_epoch_; }
 

@@ -2,6 +2,9 @@
 
 #include <zlib.h>
 
+#include <charconv>
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "neutrino/io/config_reader.h"
@@ -21,9 +24,23 @@ json parse_metadata(const std::map<std::string, std::string>& metadata, const st
   NEUTRINO_CHECK_IO(it != metadata.end(), "{}: not a neutrino model file (no '{}' in the metadata)",
                     path, key);
   try {
-    return json::parse(it->second);
-  } catch (const json::exception& e) {
-    throw IOError(fmt::format("{}: metadata '{}' is not valid JSON: {}", path, key, e.what()));
+    return io::parse_json(it->second, fmt::format("{}: metadata '{}'", path, key));
+  } catch (const ValueError& e) {
+    throw IOError(e.what());
+  }
+}
+
+// Refuses an architecture whose weights would not have the stored tensors' shapes, before any
+// weight is allocated: a small file cannot make the reader allocate gigabytes.
+void check_stored_shapes(const std::map<std::string, Shape>& planned,
+                         const std::map<std::string, Shape>& stored, const std::string& path) {
+  for (const auto& [name, shape] : planned) {
+    auto it = stored.find(name);
+    NEUTRINO_CHECK_SHAPE(it != stored.end(), "{}: the architecture has a tensor '{}' {} that the "
+                         "file does not hold", path, name, shape_str(shape));
+    NEUTRINO_CHECK_SHAPE(it->second == shape, "{}: tensor '{}' has shape {} in the file, but the "
+                         "architecture makes it {}", path, name, shape_str(it->second),
+                         shape_str(shape));
   }
 }
 }  // namespace
@@ -60,35 +77,66 @@ std::string model_to_json(const Sequential& model) {
   return out.dump();
 }
 
-Sequential model_from_json(const std::string& text, const std::string& path) {
-  json parsed;
-  try {
-    parsed = json::parse(text);
-  } catch (const json::exception& e) {
-    throw ValueError(fmt::format("{}: not valid JSON: {}", path, e.what()));
-  }
-  io::ConfigReader r(parsed, path);
+Sequential model_from_json(const std::string& text, const std::string& path,
+                           const std::map<std::string, Shape>* stored_shapes) {
+  io::ConfigReader r(io::parse_json(text, path), path);
   const std::string class_name = r.get_string("class_name", "Sequential");
   NEUTRINO_CHECK_VALUE(class_name == "Sequential", "{}.class_name: only Sequential models, got '{}'",
                        path, class_name);
   Sequential model({}, r.get_string("name", "sequential"));
-  const std::vector<int64_t> input_shape = r.get_ints("input_shape", {});
-  NEUTRINO_CHECK_VALUE(r.has("layers"), "{}.layers: missing required field", path);
-  const json& layers = r.get_raw("layers");
+  const std::vector<int64_t> input_shape =
+      r.get_ints("input_shape", {}, 1, nn::kMaxLayerElements);
+  const json& layers = r.require_raw("layers");
   NEUTRINO_CHECK_VALUE(layers.is_array() && !layers.empty(), "{}.layers: expected a non-empty list",
                        path);
+  NEUTRINO_CHECK_VALUE(layers.size() <= Sequential::kMaxLayers,
+                       "{}.layers: {} layers, more than the limit of {}", path, layers.size(),
+                       Sequential::kMaxLayers);
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::string where = fmt::format("{}.layers[{}]", path, i);
-    model.add(nn::layer_from_config(layers[i].dump(), where));
+    model.add(nn::layer_from_config(layers[i], where), /*build=*/false);
   }
   r.finish();
-  if (!input_shape.empty() && !model.built()) model.build(input_shape);
+  // The first layer's own input_shape wins over the model's, as when layers are added one by one.
+  const Shape& declared = model.layers().front()->declared_input_shape();
+  const Shape shape = declared.empty() ? Shape(input_shape.begin(), input_shape.end()) : declared;
+  if (shape.empty()) return model;
+  try {
+    const std::map<std::string, Shape> planned = model.planned_state(shape);
+    if (stored_shapes != nullptr) check_stored_shapes(planned, *stored_shapes, path);
+  } catch (const ShapeError& e) {
+    const std::string what = e.what();
+    throw ValueError(what.starts_with(path) ? what : fmt::format("{}: {}", path, what));
+  }
+  model.build(shape);
   return model;
 }
 
 namespace {
 constexpr const char* kCheckpointFormat = "neutrino.checkpoint/1";
 constexpr const char* kOptimizerPrefix = "optimizer/";
+// Callback tensors (EarlyStopping's best weights): "callback/<position>:<name>/<tensor>".
+constexpr const char* kCallbackPrefix = "callback/";
+
+template <class T>
+bool all_finite(const Tensor& t) {
+  const T* p = t.data<T>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) {
+    if (!std::isfinite(static_cast<double>(p[i]))) return false;
+  }
+  return true;
+}
+
+// NaN or infinite weights would load silently and turn every output into NaN: refused, naming
+// the tensor.
+void check_finite(const std::map<std::string, Tensor>& tensors, const std::string& path) {
+  for (const auto& [name, t] : tensors) {
+    if (!is_floating(t.dtype())) continue;
+    const Tensor c = t.dtype() == DType::kBFloat16 ? t.to(DType::kFloat32) : t.contiguous();
+    const bool finite = c.dtype() == DType::kFloat64 ? all_finite<double>(c) : all_finite<float>(c);
+    NEUTRINO_CHECK_IO(finite, "{}: tensor '{}' holds NaN or infinite values", path, name);
+  }
+}
 
 void write_file(const std::string& path, const Sequential& model, const ModelInfo& info,
                 std::map<std::string, Tensor> tensors, std::map<std::string, std::string> metadata,
@@ -146,9 +194,76 @@ ModelInfo info_from(const io::TensorFile& file, const std::string& path) {
 std::map<std::string, Tensor> model_tensors(const io::TensorFile& file) {
   std::map<std::string, Tensor> out;
   for (const auto& [name, t] : file.tensors) {
-    if (!name.starts_with(kOptimizerPrefix)) out.emplace(name, t);
+    if (!name.starts_with(kOptimizerPrefix) && !name.starts_with(kCallbackPrefix)) {
+      out.emplace(name, t);
+    }
   }
   return out;
+}
+
+// The tensors under `prefix`, with the prefix taken off.
+std::map<std::string, Tensor> tensors_under(const io::TensorFile& file, const std::string& prefix) {
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, t] : file.tensors) {
+    if (name.starts_with(prefix)) out.emplace(name.substr(prefix.size()), t);
+  }
+  return out;
+}
+
+// A uint64 written as decimal text (JSON numbers lose precision past 2^53).
+uint64_t parse_u64(const std::string& text, const std::string& field) {
+  uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  NEUTRINO_CHECK_VALUE(!text.empty() && ec == std::errc() && ptr == end,
+                       "{}: expected an unsigned 64-bit integer as text, got {}", field,
+                       io::describe(text));
+  return value;
+}
+
+std::vector<double> history_values(const json& values, const std::string& field) {
+  NEUTRINO_CHECK_VALUE(values.is_array(), "{}: expected a list of numbers, got {}", field,
+                       io::describe(values));
+  std::vector<double> out;
+  for (const json& v : values) {
+    // A non-finite value (an infinite val_loss) is written as null.
+    NEUTRINO_CHECK_VALUE(v.is_number() || v.is_null(), "{}: expected a list of numbers, got {}",
+                         field, io::describe(values));
+    out.push_back(v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>());
+  }
+  return out;
+}
+
+TrainingState parse_training_state(const json& value, const std::string& where) {
+  io::ConfigReader t(value, where);
+  TrainingState state;
+  state.epochs_done = static_cast<int>(t.require_int("epochs_done", 0, INT32_MAX));
+  state.shuffle_seed = parse_u64(t.require_string("shuffle_seed"), t.path_of("shuffle_seed"));
+  state.rng_state = t.require_string("rng_state");
+  try {
+    Generator(0).set_state(state.rng_state);
+  } catch (const ValueError&) {
+    throw ValueError(fmt::format("{}: malformed generator state {}", t.path_of("rng_state"),
+                                 io::describe(state.rng_state)));
+  }
+  const json& history = t.require_raw("history");
+  NEUTRINO_CHECK_VALUE(history.is_object(), "{}: expected a map of lists",
+                       t.path_of("history"));
+  for (const auto& [name, values] : history.items()) {
+    state.history.history[name] = history_values(values, t.path_of("history") + "." + name);
+  }
+  state.history.epochs = state.epochs_done;
+  const json& callbacks = t.require_raw("callbacks");
+  NEUTRINO_CHECK_VALUE(callbacks.is_object(), "{}: expected a map of texts", t.path_of("callbacks"));
+  for (const auto& [key, text] : callbacks.items()) {
+    NEUTRINO_CHECK_VALUE(text.is_string(), "{}.{}: expected a text, got {}", t.path_of("callbacks"),
+                         key, io::describe(text));
+    state.callback_states[key] = text.get<std::string>();
+  }
+  state.optimizer = t.require_string("optimizer");
+  state.stopped = t.get_bool("stopped", false);
+  t.finish();
+  return state;
 }
 }  // namespace
 
@@ -163,13 +278,18 @@ void save_model(const std::string& path, const Sequential& model, const ModelInf
 Sequential load_model(const std::string& path) {
   const io::TensorFile file = read_file(path, kFormat);
   Sequential model;
+  std::map<std::string, Shape> stored;
+  for (const auto& [name, t] : file.tensors) stored.emplace(name, t.shape());
+  auto found = file.metadata.find("architecture");
+  NEUTRINO_CHECK_IO(found != file.metadata.end(), "{}: not a neutrino model file (no "
+                    "'architecture' in the metadata)", path);
   try {
-    model = model_from_json(parse_metadata(file.metadata, "architecture", path).dump(),
-                            path + ": architecture");
+    model = model_from_json(found->second, path + ": architecture", &stored);
   } catch (const ValueError& e) {
     throw IOError(e.what());
   }
   NEUTRINO_CHECK_IO(model.built(), "{}: the architecture has no input_shape", path);
+  check_finite(file.tensors, path);
   try {
     model.load_state_dict(file.tensors);
   } catch (const Error& e) {
@@ -193,12 +313,16 @@ void save_checkpoint(const std::string& path, const Sequential& model, const Tra
   for (const auto& [key, t] : model.optimizer().state()) tensors[kOptimizerPrefix + key] = t;
   json history = json::object();
   for (const auto& [name, values] : state.history.history) history[name] = values;
+  for (const auto& [key, named] : state.callback_tensors) {
+    for (const auto& [name, t] : named) tensors[kCallbackPrefix + key + "/" + name] = t;
+  }
   const json training{{"epochs_done", state.epochs_done},
                       {"shuffle_seed", std::to_string(state.shuffle_seed)},
                       {"rng_state", state.rng_state},
                       {"history", history},
                       {"callbacks", state.callback_states},
-                      {"optimizer", model.optimizer().name()}};
+                      {"optimizer", model.optimizer().name()},
+                      {"stopped", state.stopped}};
   write_file(path, model, model.info, tensors, {{"training_state", training.dump()}},
              kCheckpointFormat);
 }
@@ -207,30 +331,24 @@ TrainingState load_checkpoint(const std::string& path, Sequential& model) {
   const io::TensorFile file = read_file(path, kCheckpointFormat);
   TrainingState state;
   try {
-    const json training = parse_metadata(file.metadata, "training_state", path);
-    state.epochs_done = training.at("epochs_done").get<int>();
-    state.shuffle_seed = std::stoull(training.at("shuffle_seed").get<std::string>());
-    state.rng_state = training.at("rng_state").get<std::string>();
-    for (const auto& [name, values] : training.at("history").items()) {
-      state.history.history[name] = values.get<std::vector<double>>();
-    }
-    state.history.epochs = state.epochs_done;
-    state.callback_states = training.at("callbacks").get<std::map<std::string, std::string>>();
-    NEUTRINO_CHECK_IO(training.at("optimizer").get<std::string>() == model.optimizer().name(),
-                      "{}: saved with optimizer {}, but the model is compiled with {}", path,
-                      training.at("optimizer").get<std::string>(), model.optimizer().name());
-  } catch (const json::exception& e) {
-    throw IOError(fmt::format("{}: malformed training_state: {}", path, e.what()));
+    state = parse_training_state(parse_metadata(file.metadata, "training_state", path),
+                                 path + ": training_state");
+  } catch (const ValueError& e) {
+    throw IOError(e.what());
+  }
+  NEUTRINO_CHECK_IO(state.optimizer == model.optimizer().name(),
+                    "{}: saved with optimizer {}, but the model is compiled with {}", path,
+                    state.optimizer, model.optimizer().name());
+  check_finite(file.tensors, path);
+  for (const auto& [name, t] : tensors_under(file, kCallbackPrefix)) {
+    const size_t slash = name.find('/');
+    NEUTRINO_CHECK_IO(slash != std::string::npos, "{}: malformed callback tensor name '{}{}'", path,
+                      kCallbackPrefix, name);
+    state.callback_tensors[name.substr(0, slash)][name.substr(slash + 1)] = t;
   }
   try {
     model.load_state_dict(model_tensors(file));
-    std::map<std::string, Tensor> optimizer_state;
-    for (const auto& [name, t] : file.tensors) {
-      if (name.starts_with(kOptimizerPrefix)) {
-        optimizer_state[name.substr(std::string(kOptimizerPrefix).size())] = t;
-      }
-    }
-    model.optimizer().load_state(optimizer_state);
+    model.optimizer().load_state(tensors_under(file, kOptimizerPrefix));
   } catch (const IOError&) {
     throw;
   } catch (const Error& e) {

@@ -70,6 +70,25 @@ Tensor as_float32(const Tensor& h) {
 void apply_policy(Precision policy, std::optional<PrecisionGuard>& guard) {
   if (policy == Precision::kBFloat16) guard.emplace(Precision::kBFloat16);
 }
+
+// Gives each callback its state from a checkpoint; malformed state is an IOError naming the file
+// and the callback.
+void restore_callbacks(const std::vector<CallbackPtr>& callbacks, const TrainingState& state,
+                       const std::string& path) {
+  for (size_t i = 0; i < callbacks.size(); ++i) {
+    const std::string key = fmt::format("{}:{}", i, callbacks[i]->name());
+    try {
+      if (auto it = state.callback_states.find(key); it != state.callback_states.end()) {
+        callbacks[i]->load_state(it->second);
+      }
+      if (auto it = state.callback_tensors.find(key); it != state.callback_tensors.end()) {
+        callbacks[i]->load_state_tensors(it->second);
+      }
+    } catch (const ValueError& e) {
+      throw IOError(fmt::format("{}: training_state.callbacks.{}: {}", path, key, e.what()));
+    }
+  }
+}
 }  // namespace
 
 double Scores::operator[](const std::string& name) const {
@@ -83,34 +102,33 @@ Sequential::Sequential(std::vector<nn::AnyLayer> layers, std::string name) : nam
   for (auto& layer : layers) add(layer);
 }
 
-void Sequential::add(nn::AnyLayer any) {
+void Sequential::add(nn::AnyLayer any, bool build_now) {
   const nn::LayerPtr& layer = any.get();
   NEUTRINO_CHECK_VALUE(layer != nullptr, "Sequential.add: null layer");
-  auto taken = [&](const std::string& name) {
-    for (const auto& other : layers_) {
-      if (other->name() == name) return true;
-    }
-    return false;
-  };
+  NEUTRINO_CHECK_VALUE(layers_.size() < kMaxLayers, "Sequential.add: more than {} layers",
+                       kMaxLayers);
   if (layer->name().empty()) {
-    // Keras-style: "dense", then "dense_1", "dense_2", ... skipping names already in use.
+    // Keras-style: "dense", then "dense_1", "dense_2", ... skipping names already in use. Names
+    // are never removed, so the first free suffix only grows: each base resumes where it stopped.
     const std::string base = snake_case(layer->type_name());
-    std::string name = base;
-    for (int i = 1; taken(name); ++i) name = fmt::format("{}_{}", base, i);
+    int64_t& suffix = next_suffix_[base];
+    std::string name = suffix == 0 ? base : fmt::format("{}_{}", base, suffix);
+    while (names_.count(name) > 0) name = fmt::format("{}_{}", base, ++suffix);
     layer->set_name(name);
   }
-  NEUTRINO_CHECK_VALUE(!taken(layer->name()), "Sequential.add: two layers are named '{}'",
+  NEUTRINO_CHECK_VALUE(names_.count(layer->name()) == 0, "Sequential.add: two layers are named '{}'",
                        layer->name());
   NEUTRINO_CHECK_VALUE(layer->name().find('.') == std::string::npos,
                        "Sequential.add: layer name '{}' must not contain '.'", layer->name());
   layers_.push_back(layer);
+  names_.insert(layer->name());
   register_module(layer->name(), layer);
+  if (!build_now) return;
   if (layers_.size() == 1 && !layer->declared_input_shape().empty()) {
     build(layer->declared_input_shape());
   } else if (layers_.size() > 1 && layers_[layers_.size() - 2]->built()) {
-    Shape shape = layers_.front()->built_input_shape();
-    for (size_t i = 0; i + 1 < layers_.size(); ++i) shape = layers_[i]->output_shape(shape);
-    layer->build(shape);
+    layer->build(next_input_);
+    next_input_ = layer->output_shape(next_input_);
   }
 }
 
@@ -120,6 +138,18 @@ void Sequential::build(const Shape& input_shape) {
     layer->build(shape);
     shape = layer->output_shape(shape);
   }
+  next_input_ = shape;
+}
+
+std::map<std::string, Shape> Sequential::planned_state(const Shape& input_shape) const {
+  std::map<std::string, Shape> out;
+  Shape shape = input_shape;
+  for (const auto& layer : layers_) {
+    const Shape next = layer->plan(shape);
+    for (auto& [name, weight] : layer->weight_shapes(shape)) out[layer->name() + "." + name] = weight;
+    shape = next;
+  }
+  return out;
 }
 
 bool Sequential::built() const { return !layers_.empty() && layers_.back()->built(); }
@@ -295,9 +325,14 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
     seed = state.shuffle_seed;
     history = state.history;
     global_generator().set_state(state.rng_state);
-    for (size_t i = 0; i < options.callbacks.size(); ++i) {
-      auto it = state.callback_states.find(fmt::format("{}:{}", i, options.callbacks[i]->name()));
-      if (it != state.callback_states.end()) options.callbacks[i]->load_state(it->second);
+    restore_callbacks(options.callbacks, state, options.resume_from);
+    if (state.stopped) {
+      // The run had already stopped (EarlyStopping): training further would overwrite its result.
+      if (options.verbose > 0) {
+        fmt::print("{}: training had already stopped after epoch {}; nothing more to train\n",
+                   options.resume_from, first_epoch);
+      }
+      stop_requested_ = true;
     }
   } else if (!options.seed) {
     seed = global_generator().next_u64();
@@ -390,11 +425,17 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
     }
     for (const auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
     if (!options.checkpoint_path.empty()) {
-      TrainingState state{epoch + 1, seed, global_generator().state(), history, {}};
+      TrainingState state{.epochs_done = epoch + 1, .shuffle_seed = seed,
+                          .rng_state = global_generator().state(), .history = history};
       for (size_t i = 0; i < options.callbacks.size(); ++i) {
-        state.callback_states[fmt::format("{}:{}", i, options.callbacks[i]->name())] =
-            options.callbacks[i]->state();
+        const std::string key = fmt::format("{}:{}", i, options.callbacks[i]->name());
+        state.callback_states[key] = options.callbacks[i]->state();
+        if (auto tensors = options.callbacks[i]->state_tensors(); !tensors.empty()) {
+          state.callback_tensors[key] = std::move(tensors);
+        }
       }
+      // Stopped by a callback (not by --profile-steps, which cuts a run short for timing only).
+      state.stopped = stop_requested_ && !profiler;
       save_checkpoint(options.checkpoint_path, *this, state);
     }
   }

@@ -12,6 +12,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -107,12 +109,20 @@ class Sequential : public nn::Module {
  public:
   explicit Sequential(std::vector<nn::AnyLayer> layers = {}, std::string name = "sequential");
 
-  // Appends a layer, naming it Keras-style ("dense", "dense_1", ...) unless it has a name.
-  void add(nn::AnyLayer layer);
+  // The most layers a model may have (a model file or config with more is refused).
+  static constexpr size_t kMaxLayers = 10000;
+
+  // Appends a layer, naming it Keras-style ("dense", "dense_1", ...) unless it has a name, and
+  // builds it when the layers before it are built (or it is the first and declares an
+  // input_shape), unless `build` is false. Constant time: building a model is linear.
+  void add(nn::AnyLayer layer, bool build = true);
   const std::vector<nn::LayerPtr>& layers() const { return layers_; }
   // Builds every layer for this per-sample input shape (without the batch dim).
   void build(const Shape& input_shape);
   bool built() const;
+  // The state_dict's names and shapes that build(input_shape) would create, with every layer
+  // checked against the size limits (nn::kMaxLayerElements); allocates nothing.
+  std::map<std::string, Shape> planned_state(const Shape& input_shape) const;
   // Inference (no graph, evaluation mode) runs large batches in cache-sized micro-batches.
   Tensor forward(const Tensor& x) override;
 
@@ -160,6 +170,9 @@ class Sequential : public nn::Module {
 
   std::string name_;
   std::vector<nn::LayerPtr> layers_;
+  std::unordered_set<std::string> names_;
+  std::unordered_map<std::string, int64_t> next_suffix_;  // by default name: the next _N to try
+  Shape next_input_;  // the output shape of the last layer, once it is built
   std::shared_ptr<optim::Optimizer> optimizer_;
   std::optional<nn::Loss> loss_;
   std::vector<std::string> metric_names_;
