@@ -61,6 +61,13 @@ int main(int argc, char** argv) {
   p->add_option("model", predict.model, "model file (.safetensors)")->required()->check(CLI::ExistingFile);
   p->add_option("--input", predict.input, "inputs: .npy, .csv (features), .png/.jpg, IDX images")->required();
   p->add_option("--output", predict.output, "write the outputs to .npy or .csv instead of printing");
+  auto* header_opt = p->add_flag_callback(
+      "--header", [&predict] { predict.csv_header = true; },
+      "a .csv input's first row is a header (default: a header unless it is all numbers)");
+  p->add_flag_callback(
+       "--no-header", [&predict] { predict.csv_header = false; },
+       "a .csv input's first row is data")
+      ->excludes(header_opt);
   p->add_option("--top-k", predict.top_k, "classes to print per input")->check(CLI::PositiveNumber);
   p->add_option("--batch-size", predict.batch_size, "batch size")->check(CLI::PositiveNumber);
   p->add_option("--mixed-precision", predict.mixed_precision,

@@ -214,10 +214,15 @@ int run_eval(const EvalArgs& args) {
 }
 
 namespace {
-Tensor load_inputs(const std::string& path) {
+Tensor load_inputs(const PredictArgs& args) {
+  const std::string& path = args.input;
   NEUTRINO_CHECK_IO(fs::exists(path), "{}: no such file", path);
   if (path.ends_with(".npy")) return data::read_npy(path);
-  if (path.ends_with(".csv")) return data::read_csv(path, {.header = true}).features;
+  if (path.ends_with(".csv")) {
+    const data::CsvOptions options{.header = args.csv_header.value_or(true),
+                                   .detect_header = !args.csv_header.has_value()};
+    return data::read_csv(path, options).features;
+  }
   if (!ends_with_any(path, {".png", ".jpg", ".jpeg", ".bmp"}).empty()) return data::read_image(path);
   if (path.find("idx") != std::string::npos || path.find("ubyte") != std::string::npos) {
     Tensor t = data::read_idx(path).to(DType::kFloat32);
@@ -249,7 +254,7 @@ int run_predict(const PredictArgs& args) {
   train::Sequential model = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
-  const Tensor x = fit_to_model(pre.apply_x(load_inputs(args.input)), model, args.input);
+  const Tensor x = fit_to_model(pre.apply_x(load_inputs(args)), model, args.input);
   const Tensor outputs = model.predict(x, args.batch_size);
   if (!args.output.empty()) {
     write_outputs(args.output, outputs);
