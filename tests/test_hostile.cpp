@@ -129,3 +129,179 @@ TEST(HostileCli, PredictOnHeaderlessCsvPrintsEveryRow) {
   EXPECT_NE(r.output.find("x.csv:1"), std::string::npos) << r.output;
   EXPECT_EQ(run_cli("predict " + model + " --input " + csv + " --header --no-header").code, 2);
 }
+
+// --- 2 and 3. Images: declared sizes checked before decoding, truncation, exact shapes ---------
+
+namespace {
+
+void put_be32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xff);
+}
+void put_le(std::string& out, uint32_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+void png_chunk(std::string& out, const char* type, const std::string& body) {
+  put_be32(out, static_cast<uint32_t>(body.size()));
+  const std::string typed = std::string(type, 4) + body;
+  out += typed;
+  put_be32(out, static_cast<uint32_t>(
+                    crc32(0, reinterpret_cast<const Bytef*>(typed.data()), static_cast<uInt>(typed.size()))));
+}
+
+std::string zlib_compress(const std::string& raw) {
+  uLongf size = compressBound(static_cast<uLong>(raw.size()));
+  std::string out(size, '\0');
+  compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(raw.data()),
+            static_cast<uLong>(raw.size()), 9);
+  out.resize(size);
+  return out;
+}
+
+// A PNG whose IHDR declares width x height (depth bits, PNG color type) and whose IDAT holds
+// `raw` (filtered scanlines), compressed.
+std::string make_png_raw(uint32_t width, uint32_t height, int depth, int color, const std::string& raw) {
+  std::string out("\x89PNG\r\n\x1a\n", 8), ihdr;
+  put_be32(ihdr, width);
+  put_be32(ihdr, height);
+  ihdr += static_cast<char>(depth);
+  ihdr += static_cast<char>(color);
+  ihdr += std::string(3, '\0');
+  png_chunk(out, "IHDR", ihdr);
+  png_chunk(out, "IDAT", zlib_compress(raw));
+  png_chunk(out, "IEND", "");
+  return out;
+}
+
+// A complete image: every sample `value` (16-bit samples big-endian, as PNG stores them).
+std::string make_png(uint32_t width, uint32_t height, int channels, int depth = 8, int value = 100) {
+  static constexpr int kColor[] = {0, 0, 4, 2, 6};
+  const size_t row_bytes = static_cast<size_t>(width) * channels * depth / 8;
+  std::string row(row_bytes, '\0');
+  for (size_t i = 0; i < row_bytes; ++i) {
+    row[i] = static_cast<char>(depth == 16 ? (i % 2 == 0 ? value >> 8 : value & 0xff) : value);
+  }
+  std::string raw;
+  for (uint32_t y = 0; y < height; ++y) raw += '\0' + row;
+  return make_png_raw(width, height, depth, kColor[channels], raw);
+}
+
+// A 24-bit BMP header (54 bytes) declaring width x height, followed by `pixel_bytes` bytes.
+std::string make_bmp(int32_t width, int32_t height, size_t pixel_bytes) {
+  std::string out = "BM";
+  put_le(out, static_cast<uint32_t>(54 + pixel_bytes), 4);
+  put_le(out, 0, 4);
+  put_le(out, 54, 4);
+  put_le(out, 40, 4);
+  put_le(out, static_cast<uint32_t>(width), 4);
+  put_le(out, static_cast<uint32_t>(height), 4);
+  put_le(out, 1, 2);
+  put_le(out, 24, 2);
+  out += std::string(24, '\0');
+  return out + std::string(pixel_bytes, '\x40');
+}
+
+std::string make_jpeg(int width, int height, int channels) {
+  std::vector<unsigned char> pixels(static_cast<size_t>(width * height * channels));
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(i * 7);
+  std::string out;
+  stbi_write_jpg_to_func(
+      [](void* context, void* data, int size) {
+        static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+      },
+      &out, width, height, channels, pixels.data(), 90);
+  return out;
+}
+
+data::Image decode(const std::string& bytes, const data::ImageRequest& request = {}) {
+  return data::decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "x.img",
+                            request);
+}
+
+}  // namespace
+
+TEST(HostileImage, DeclaredSizeIsCheckedBeforeDecoding) {
+  // 18000 x 18000 declared; the data never gets inflated, so a few rows are enough.
+  const std::string bomb = make_png_raw(18000, 18000, 8, 0, std::string(3 * 18001, '\0'));
+  expect_error<IOError>([&] { decode(bomb); }, {"x.img", "18000x18000", "limit"});
+  expect_error<IOError>([&] { decode(make_bmp(30000, 30000, 0)); }, {"x.img", "30000x30000", "limit"});
+  // Within the limit, but not the size asked for.
+  expect_error<IOError>([&] { decode(make_png(56, 14, 1), {.height = 28, .width = 28}); },
+                        {"x.img", "56x14", "28x28"});
+  // A declared 28x28 image whose data inflates to 10 MB: refused while counting.
+  const std::string zeros(10 << 20, '\0');
+  expect_error<IOError>([&] { decode(make_png_raw(28, 28, 8, 0, zeros)); },
+                        {"x.img", "inflates to more than"});
+}
+
+TEST(HostileImage, TruncatedFilesAreRefused) {
+  const data::Image ok = decode(make_bmp(28, 28, 28 * 84));
+  EXPECT_EQ(ok.pixels.shape(), (Shape{1, 3, 28, 28}));
+  expect_error<IOError>([&] { decode(make_bmp(28, 28, 1000)); }, {"x.img", "truncated BMP", "2406"});
+  expect_error<IOError>([&] { decode(make_bmp(-28, -28, 1000)); }, {"x.img", "truncated BMP"});
+  std::string png = make_png(28, 28, 1);
+  EXPECT_EQ(decode(png).pixels.shape(), (Shape{1, 1, 28, 28}));
+  expect_error<IOError>([&] { decode(png.substr(0, png.size() - 12)); }, {"x.img", "no IEND"});
+  expect_error<IOError>([&] { decode(png.substr(0, png.size() / 2)); }, {"x.img", "truncated PNG"});
+  // IDAT cut short but chunks intact: the zlib stream does not end.
+  const std::string raw(29 * 28, '\x10');
+  std::string cut("\x89PNG\r\n\x1a\n", 8), ihdr;
+  put_be32(ihdr, 28);
+  put_be32(ihdr, 28);
+  ihdr += std::string("\x08\0\0\0\0", 5);
+  png_chunk(cut, "IHDR", ihdr);
+  const std::string z = zlib_compress(raw);
+  png_chunk(cut, "IDAT", z.substr(0, z.size() / 2));
+  png_chunk(cut, "IEND", "");
+  expect_error<IOError>([&] { decode(cut); }, {"x.img", "PNG image data"});
+  const std::string jpeg = make_jpeg(28, 28, 3);
+  EXPECT_EQ(decode(jpeg).pixels.shape(), (Shape{1, 3, 28, 28}));
+  expect_error<IOError>([&] { decode(jpeg.substr(0, jpeg.size() - 40)); }, {"x.img", "truncated JPEG"});
+  expect_error<IOError>([&] { decode("GIF89a......"); }, {"x.img", "not a PNG, JPEG or BMP"});
+}
+
+TEST(HostileImage, ChannelsAndDepthAreExactOrReported) {
+  expect_error<IOError>([&] { decode(make_png(28, 28, 2), {.channels = 1}); },
+                        {"x.img", "2 channels (grey+alpha)", "1 (grey)"});
+  data::Image rgb = decode(make_png(28, 28, 3), {.channels = 1});
+  EXPECT_EQ(rgb.pixels.shape(), (Shape{1, 1, 28, 28}));
+  ASSERT_EQ(rgb.notes.size(), 1u);
+  EXPECT_NE(rgb.notes[0].find("RGB converted to grey"), std::string::npos);
+  data::Image deep = decode(make_png(28, 28, 1, 16, 0x1234));
+  ASSERT_EQ(deep.notes.size(), 1u);
+  EXPECT_NE(deep.notes[0].find("16-bit"), std::string::npos);
+  EXPECT_EQ(deep.pixels.to_vector<float>()[0], 0x12);
+  EXPECT_TRUE(decode(make_png(28, 28, 1)).notes.empty());
+}
+
+TEST(HostileCli, PredictRefusesImagesThatDoNotFitTheModel) {
+  const fs::path dir = temp_dir("images");
+  const std::string model = save_test_model(dir, {1, 28, 28});
+  auto predict = [&](const std::string& name, const std::string& bytes) {
+    write(dir / name, bytes);
+    return run_cli("predict " + model + " --input " + (dir / name).string());
+  };
+  CliResult r = predict("ok.png", make_png(28, 28, 1));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("note"), std::string::npos) << r.output;
+  for (const auto& [name, bytes, expected] :
+       {std::tuple<std::string, std::string, std::string>{"wide.png", make_png(56, 14, 1), "56x14"},
+        {"alpha.png", make_png(14, 28, 2), "14x28"},
+        {"alpha28.png", make_png(28, 28, 2), "grey+alpha"},
+        {"bomb.png", make_png_raw(18000, 18000, 8, 0, std::string(100, '\0')), "18000x18000"},
+        {"huge.bmp", make_bmp(30000, 30000, 0), "30000x30000"},
+        {"cut.bmp", make_bmp(28, 28, 100), "truncated BMP"}}) {
+    r = predict(name, bytes);
+    EXPECT_EQ(r.code, 1) << name << ": " << r.output;
+    EXPECT_NE(r.output.find(name), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << r.output;
+    EXPECT_EQ(count_of(r.output, "\n"), 1u) << r.output;
+  }
+  r = predict("deep.png", make_png(28, 28, 1, 16));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("note: " + (dir / "deep.png").string() + ": 16-bit"), std::string::npos)
+      << r.output;
+  r = predict("rgb.bmp", make_bmp(28, 28, 28 * 84));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("RGB converted to grey"), std::string::npos) << r.output;
+}

@@ -214,7 +214,28 @@ int run_eval(const EvalArgs& args) {
 }
 
 namespace {
-Tensor load_inputs(const PredictArgs& args) {
+// An image must be the size and channel count the model takes (see data/image.h for the two
+// conversions); a model taking flat vectors gets the image flattened, and is told so.
+Tensor load_image_input(const std::string& path, const train::Sequential& model) {
+  const Shape& want = model.layers().front()->built_input_shape();
+  data::ImageRequest request;
+  if (want.size() == 3 || want.size() == 2) {
+    request.channels = want.size() == 3 ? static_cast<int>(want[0]) : 1;
+    request.height = want[want.size() - 2];
+    request.width = want[want.size() - 1];
+  }
+  data::Image image = data::load_image(path, request);
+  const Shape& got = image.pixels.shape();
+  if (want.size() == 1 && shape_numel(want) == image.pixels.numel()) {
+    image.notes.push_back(fmt::format(
+        "{}: the {}x{} image with {} channel(s) is flattened (channel, row, column) into the "
+        "model's {} inputs", path, got[3], got[2], got[1], want[0]));
+  }
+  for (const std::string& note : image.notes) fmt::print(stderr, "note: {}\n", note);
+  return image.pixels;
+}
+
+Tensor load_inputs(const PredictArgs& args, const train::Sequential& model) {
   const std::string& path = args.input;
   NEUTRINO_CHECK_IO(fs::exists(path), "{}: no such file", path);
   if (path.ends_with(".npy")) return data::read_npy(path);
@@ -223,7 +244,9 @@ Tensor load_inputs(const PredictArgs& args) {
                                    .detect_header = !args.csv_header.has_value()};
     return data::read_csv(path, options).features;
   }
-  if (!ends_with_any(path, {".png", ".jpg", ".jpeg", ".bmp"}).empty()) return data::read_image(path);
+  if (!ends_with_any(path, {".png", ".jpg", ".jpeg", ".bmp"}).empty()) {
+    return load_image_input(path, model);
+  }
   if (path.find("idx") != std::string::npos || path.find("ubyte") != std::string::npos) {
     Tensor t = data::read_idx(path).to(DType::kFloat32);
     if (t.dim() == 3) t = reshape(t, {t.size(0), 1, t.size(1), t.size(2)});
@@ -254,7 +277,7 @@ int run_predict(const PredictArgs& args) {
   train::Sequential model = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
-  const Tensor x = fit_to_model(pre.apply_x(load_inputs(args)), model, args.input);
+  const Tensor x = fit_to_model(pre.apply_x(load_inputs(args, model)), model, args.input);
   const Tensor outputs = model.predict(x, args.batch_size);
   if (!args.output.empty()) {
     write_outputs(args.output, outputs);
