@@ -305,3 +305,24 @@ TEST(HostileCli, PredictRefusesImagesThatDoNotFitTheModel) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("RGB converted to grey"), std::string::npos) << r.output;
 }
+
+// --- 7. NPY: the reader and the writer share one shape bound -----------------------------------
+
+TEST(HostileNpy, ReaderAndWriterAgreeOnTheShapeBound) {
+  // From a fuzz_npy run: an empty int8 array that used to load, though the int64 NPY written for
+  // it was refused. Now both refuse it, with the same bound.
+  std::ifstream in(std::string(NEUTRINO_SOURCE_DIR) + "/fuzz/corpus/fuzz_npy/empty_i1_bound.npy",
+                   std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_FALSE(bytes.empty());
+  expect_error<IOError>(
+      [&] { data::read_npy_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "f.npy"); },
+      {"f.npy", "overflows the element count"});
+  const Shape big{22, 52, 2223, 52, 0, 23052, 2, 2, 92, 52, 22};
+  expect_error<ValueError>([&] { data::write_npy_bytes(Tensor::empty(big, DType::kBool)); },
+                           {"overflows the element count"});
+  // Just inside the bound: empty, and 8 * (2^60 - 1) < 2^63; written and read back.
+  const Shape edge{0, (int64_t{1} << 30) - 1, int64_t{1} << 30};
+  const std::vector<uint8_t> out = data::write_npy_bytes(Tensor::empty(edge, DType::kBool));
+  EXPECT_EQ(data::read_npy_bytes(out.data(), out.size(), "edge.npy").shape(), edge);
+}
