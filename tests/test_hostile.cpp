@@ -326,3 +326,49 @@ TEST(HostileNpy, ReaderAndWriterAgreeOnTheShapeBound) {
   const std::vector<uint8_t> out = data::write_npy_bytes(Tensor::empty(edge, DType::kBool));
   EXPECT_EQ(data::read_npy_bytes(out.data(), out.size(), "edge.npy").shape(), edge);
 }
+
+// --- 4. FIFOs and other non-regular files are refused, never opened for reading ---------------
+
+namespace {
+// run_cli under a time limit, so a reader that blocks fails the test instead of hanging it.
+CliResult run_shell(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  CliResult r{-1, ""};
+  if (pipe == nullptr) return r;
+  std::array<char, 4096> buffer{};
+  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) r.output += buffer.data();
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+CliResult run_cli_limited(const std::string& args, int seconds = 20) {
+  return run_shell("timeout " + std::to_string(seconds) + " " + std::string(NEUTRINO_BIN_DIR) +
+                   "/neutrino " + args);
+}
+}  // namespace
+
+TEST(HostileFiles, FifosAreRefusedWithoutBlocking) {
+  const fs::path dir = temp_dir("fifo");
+  const std::string model = save_test_model(dir, {2});
+  const std::string fifo = (dir / "pipe").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const char* name : {"pipe.safetensors", "pipe.yaml", "pipe.csv", "pipe.npy", "pipe.png"}) {
+    ASSERT_EQ(::mkfifo((dir / name).c_str(), 0600), 0);
+  }
+  const std::string d = dir.string() + "/";
+  for (const std::string& args :
+       {"summary " + d + "pipe.safetensors", "predict " + d + "pipe.safetensors --input x.csv",
+        "summary " + d + "pipe.yaml", "train " + d + "pipe.yaml",
+        "predict " + model + " --input " + d + "pipe.csv",
+        "predict " + model + " --input " + d + "pipe.npy",
+        "predict " + model + " --input " + d + "pipe.png",
+        "eval " + model + " --data " + d + "pipe.csv", "eval " + model + " --data " + fifo}) {
+    const CliResult r = run_cli_limited(args);
+    EXPECT_EQ(r.code, 1) << args << ": " << r.output;
+    EXPECT_NE(r.output.find("not a regular file (a FIFO"), std::string::npos) << args << ": " << r.output;
+  }
+  expect_error<IOError>([&] { data::read_csv(fifo); }, {fifo, "FIFO"});
+  expect_error<IOError>([&] { data::read_npy(fifo); }, {fifo, "FIFO"});
+  expect_error<IOError>([&] { data::read_csv(dir.string()); }, {"a directory"});
+}

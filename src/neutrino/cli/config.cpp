@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "neutrino/io/config_reader.h"
+#include "neutrino/io/file_io.h"
 #include "neutrino/nn/layer_config.h"
 #include "neutrino/train/model_file.h"
 
@@ -96,7 +97,8 @@ std::string data_spec(io::ConfigReader& r, const std::string& key, const std::fi
 Experiment load_experiment(const std::string& yaml_path) {
   json root;
   try {
-    root = to_json(YAML::LoadFile(yaml_path));
+    const std::vector<uint8_t> bytes = io::read_file(yaml_path);  // a regular file, never a FIFO
+    root = to_json(YAML::Load(std::string(bytes.begin(), bytes.end())));
   } catch (const YAML::BadFile&) {
     throw IOError(fmt::format("{}: cannot open the config file", yaml_path));
   } catch (const YAML::Exception& e) {

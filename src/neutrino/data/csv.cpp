@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "neutrino/core/error.h"
+#include "neutrino/io/file_io.h"
 
 namespace neutrino::data {
 namespace {
@@ -496,11 +497,6 @@ class Reader {
   bool whole_labels_ = true;
 };
 
-struct FdCloser {
-  int fd;
-  ~FdCloser() { ::close(fd); }
-};
-
 std::string errno_message(int error) { return std::generic_category().message(error); }
 
 CsvData parse(std::string_view text, const std::string& source_name, const CsvOptions& options) {
@@ -521,16 +517,14 @@ CsvData read_csv_text(const std::string& text, const std::string& source_name,
 }
 
 CsvData read_csv(const std::string& path, const CsvOptions& options) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  NEUTRINO_CHECK_IO(fd >= 0, "{}: cannot open: {}", path, errno_message(errno));
-  const FdCloser closer{fd};
+  uint64_t file_size = 0;
+  const io::FilePtr file = io::open_regular_file(path, file_size);  // never a FIFO or a device
+  const int fd = ::fileno(file.get());
   // Sized by st_size (+1, so EOF shows without growing) and read with read(2) straight into an
   // uninitialized buffer: no zero-fill and no bounce copy of a file that may be 100+ MB. Reading
-  // to EOF rather than trusting st_size keeps pipes and growing files working. Not mmap: a file
+  // to EOF rather than trusting st_size keeps a growing file working. Not mmap: a file
   // truncated while mapped would kill us with SIGBUS.
-  struct stat st;
-  size_t capacity = 1 << 16;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) capacity = static_cast<size_t>(st.st_size) + 1;
+  size_t capacity = static_cast<size_t>(file_size) + 1;
   auto buffer = std::make_unique_for_overwrite<char[]>(capacity);
   size_t size = 0;
   while (true) {

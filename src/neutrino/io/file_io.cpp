@@ -16,13 +16,37 @@ namespace neutrino::io {
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
+namespace {
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+}  // namespace
+
+// stat before open: opening a FIFO for reading blocks until a writer comes, and reading a device
+// may never end. O_NONBLOCK covers a path swapped for a FIFO between the stat and the open; the
+// fstat after it checks what was opened.
 FilePtr open_regular_file(const std::string& path, uint64_t& size) {
-  FilePtr f(std::fopen(path.c_str(), "rb"));
-  NEUTRINO_CHECK_IO(f != nullptr, "{}: cannot open: {}", path, errno_text(errno));
   struct stat st;
-  NEUTRINO_CHECK_IO(::fstat(::fileno(f.get()), &st) == 0, "{}: cannot stat: {}", path,
-                    errno_text(errno));
-  NEUTRINO_CHECK_IO(S_ISREG(st.st_mode), "{}: not a regular file", path);
+  NEUTRINO_CHECK_IO(::stat(path.c_str(), &st) == 0, "{}: cannot open: {}", path, errno_text(errno));
+  NEUTRINO_CHECK_IO(S_ISREG(st.st_mode), "{}: not a regular file ({})", path, file_kind(st.st_mode));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  NEUTRINO_CHECK_IO(fd >= 0, "{}: cannot open: {}", path, errno_text(errno));
+  FilePtr f(::fdopen(fd, "rb"));
+  if (f == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    throw IOError(fmt::format("{}: cannot open: {}", path, errno_text(err)));
+  }
+  NEUTRINO_CHECK_IO(::fstat(fd, &st) == 0, "{}: cannot stat: {}", path, errno_text(errno));
+  NEUTRINO_CHECK_IO(S_ISREG(st.st_mode), "{}: not a regular file ({})", path, file_kind(st.st_mode));
+  const int flags = ::fcntl(fd, F_GETFL);
+  NEUTRINO_CHECK_IO(flags >= 0 && ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0,
+                    "{}: cannot set blocking reads: {}", path, errno_text(errno));
   size = static_cast<uint64_t>(st.st_size);
   return f;
 }

@@ -18,7 +18,8 @@ struct FileCloser {
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
 // `path` opened for reading, with its size from fstat; IOError names the path when it is missing,
-// unreadable or not a regular file (a directory, a device).
+// unreadable or not a regular file (a directory, a FIFO, a device, a socket). The type is checked
+// before the open, so a FIFO never blocks us. Every reader of a user's file goes through this.
 FilePtr open_regular_file(const std::string& path, uint64_t& size);
 
 // The whole regular file at `path`; errors (missing, a directory, a short read) name the path.
@@ -29,5 +30,6 @@ std::vector<uint8_t> read_file(const std::string& path);
 // `path`, never a partial one. On failure (disk full, read-only folder) the temporary file is
 // removed, the old file is untouched, and IOError names the path.
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
+
 
 }  // namespace neutrino::io
