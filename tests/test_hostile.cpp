@@ -372,3 +372,31 @@ TEST(HostileFiles, FifosAreRefusedWithoutBlocking) {
   expect_error<IOError>([&] { data::read_npy(fifo); }, {fifo, "FIFO"});
   expect_error<IOError>([&] { data::read_csv(dir.string()); }, {"a directory"});
 }
+
+// --- 5. Numeric options say what they need ------------------------------------------------------
+
+TEST(HostileCli, NumericOptionsNameTheirBound) {
+  const fs::path dir = temp_dir("options");
+  const std::string model = save_test_model(dir, {2});
+  write(dir / "x.csv", "0,1\n");
+  const std::string cfg = std::string(NEUTRINO_SOURCE_DIR) + "/configs/xor.yaml";
+  const std::string predict = "predict " + model + " --input " + (dir / "x.csv").string();
+  for (const auto& [args, expected] : std::vector<std::pair<std::string, std::string>>{
+           {predict + " --top-k 0", "--top-k must be at least 1, got 0"},
+           {predict + " --top-k -5", "--top-k must be at least 1, got -5"},
+           {predict + " --batch-size 0", "--batch-size must be at least 1, got 0"},
+           {"eval " + model + " --data x.csv --batch-size 0", "--batch-size must be at least 1"},
+           {"train " + cfg + " --epochs -1", "--epochs must be at least 0, got -1"},
+           {"train " + cfg + " --verbose 3", "--verbose must be from 0 to 2, got 3"},
+           {"train " + cfg + " --profile-steps 0", "--profile-steps must be at least 1"},
+           {predict + " --top-k abc", "--top-k"}}) {
+    const CliResult r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(r.output.find("1797693"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("0.000000"), std::string::npos) << r.output;
+  }
+  const CliResult r = run_cli(predict + " --top-k 2 --batch-size 1");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(count_of(r.output, "("), 2u) << r.output;  // two classes with their scores
+}
