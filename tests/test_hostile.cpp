@@ -400,3 +400,74 @@ TEST(HostileCli, NumericOptionsNameTheirBound) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(count_of(r.output, "("), 2u) << r.output;  // two classes with their scores
 }
+
+// --- 6. Leftovers: stale temporary files, ulimit -f, an unwritable -o --------------------------
+
+namespace {
+pid_t dead_pid() {
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);
+  return child;
+}
+}  // namespace
+
+TEST(HostileFiles, StaleTemporaryFilesOfDeadWritersAreRemoved) {
+  const fs::path dir = temp_dir("stale");
+  const std::string target = (dir / "m.npy").string();
+  const std::string dead = target + ".tmp." + std::to_string(dead_pid()) + ".0";
+  const std::string alive = target + ".tmp." + std::to_string(getppid()) + ".3";
+  const std::string other = (dir / "n.npy").string() + ".tmp." + std::to_string(dead_pid()) + ".0";
+  const std::string odd = target + ".tmp.12x.0";
+  for (const std::string& path : {dead, alive, other, odd}) write(path, "partial");
+  data::write_npy(target, Tensor::ones({2}));
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(alive));
+  EXPECT_TRUE(fs::exists(other));
+  EXPECT_TRUE(fs::exists(odd));
+  EXPECT_EQ(data::read_npy(target).numel(), 2);
+}
+
+TEST(HostileCli, FileSizeLimitIsReportedAndLeavesNoTemporaryFile) {
+  const fs::path dir = temp_dir("ulimit");
+  const std::string model = save_test_model(dir, {2});
+  std::string rows;
+  for (int i = 0; i < 400; ++i) rows += "0,1\n";
+  write(dir / "x.csv", rows);
+  const std::string out = (dir / "out.npy").string();
+  // dash counts ulimit -f in 512-byte blocks: 2 blocks, and 400 x 3 floats need 4800 bytes.
+  const CliResult r = run_shell("ulimit -f 2; " + std::string(NEUTRINO_BIN_DIR) + "/neutrino predict " +
+                                model + " --input " + (dir / "x.csv").string() + " --output " + out);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find(out), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("File too large"), std::string::npos) << r.output;
+  EXPECT_EQ(count_of(r.output, "\n"), 1u) << r.output;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path();
+  }
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(HostileCli, UnwritableOutputIsFoundBeforeTraining) {
+  const fs::path dir = temp_dir("unwritable");
+  const std::string cfg = std::string(NEUTRINO_SOURCE_DIR) + "/configs/xor.yaml";
+  const std::string missing = (dir / "no_such_dir" / "m.safetensors").string();
+  CliResult r = run_cli("train " + cfg + " --epochs 100000 --verbose 2 -o " + missing);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find(missing + ": cannot write there"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("poch"), std::string::npos) << r.output;  // no epoch ran
+  r = run_cli("train " + cfg + " --epochs 100000 -o " + (dir / "m.safetensors").string() +
+              " --checkpoint " + (dir / "no_such_dir" / "c.safetensors").string());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("c.safetensors: cannot write there"), std::string::npos) << r.output;
+  if (geteuid() != 0) {  // root writes into read-only folders anyway
+    fs::create_directories(dir / "ro");
+    fs::permissions(dir / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+    r = run_cli("train " + cfg + " --epochs 100000 -o " + (dir / "ro" / "m.safetensors").string());
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find("Permission denied"), std::string::npos) << r.output;
+  }
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    EXPECT_EQ(entry.path().string().find(".probe"), std::string::npos) << entry.path();
+  }
+}

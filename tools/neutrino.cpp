@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <csignal>
 #include <limits>
 #include <string>
 #include <vector>
@@ -45,6 +46,9 @@ CLI::Option* add_at_least(CLI::App* app, const std::string& name, T& target, T m
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past `ulimit -f` a write then fails with EFBIG, which the writers report naming the file
+  // (and they remove their temporary file), instead of SIGXFSZ killing us without a word.
+  std::signal(SIGXFSZ, SIG_IGN);
   using namespace neutrino::cli;
   CLI::App app{"neutrino: train, evaluate and use deep learning models"};
   app.require_subcommand(1);

@@ -105,6 +105,15 @@ int run_train(const TrainArgs& args) {
   if (args.seed) ex.seed = *args.seed;
   if (args.verbose) ex.verbose = *args.verbose;
   if (!args.mixed_precision.empty()) ex.mixed_precision = parse_precision(args.mixed_precision);
+  const std::string output = args.output.empty() ? default_output(args.config) : args.output;
+  const std::string checkpoint = !args.checkpoint.empty()
+                                     ? args.checkpoint
+                                     : (fs::path(output).parent_path() /
+                                        (fs::path(output).stem().string() + ".ckpt.safetensors"))
+                                           .string();
+  // Before the data and the epochs: an unwritable -o must not be found only at the end.
+  io::check_can_write(output);
+  io::check_can_write(checkpoint);
   manual_seed(ex.seed);
 
   data::Dataset train_set = data::load_dataset_config(ex.train_data, args.config + ": data.train");
@@ -139,12 +148,7 @@ int run_train(const TrainArgs& args) {
                                          pre.apply_y(v.y, classes));
     fit.validation_split = 0;
   }
-  const std::string output = args.output.empty() ? default_output(args.config) : args.output;
-  fit.checkpoint_path = !args.checkpoint.empty()
-                            ? args.checkpoint
-                            : (fs::path(output).parent_path() /
-                               (fs::path(output).stem().string() + ".ckpt.safetensors"))
-                                  .string();
+  fit.checkpoint_path = checkpoint;
   fit.resume_from = args.resume;
   NEUTRINO_CHECK_VALUE(args.profile_steps >= 0, "--profile-steps must be >= 0, got {}",
                        args.profile_steps);
