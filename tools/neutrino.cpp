@@ -4,13 +4,51 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <csignal>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "neutrino/cli/commands.h"
 #include "neutrino/core/error.h"
 
+namespace {
+
+// A numeric option with a lower bound whose refusal reads "--top-k must be at least 1, got 0"
+// (CLI11's own range check prints the bound as 0.000000 to 1.79769e+308). The error is thrown
+// from the option's callback, which CLI11 passes on unchanged: a usage error, exit 2.
+template <class T>
+CLI::Option* add_bounded(CLI::App* app, const std::string& flags, const std::string& name, T& target,
+                         T min, T max, const std::string& help) {
+  auto* option = app->add_option_function<T>(
+      flags,
+      [&target, name, min, max](const T& value) {
+        if (value < min || value > max) {
+          throw CLI::ValidationError(
+              max == std::numeric_limits<T>::max()
+                  ? fmt::format("{} must be at least {}, got {}", name, min, value)
+                  : fmt::format("{} must be from {} to {}, got {}", name, min, max, value));
+        }
+        target = value;
+      },
+      help);
+  return option->type_name(max == std::numeric_limits<T>::max()
+                               ? fmt::format("INT>={}", min)
+                               : fmt::format("INT in [{}, {}]", min, max));
+}
+
+template <class T>
+CLI::Option* add_at_least(CLI::App* app, const std::string& name, T& target, T min,
+                          const std::string& help) {
+  return add_bounded(app, name, name, target, min, std::numeric_limits<T>::max(), help);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  // Past `ulimit -f` a write then fails with EFBIG, which the writers report naming the file
+  // (and they remove their temporary file), instead of SIGXFSZ killing us without a word.
+  std::signal(SIGXFSZ, SIG_IGN);
   using namespace neutrino::cli;
   CLI::App app{"neutrino: train, evaluate and use deep learning models"};
   app.require_subcommand(1);
@@ -27,20 +65,19 @@ int main(int argc, char** argv) {
   auto* t = app.add_subcommand("train", "Train a model from a YAML config, save it, evaluate on data.test");
   t->add_option("config", train.config, "YAML config (see configs/)")->required()->check(CLI::ExistingFile);
   t->add_option("-o,--output", train.output, "model file to write (default: <config name>.safetensors)");
-  auto* epochs_opt = t->add_option("--epochs", epochs, "override fit.epochs")->check(CLI::NonNegativeNumber);
+  auto* epochs_opt = add_at_least(t, "--epochs", epochs, 0, "override fit.epochs");
   auto* seed_opt = t->add_option("--seed", seed, "override the config's seed");
-  auto* verbose_opt = t->add_option("--verbose", verbose, "0 silent, 1 progress bar, 2 one line per epoch")
-                          ->check(CLI::Range(0, 2));
+  auto* verbose_opt = add_bounded(t, "--verbose", "--verbose", verbose, 0, 2,
+                                  "0 silent, 1 progress bar, 2 one line per epoch");
   t->add_option("--checkpoint", train.checkpoint,
                 "training checkpoint written after every epoch (default: <output>.ckpt.safetensors)");
   t->add_option("--resume", train.resume, "continue from a training checkpoint")->check(CLI::ExistingFile);
   t->add_flag("--json", train.json, "print the test results as one JSON object");
   t->add_flag("--profile", train.profile,
               "time each layer's forward and backward per training step and print the means");
-  t->add_option("--profile-steps", train.profile_steps,
-                "as --profile, and stop after N profiled steps (after 3 warm-up steps); the model "
-                "is saved but not tested")
-      ->check(CLI::PositiveNumber);
+  add_at_least(t, "--profile-steps", train.profile_steps, int64_t{1},
+               "as --profile, and stop after N profiled steps (after 3 warm-up steps); the model "
+               "is saved but not tested");
   t->add_option("--mixed-precision", train.mixed_precision,
                 std::string(precision_help) + "; overrides the config's mixed_precision")
       ->check(CLI::IsMember(precisions));
@@ -51,7 +88,7 @@ int main(int argc, char** argv) {
   e->add_option("--data", eval.data, "data spec: fashion_mnist:test, breast_cancer, data.csv, data.npz")->required();
   e->add_flag("--json", eval.json, "print one JSON object");
   e->add_flag("--report", eval.report, "per-class precision, recall, F1 and the confusion matrix");
-  e->add_option("--batch-size", eval.batch_size, "batch size")->check(CLI::PositiveNumber);
+  add_at_least(e, "--batch-size", eval.batch_size, int64_t{1}, "batch size (default 256)");
   e->add_option("--mixed-precision", eval.mixed_precision,
                 std::string(precision_help) + " (default: as the model was trained)")
       ->check(CLI::IsMember(precisions));
@@ -61,8 +98,15 @@ int main(int argc, char** argv) {
   p->add_option("model", predict.model, "model file (.safetensors)")->required()->check(CLI::ExistingFile);
   p->add_option("--input", predict.input, "inputs: .npy, .csv (features), .png/.jpg, IDX images")->required();
   p->add_option("--output", predict.output, "write the outputs to .npy or .csv instead of printing");
-  p->add_option("--top-k", predict.top_k, "classes to print per input")->check(CLI::PositiveNumber);
-  p->add_option("--batch-size", predict.batch_size, "batch size")->check(CLI::PositiveNumber);
+  auto* header_opt = p->add_flag_callback(
+      "--header", [&predict] { predict.csv_header = true; },
+      "a .csv input's first row is a header (default: a header unless it is all numbers)");
+  p->add_flag_callback(
+       "--no-header", [&predict] { predict.csv_header = false; },
+       "a .csv input's first row is data")
+      ->excludes(header_opt);
+  add_at_least(p, "--top-k", predict.top_k, int64_t{1}, "classes to print per input (default 1)");
+  add_at_least(p, "--batch-size", predict.batch_size, int64_t{1}, "batch size (default 256)");
   p->add_option("--mixed-precision", predict.mixed_precision,
                 std::string(precision_help) + " (default: as the model was trained)")
       ->check(CLI::IsMember(precisions));

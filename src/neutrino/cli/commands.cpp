@@ -132,6 +132,15 @@ int run_train(const TrainArgs& args) {
   if (args.seed) ex.seed = *args.seed;
   if (args.verbose) ex.verbose = *args.verbose;
   if (!args.mixed_precision.empty()) ex.mixed_precision = parse_precision(args.mixed_precision);
+  const std::string output = args.output.empty() ? default_output(args.config) : args.output;
+  const std::string checkpoint = !args.checkpoint.empty()
+                                     ? args.checkpoint
+                                     : (fs::path(output).parent_path() /
+                                        (fs::path(output).stem().string() + ".ckpt.safetensors"))
+                                           .string();
+  // Before the data and the epochs: an unwritable -o must not be found only at the end.
+  io::check_can_write(output);
+  io::check_can_write(checkpoint);
   manual_seed(ex.seed);
 
   data::Dataset train_set = data::load_dataset_config(ex.train_data, args.config + ": data.train");
@@ -167,12 +176,7 @@ int run_train(const TrainArgs& args) {
                                          pre.apply_y(v.y, classes));
     fit.validation_split = 0;
   }
-  const std::string output = args.output.empty() ? default_output(args.config) : args.output;
-  fit.checkpoint_path = !args.checkpoint.empty()
-                            ? args.checkpoint
-                            : (fs::path(output).parent_path() /
-                               (fs::path(output).stem().string() + ".ckpt.safetensors"))
-                                  .string();
+  fit.checkpoint_path = checkpoint;
   fit.resume_from = args.resume;
   NEUTRINO_CHECK_VALUE(args.profile_steps >= 0, "--profile-steps must be >= 0, got {}",
                        args.profile_steps);
@@ -243,11 +247,39 @@ int run_eval(const EvalArgs& args) {
 }
 
 namespace {
-Tensor load_inputs(const std::string& path) {
+// An image must be the size and channel count the model takes (see data/image.h for the two
+// conversions); a model taking flat vectors gets the image flattened, and is told so.
+Tensor load_image_input(const std::string& path, const train::Sequential& model) {
+  const Shape& want = model.layers().front()->built_input_shape();
+  data::ImageRequest request;
+  if (want.size() == 3 || want.size() == 2) {
+    request.channels = want.size() == 3 ? static_cast<int>(want[0]) : 1;
+    request.height = want[want.size() - 2];
+    request.width = want[want.size() - 1];
+  }
+  data::Image image = data::load_image(path, request);
+  const Shape& got = image.pixels.shape();
+  if (want.size() == 1 && shape_numel(want) == image.pixels.numel()) {
+    image.notes.push_back(fmt::format(
+        "{}: the {}x{} image with {} channel(s) is flattened (channel, row, column) into the "
+        "model's {} inputs", path, got[3], got[2], got[1], want[0]));
+  }
+  for (const std::string& note : image.notes) fmt::print(stderr, "note: {}\n", note);
+  return image.pixels;
+}
+
+Tensor load_inputs(const PredictArgs& args, const train::Sequential& model) {
+  const std::string& path = args.input;
   NEUTRINO_CHECK_IO(fs::exists(path), "{}: no such file", path);
   if (path.ends_with(".npy")) return data::read_npy(path);
-  if (path.ends_with(".csv")) return data::read_csv(path, {.header = true}).features;
-  if (!ends_with_any(path, {".png", ".jpg", ".jpeg", ".bmp"}).empty()) return data::read_image(path);
+  if (path.ends_with(".csv")) {
+    const data::CsvOptions options{.header = args.csv_header.value_or(true),
+                                   .detect_header = !args.csv_header.has_value()};
+    return data::read_csv(path, options).features;
+  }
+  if (!ends_with_any(path, {".png", ".jpg", ".jpeg", ".bmp"}).empty()) {
+    return load_image_input(path, model);
+  }
   if (path.find("idx") != std::string::npos || path.find("ubyte") != std::string::npos) {
     Tensor t = data::read_idx(path).to(DType::kFloat32);
     if (t.dim() == 3) t = reshape(t, {t.size(0), 1, t.size(1), t.size(2)});
@@ -278,7 +310,7 @@ int run_predict(const PredictArgs& args) {
   train::Sequential model = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
-  const Tensor x = fit_to_model(preprocess_x(pre, load_inputs(args.input), args.input), model, args.input);
+  const Tensor x = fit_to_model(preprocess_x(pre, load_inputs(args, model), args.input), model, args.input);
   const Tensor outputs = model.predict(x, args.batch_size);
   if (!args.output.empty()) {
     write_outputs(args.output, outputs);

@@ -44,7 +44,11 @@ struct PredictArgs {
   int64_t top_k = 1;
   int64_t batch_size = 256;
   std::string mixed_precision;  // "bf16" or "fp32"; empty: the policy saved in the model file
+  // A .csv input's first row: true a header, false data; unset: data when it is all numbers.
+  std::optional<bool> csv_header;
 };
+// Prints one line per input sample ("ROW: CLASS (SCORE) ..."), numbered from 0 in file order
+// (for a CSV, the data rows, the header not counted), or writes them all to `output`.
 int run_predict(const PredictArgs& args);
 
 // Prints the Keras-style summary of a model file or a config.

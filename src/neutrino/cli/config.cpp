@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "neutrino/io/config_reader.h"
+#include "neutrino/io/file_io.h"
 #include "neutrino/nn/layer_config.h"
 #include "neutrino/train/model_file.h"
 
@@ -139,16 +140,16 @@ std::string data_spec(io::ConfigReader& r, const std::string& key, const std::fi
 
 // The config's text, refused past kMaxConfigBytes without reading further.
 std::string read_config_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  NEUTRINO_CHECK_IO(in.good(), "{}: cannot open the config file", path);
-  std::string text(kMaxConfigBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  NEUTRINO_CHECK_IO(!in.bad(), "{}: cannot read the config file", path);
-  text.resize(static_cast<size_t>(in.gcount()));
-  NEUTRINO_CHECK_IO(text.size() <= kMaxConfigBytes,
+  uint64_t size = 0;
+  const io::FilePtr file = io::open_regular_file(path, size);  // a regular file, never a FIFO
+  NEUTRINO_CHECK_IO(size <= kMaxConfigBytes,
                     "{}: the config file is larger than the limit of {} bytes", path,
                     kMaxConfigBytes);
-  return text;
+  const std::vector<uint8_t> bytes = io::read_file(path);
+  NEUTRINO_CHECK_IO(bytes.size() <= kMaxConfigBytes,
+                    "{}: the config file is larger than the limit of {} bytes", path,
+                    kMaxConfigBytes);
+  return std::string(bytes.begin(), bytes.end());
 }
 }  // namespace
 

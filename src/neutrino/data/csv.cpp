@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "neutrino/core/error.h"
+#include "neutrino/io/file_io.h"
 
 namespace neutrino::data {
 namespace {
@@ -195,6 +196,7 @@ class Reader {
   Reader(const std::string& source, const CsvOptions& options)
       : source_(source),
         options_(options),
+        header_(options.header),
         // The fast path's from_chars must stop at the delimiter: not a character of a number.
         fast_delimiter_(!std::isalnum(static_cast<unsigned char>(options.delimiter)) &&
                         std::strchr(".+-()_", options.delimiter) == nullptr) {}
@@ -207,7 +209,8 @@ class Reader {
     for (int64_t i = 0; i < options_.skip_rows && lines.next(line); ++i) {
     }
     std::vector<Field> fields;
-    if (options_.header) {
+    if (options_.detect_header) header_ = !first_row_is_numeric(lines, fields);
+    if (header_) {
       NEUTRINO_CHECK_IO(next_row(lines, line), "{}: empty file: no header row{}", source_,
                         skipped_note());
       split_line(line, options_.delimiter, source_, lines.number(), fields);
@@ -231,7 +234,7 @@ class Reader {
       ++rows_;
     }
     if (rows_ == 0) {
-      NEUTRINO_CHECK_IO(!options_.header, "{}:{}: no data rows after the header", source_,
+      NEUTRINO_CHECK_IO(!header_, "{}:{}: no data rows after the header", source_,
                         header_line_);
       throw IOError(fmt::format("{}: empty file: no data rows{}", source_, skipped_note()));
     }
@@ -241,6 +244,18 @@ class Reader {
  private:
   std::string skipped_note() const {
     return options_.skip_rows > 0 ? fmt::format(" after skipping {} rows", options_.skip_rows) : "";
+  }
+
+  // detect_header: the first non-blank row is data when every cell is a number (a header always
+  // has a name that is not one, and a row with a non-numeric cell could not be data anyway).
+  bool first_row_is_numeric(Lines lines, std::vector<Field>& fields) {
+    std::string_view line;
+    if (!next_row(lines, line)) return false;
+    split_line(line, options_.delimiter, source_, lines.number(), fields);
+    double value = 0;
+    return std::all_of(fields.begin(), fields.end(), [&](const Field& f) {
+      return !f.escaped && parse_number(f.text, value) == NumberStatus::kOk;
+    });
   }
 
   bool next_row(Lines& lines, std::string_view& line) {
@@ -307,7 +322,7 @@ class Reader {
     NEUTRINO_CHECK_IO(label_ < 0 || columns_ > 1,
                       "{}: the label is the only column; there are no feature columns", source_);
     data_.feature_names = header_names_;
-    if (label_ >= 0 && options_.header) {
+    if (label_ >= 0 && header_) {
       data_.label_name = header_names_[static_cast<size_t>(label_)];
       data_.feature_names.erase(data_.feature_names.begin() + label_);
     }
@@ -329,7 +344,7 @@ class Reader {
   int64_t resolve_label() const {
     const std::string& spec = options_.label;
     if (spec.empty()) return -1;
-    if (options_.header) {  // an exact name wins over reading the spec as an index
+    if (header_) {  // an exact name wins over reading the spec as an index
       const auto& names = header_names_;
       const auto count = std::count(names.begin(), names.end(), spec);
       NEUTRINO_CHECK_IO(count <= 1, "{}:{}: label column {} appears {} times in the header",
@@ -347,7 +362,7 @@ class Reader {
                         columns);
       return resolved;
     }
-    NEUTRINO_CHECK_IO(options_.header,
+    NEUTRINO_CHECK_IO(header_,
                       "{}: label {} is not a column index, and a file without a header has no "
                       "column names",
                       source_, shown(spec));
@@ -365,7 +380,7 @@ class Reader {
 
   std::string column_name(size_t column) const {
     std::string out = fmt::format("column {}", column + 1);
-    if (options_.header && !header_names_.empty()) out += " (" + shown(header_names_[column]) + ")";
+    if (header_ && !header_names_.empty()) out += " (" + shown(header_names_[column]) + ")";
     return out;
   }
 
@@ -373,7 +388,7 @@ class Reader {
     if (fields.size() != columns_) {
       throw IOError(fmt::format(
           "{}:{}: expected {} fields (as in the {} on line {}), found {}", source_, line_no,
-          columns_, options_.header ? "header" : "first row", header_line_, fields.size()));
+          columns_, header_ ? "header" : "first row", header_line_, fields.size()));
     }
     for (size_t j = 0; j < columns_; ++j) {
       const Field& field = fields[j];
@@ -465,6 +480,7 @@ class Reader {
 
   const std::string& source_;
   const CsvOptions& options_;
+  bool header_;  // options.header, or what detect_header decided
   const bool fast_delimiter_;
   CsvData data_;
   std::vector<std::string> header_names_;  // every header name, the label's included
@@ -479,11 +495,6 @@ class Reader {
   std::vector<int64_t> label_ints_;
   bool numeric_labels_ = true;
   bool whole_labels_ = true;
-};
-
-struct FdCloser {
-  int fd;
-  ~FdCloser() { ::close(fd); }
 };
 
 std::string errno_message(int error) { return std::generic_category().message(error); }
@@ -506,16 +517,14 @@ CsvData read_csv_text(const std::string& text, const std::string& source_name,
 }
 
 CsvData read_csv(const std::string& path, const CsvOptions& options) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  NEUTRINO_CHECK_IO(fd >= 0, "{}: cannot open: {}", path, errno_message(errno));
-  const FdCloser closer{fd};
+  uint64_t file_size = 0;
+  const io::FilePtr file = io::open_regular_file(path, file_size);  // never a FIFO or a device
+  const int fd = ::fileno(file.get());
   // Sized by st_size (+1, so EOF shows without growing) and read with read(2) straight into an
   // uninitialized buffer: no zero-fill and no bounce copy of a file that may be 100+ MB. Reading
-  // to EOF rather than trusting st_size keeps pipes and growing files working. Not mmap: a file
+  // to EOF rather than trusting st_size keeps a growing file working. Not mmap: a file
   // truncated while mapped would kill us with SIGBUS.
-  struct stat st;
-  size_t capacity = 1 << 16;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) capacity = static_cast<size_t>(st.st_size) + 1;
+  size_t capacity = static_cast<size_t>(file_size) + 1;
   auto buffer = std::make_unique_for_overwrite<char[]>(capacity);
   size_t size = 0;
   while (true) {

@@ -14,6 +14,7 @@
 //   trimmed. A quote inside an unquoted field is kept as a literal character.
 // - Header: with `header`, the first row after `skip_rows` names the columns and fixes their count;
 //   without it, the first data row fixes the count, and feature_names and label_name stay empty.
+//   With `detect_header`, a first row of numbers only is data, any other first row the header.
 // - Rows: each must have exactly that many fields, else the error names the line, the expected
 //   and the actual count. A dataset with no data rows (an empty file, a header only) is refused,
 //   and so is one whose only column is the label.
@@ -50,6 +51,10 @@ struct CsvOptions {
   char delimiter = ',';
   int64_t skip_rows = 0;  // rows to skip before the header (sklearn's data files start with a
                           // count line)
+  // Decide `header` by content instead: the first row (after skip_rows) is data when every one
+  // of its cells is a number, else it is the header. A header made only of numbers needs
+  // detect_header = false and header = true.
+  bool detect_header = false;
 };
 
 struct CsvData {

@@ -248,10 +248,9 @@ Dataset load_file(const std::string& path) {
   bool idx = name.find("idx") != std::string::npos || name.find("ubyte") != std::string::npos;
   if (!idx) {
     unsigned char magic[2] = {1, 1};
-    if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
-      idx = std::fread(magic, 1, 2, f) == 2 && magic[0] == 0 && magic[1] == 0;
-      std::fclose(f);
-    }
+    uint64_t size = 0;
+    const io::FilePtr f = io::open_regular_file(path, size);  // never a FIFO or a device
+    idx = std::fread(magic, 1, 2, f.get()) == 2 && magic[0] == 0 && magic[1] == 0;
   }
   NEUTRINO_CHECK_IO(idx,
                     "{}: cannot tell the data format (expected .csv, .csv.gz, .npz, .npy or an "
@@ -361,7 +360,11 @@ std::vector<std::string> builtin_dataset_names() {
 
 Dataset load_dataset(const std::string& spec) {
   NEUTRINO_CHECK_VALUE(!spec.empty(), "load_dataset: empty data spec");
-  if (is_file(spec)) return load_file(spec);
+  // A FIFO or a device is a file too, which load_file refuses by name (reading it could block).
+  std::error_code ec;
+  if (is_file(spec) || (fs::exists(spec, ec) && !fs::is_directory(spec, ec))) {
+    return load_file(spec);
+  }
   const size_t colon = spec.rfind(':');
   const std::string name = spec.substr(0, colon);
   const bool has_split = colon != std::string::npos;

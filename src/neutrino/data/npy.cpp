@@ -298,6 +298,31 @@ std::string shape_literal(const Shape& shape) {
   return s + ")";
 }
 
+// The one bound on a shape, shared by the reader and the writer so that whatever one accepts the
+// other does too: the byte size of the widest dtype either side uses (8: every integer reads as
+// int64) times the product of the non-zero dimensions must fit in int64. Zero dimensions are
+// skipped because an empty tensor's strides are still products of the other dimensions. It also
+// bounds every element and byte count.
+constexpr uint64_t kWidestDtype = 8;
+
+uint64_t shape_bound(const Shape& shape) {
+  uint64_t bound = kWidestDtype;
+  for (const int64_t dim : shape) {
+    const auto extent = static_cast<uint64_t>(dim);
+    if (extent == 0) continue;
+    if (bound > kMaxInt64 / extent) return 0;
+    bound *= extent;
+  }
+  return bound;
+}
+
+void check_shape_bound(const Shape& shape, const std::string& src) {
+  NEUTRINO_CHECK_IO(shape_bound(shape) != 0,
+                    "{}: NPY shape {} overflows the element count ({} bytes times the non-zero "
+                    "dimensions must fit in int64)",
+                    src, shape_str(shape), kWidestDtype);
+}
+
 // ---------------------------------------------------------------------------------------------
 // ZIP (NPZ).
 
@@ -545,17 +570,9 @@ Tensor read_npy_bytes(const uint8_t* data, size_t size, const std::string& sourc
   const NpyHeader header = HeaderParser(data + prefix, header_len, prefix, src).parse();
   const Descr descr = parse_descr(header.descr, src);
 
-  // The bound skips zero dimensions: an empty tensor's strides are still products of the other
-  // dimensions, so those must fit too. It also bounds the byte count.
-  uint64_t bound = descr.size;
+  check_shape_bound(header.shape, src);
   uint64_t count = 1;
-  for (const int64_t dim : header.shape) {
-    const auto extent = static_cast<uint64_t>(dim);
-    NEUTRINO_CHECK_IO(extent == 0 || bound <= kMaxInt64 / extent,
-                      "{}: NPY shape {} overflows the element count", src, shape_str(header.shape));
-    if (extent != 0) bound *= extent;
-    count *= extent;  // at most `bound`
-  }
+  for (const int64_t dim : header.shape) count *= static_cast<uint64_t>(dim);  // within the bound
   const uint64_t nbytes = count * descr.size;
   const size_t begin = prefix + header_len;
   const uint64_t available = size - begin;
@@ -589,6 +606,10 @@ Tensor read_npy(const std::string& path) {
 
 std::vector<uint8_t> write_npy_bytes(const Tensor& tensor) {
   NEUTRINO_CHECK_VALUE(tensor.defined(), "write_npy: the tensor is undefined");
+  NEUTRINO_CHECK_VALUE(shape_bound(tensor.shape()) != 0,
+                       "write_npy: shape {} overflows the element count ({} bytes times the "
+                       "non-zero dimensions must fit in int64)",
+                       tensor.shape_string(), kWidestDtype);
   const Tensor t = tensor.is_contiguous() ? tensor : tensor.detach().contiguous();
   const char order = kLittleEndian ? '<' : '>';
   std::string descr;

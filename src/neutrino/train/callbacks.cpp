@@ -1,6 +1,7 @@
 #include "neutrino/train/callbacks.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <numbers>
 
@@ -158,7 +159,9 @@ CSVLogger::CSVLogger(std::string filename, char separator, bool append)
     : filename_(std::move(filename)), separator_(separator), append_(append) {}
 
 void CSVLogger::on_train_begin(Sequential& /*model*/) {
-  header_written_ = append_ && std::ifstream(filename_).good();
+  // Asked of the file system, not by opening it: opening a FIFO for reading would block.
+  std::error_code ec;
+  header_written_ = append_ && std::filesystem::is_regular_file(filename_, ec);
   if (!append_) {
     std::ofstream out(filename_, std::ios::trunc);
     NEUTRINO_CHECK_IO(out.good(), "CSVLogger: cannot write {}", filename_);
