@@ -257,6 +257,13 @@ TEST(HostileImage, TruncatedFilesAreRefused) {
   const std::string jpeg = make_jpeg(28, 28, 3);
   EXPECT_EQ(decode(jpeg).pixels.shape(), (Shape{1, 3, 28, 28}));
   expect_error<IOError>([&] { decode(jpeg.substr(0, jpeg.size() - 40)); }, {"x.img", "truncated JPEG"});
+  // Found by fuzz_image: Huffman counts summing past 256 made stb write past its tables.
+  std::string dht = jpeg;
+  const size_t at = dht.find("\xFF\xC4");
+  ASSERT_NE(at, std::string::npos);
+  dht[at + 5 + 14] = '\xFF';
+  dht[at + 5 + 15] = '\xFF';
+  expect_error<IOError>([&] { decode(dht); }, {"x.img", "Huffman table", "at most 256"});
   expect_error<IOError>([&] { decode("GIF89a......"); }, {"x.img", "not a PNG, JPEG or BMP"});
 }
 
@@ -419,9 +426,11 @@ TEST(HostileFiles, StaleTemporaryFilesOfDeadWritersAreRemoved) {
   const std::string alive = target + ".tmp." + std::to_string(getppid()) + ".3";
   const std::string other = (dir / "n.npy").string() + ".tmp." + std::to_string(dead_pid()) + ".0";
   const std::string odd = target + ".tmp.12x.0";
-  for (const std::string& path : {dead, alive, other, odd}) write(path, "partial");
+  const std::string probe = target + ".tmp." + std::to_string(dead_pid()) + ".1.probe";
+  for (const std::string& path : {dead, alive, other, odd, probe}) write(path, "partial");
   data::write_npy(target, Tensor::ones({2}));
   EXPECT_FALSE(fs::exists(dead));
+  EXPECT_FALSE(fs::exists(probe));
   EXPECT_TRUE(fs::exists(alive));
   EXPECT_TRUE(fs::exists(other));
   EXPECT_TRUE(fs::exists(odd));

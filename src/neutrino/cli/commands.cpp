@@ -253,7 +253,10 @@ Tensor load_image_input(const std::string& path, const train::Sequential& model)
   const Shape& want = model.layers().front()->built_input_shape();
   data::ImageRequest request;
   if (want.size() == 3 || want.size() == 2) {
-    request.channels = want.size() == 3 ? static_cast<int>(want[0]) : 1;
+    const int64_t channels = want.size() == 3 ? want[0] : 1;
+    NEUTRINO_CHECK_IO(channels >= 1 && channels <= 4,
+                      "{}: the model takes {} channels, an image has 1 to 4", path, channels);
+    request.channels = static_cast<int>(channels);
     request.height = want[want.size() - 2];
     request.width = want[want.size() - 1];
   }

@@ -95,6 +95,57 @@ void check_jpeg_end(const uint8_t* data, size_t size, const std::string& src) {
   NEUTRINO_CHECK_IO(ended, "{}: truncated JPEG: no end-of-image marker after the last scan", src);
 }
 
+// One DHT segment's tables: a class/id byte, 16 code counts, then that many symbols. stb_image
+// 2.27 copies the symbols into 256-entry arrays without checking the sum of the counts (memory
+// past them gets overwritten), so a sum over 256 is refused here first.
+void check_jpeg_dht(const uint8_t* p, const uint8_t* end, size_t offset, const std::string& src) {
+  while (p < end) {
+    NEUTRINO_CHECK_IO(end - p >= 17, "{}: corrupt JPEG: the Huffman table at offset {} is cut short",
+                      src, offset);
+    int codes = 0;
+    for (int i = 1; i <= 16; ++i) codes += p[i];
+    NEUTRINO_CHECK_IO(codes <= 256,
+                      "{}: corrupt JPEG: the Huffman table at offset {} has {} codes (at most 256)",
+                      src, offset, codes);
+    p += 17 + codes;
+  }
+}
+
+// Entropy-coded data ends at the first 0xFF that is not a stuffed FF 00 or a restart marker.
+size_t skip_entropy_data(const uint8_t* data, size_t size, size_t pos) {
+  for (; pos + 1 < size; ++pos) {
+    const uint8_t next = data[pos + 1];
+    if (data[pos] == 0xFF && next != 0 && (next < 0xD0 || next > 0xD7)) return pos;
+  }
+  return size;
+}
+
+// Walks the segments the way stb reads them (before the frame header stb skips stray bytes
+// between markers; after it, it stops at one) and checks every Huffman table it would load.
+void check_jpeg_segments(const uint8_t* data, size_t size, const std::string& src) {
+  bool in_header = true;
+  for (size_t pos = 2; pos + 1 < size;) {
+    if (data[pos] != 0xFF) {
+      if (!in_header) return;  // stb refuses the file here
+      ++pos;
+      continue;
+    }
+    while (pos < size && data[pos] == 0xFF) ++pos;  // fill bytes
+    if (pos + 2 >= size) return;
+    const uint8_t marker = data[pos++];
+    if (marker == 0xD9) return;
+    if (marker <= 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;  // no length field
+    const size_t length = (size_t{data[pos]} << 8) | data[pos + 1];
+    if (length < 2) return;
+    if (marker == 0xC4) {
+      check_jpeg_dht(data + pos + 2, data + std::min(size, pos + length), pos - 2, src);
+    }
+    pos += length;
+    if (marker >= 0xC0 && marker <= 0xC2) in_header = false;
+    if (marker == 0xDA) pos = skip_entropy_data(data, size, pos);
+  }
+}
+
 struct PngLayout {
   uint64_t width = 0, height = 0;
   int depth = 0, color = 0, interlace = 0;
@@ -233,6 +284,8 @@ ImageInfo image_info(const uint8_t* data, size_t size, const std::string& source
   NEUTRINO_CHECK_IO(!info.format.empty(), "{}: not a PNG, JPEG or BMP image (by its first bytes)",
                     source);
   const int length = stb_length(size, source);
+  // Even reading the header makes stb load the Huffman tables before the frame header.
+  if (info.format == "JPEG") check_jpeg_segments(data, size, source);
   int width = 0, height = 0, channels = 0;
   NEUTRINO_CHECK_IO(stbi_info_from_memory(data, length, &width, &height, &channels) == 1,
                     "{}: cannot read the {} header: {}", source, info.format, stbi_failure_reason());

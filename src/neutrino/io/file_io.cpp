@@ -83,12 +83,13 @@ std::string directory_of(const std::string& path) {
   return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
 }
 
-// The pid in NAME.tmp.PID.N when `entry` is a temporary file of `base` (the target's file name),
-// else 0.
+// The pid in NAME.tmp.PID.N (or check_can_write's NAME.tmp.PID.N.probe) when `entry` is a
+// temporary file of `base` (the target's file name), else 0.
 pid_t temp_owner(const std::string& entry, const std::string& base) {
   const std::string prefix = base + ".tmp.";
   if (!entry.starts_with(prefix)) return 0;
-  const std::string rest = entry.substr(prefix.size());
+  std::string rest = entry.substr(prefix.size());
+  if (rest.ends_with(".probe")) rest.resize(rest.size() - 6);
   const size_t dot = rest.find('.');
   if (dot == 0 || dot == std::string::npos || dot + 1 == rest.size() ||
       rest.find_first_not_of("0123456789.") != std::string::npos ||

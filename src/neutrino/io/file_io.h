@@ -32,8 +32,10 @@ std::vector<uint8_t> read_file(const std::string& path);
 //
 // The temporary file is `path`.tmp.PID.N. A process killed mid-write leaves its temporary file
 // behind; the next write of the same `path` removes those whose PID is no longer running (a
-// live process's, or a reused PID's, are left alone). A write past `ulimit -f` fails with EFBIG
-// (where SIGXFSZ is ignored, as bin/neutrino does) like any other write error.
+// live process's, or a reused PID's, are left alone; PIDs are this machine's, so a folder shared
+// with another machine or PID namespace may keep or lose such files wrongly). A write past
+// `ulimit -f` fails with EFBIG (where SIGXFSZ is ignored, as bin/neutrino does) like any other
+// write error.
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
 
 // Refuses, naming `path`, when no file can be created beside it (a missing or read-only folder):
