@@ -13,6 +13,7 @@ kept="fuzz/corpus/$name"
 grown="build-fuzz/corpus/$name"
 log="build-fuzz/$name.log"
 mkdir -p "$kept" "$grown"
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}  # a UBSan finding fails the run
 if ! "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$grown" "$kept" > "$log" 2>&1; then
   tail -50 "$log"
