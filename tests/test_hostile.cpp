@@ -47,6 +47,7 @@ using namespace neutrino;
 using neutrino::testing::CliResult;
 using neutrino::testing::expect_error;
 using neutrino::testing::run_cli;
+using neutrino::testing::run_shell;
 
 namespace {
 
@@ -338,17 +339,6 @@ TEST(HostileNpy, ReaderAndWriterAgreeOnTheShapeBound) {
 
 namespace {
 // run_cli under a time limit, so a reader that blocks fails the test instead of hanging it.
-CliResult run_shell(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  CliResult r{-1, ""};
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) r.output += buffer.data();
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
 CliResult run_cli_limited(const std::string& args, int seconds = 20) {
   return run_shell("timeout " + std::to_string(seconds) + " " + std::string(NEUTRINO_BIN_DIR) +
                    "/neutrino " + args);

@@ -56,9 +56,9 @@ struct CliResult {
   std::string output;  // stdout and stderr
 };
 
-inline CliResult run_cli(const std::string& args) {
-  const std::string command = std::string(NEUTRINO_BIN_DIR) + "/neutrino " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
+// Runs a shell command, its stderr joined to its stdout: the exit code (128 + signal when killed).
+inline CliResult run_shell(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   CliResult r{-1, ""};
   if (pipe == nullptr) return r;
   std::array<char, 4096> buffer{};
@@ -66,6 +66,10 @@ inline CliResult run_cli(const std::string& args) {
   const int status = pclose(pipe);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+inline CliResult run_cli(const std::string& args) {
+  return run_shell(std::string(NEUTRINO_BIN_DIR) + "/neutrino " + args);
 }
 
 }  // namespace neutrino::testing
