@@ -69,7 +69,7 @@ bool all_finite(const Tensor& t) {
 // Records the thread's precision at every training step.
 class PrecisionSpy : public Callback {
  public:
-  bool on_batch_end(Sequential&, int64_t, double) override {
+  bool on_batch_end(Model&, int64_t, double) override {
     seen.push_back(compute_precision());
     return true;
   }
@@ -213,7 +213,7 @@ TEST(MixedPrecisionModelFile, RoundTripsThePolicy) {
   const std::string path = (dir / "m.safetensors").string();
   Sequential bf16 = compiled_tiny(Precision::kBFloat16);
   save_model(path, bf16);
-  Sequential loaded = load_model(path);
+  Model loaded = load_model(path);
   EXPECT_EQ(loaded.mixed_precision_policy(), Precision::kBFloat16);
   EXPECT_EQ(loaded.info.extra.count("mixed_precision"), 0u);  // not carried twice
   save_model(path, compiled_tiny(Precision::kFloat32));

@@ -38,8 +38,16 @@ int64_t count_classes(const data::Dataset& d) {
 
 // Reshapes samples to the model's per-sample input shape when only the layout differs (for
 // example flat 784-vectors for a (1, 28, 28) input), and refuses real mismatches.
-Tensor fit_to_model(const Tensor& x, const train::Sequential& model, const std::string& what) {
-  const Shape& want = model.layers().front()->built_input_shape();
+// The one per-sample input shape of a model the CLI can feed (it reads one x per sample).
+Shape cli_input_shape(const train::Model& model, const std::string& what) {
+  const std::vector<Shape> shapes = model.input_shapes();
+  NEUTRINO_CHECK_VALUE(shapes.size() == 1, "{}: the model takes {} inputs; the command line feeds "
+                       "models with one input", what, shapes.size());
+  return shapes.front();
+}
+
+Tensor fit_to_model(const Tensor& x, const train::Model& model, const std::string& what) {
+  const Shape want = cli_input_shape(model, what);
   const Shape have(x.shape().begin() + 1, x.shape().end());
   if (have == want) return x;
   NEUTRINO_CHECK_SHAPE(shape_numel(have) == shape_numel(want),
@@ -67,7 +75,7 @@ std::string compile_json(const Experiment& ex) {
 }
 
 // Compiles a loaded model for evaluation with the loss and metrics it was trained with.
-void compile_for_eval(train::Sequential& model, const std::string& source) {
+void compile_for_eval(train::Model& model, const std::string& source) {
   auto it = model.info.extra.find("compile");
   NEUTRINO_CHECK_IO(it != model.info.extra.end(), "{}: the model file does not say which loss it was trained with",
                     source);
@@ -84,7 +92,7 @@ void compile_for_eval(train::Sequential& model, const std::string& source) {
         throw ValueError(fmt::format("{}.metrics[{}]: {}", where, i, e.what()));
       }
     }
-    model.compile("sgd", loss, metrics);
+    model.compile(nullptr, loss, metrics);  // evaluation needs no optimizer
   } catch (const ValueError& e) {
     throw IOError(e.what());
   }
@@ -110,7 +118,7 @@ void print_scores(const train::Scores& scores, int64_t samples, bool as_json, co
 }
 
 // --mixed-precision, when given, replaces the config's or the model file's policy.
-void apply_mixed_precision(train::Sequential& model, const std::string& flag) {
+void apply_mixed_precision(train::Model& model, const std::string& flag) {
   if (!flag.empty()) model.set_mixed_precision(parse_precision(flag));
 }
 
@@ -148,7 +156,7 @@ int run_train(const TrainArgs& args) {
   Preprocessor pre = Preprocessor::from_config(ex.preprocess, args.config + ": data.preprocess");
   pre.fit(train_set.x);
   const int64_t classes = count_classes(train_set);
-  train::Sequential model = train::model_from_json(ex.model, args.config + ": model");
+  train::Model model = train::model_from_json(ex.model, args.config + ": model");
   Tensor x = preprocess_x(pre, train_set.x, args.config + ": data.train");
   if (!model.built()) model.build(Shape(x.shape().begin() + 1, x.shape().end()));
   x = fit_to_model(x, model, args.config + ": data.train");
@@ -218,7 +226,7 @@ int run_train(const TrainArgs& args) {
 }
 
 int run_eval(const EvalArgs& args) {
-  train::Sequential model = train::load_model(args.model);
+  train::Model model = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   compile_for_eval(model, args.model);
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
@@ -249,8 +257,8 @@ int run_eval(const EvalArgs& args) {
 namespace {
 // An image must be the size and channel count the model takes (see data/image.h for the two
 // conversions); a model taking flat vectors gets the image flattened, and is told so.
-Tensor load_image_input(const std::string& path, const train::Sequential& model) {
-  const Shape& want = model.layers().front()->built_input_shape();
+Tensor load_image_input(const std::string& path, const train::Model& model) {
+  const Shape want = cli_input_shape(model, path);
   data::ImageRequest request;
   if (want.size() == 3 || want.size() == 2) {
     const int64_t channels = want.size() == 3 ? want[0] : 1;
@@ -271,7 +279,7 @@ Tensor load_image_input(const std::string& path, const train::Sequential& model)
   return image.pixels;
 }
 
-Tensor load_inputs(const PredictArgs& args, const train::Sequential& model) {
+Tensor load_inputs(const PredictArgs& args, const train::Model& model) {
   const std::string& path = args.input;
   NEUTRINO_CHECK_IO(fs::exists(path), "{}: no such file", path);
   if (path.ends_with(".npy")) return data::read_npy(path);
@@ -310,7 +318,7 @@ void write_outputs(const std::string& path, const Tensor& outputs) {
 
 int run_predict(const PredictArgs& args) {
   NEUTRINO_CHECK_VALUE(args.top_k >= 1, "--top-k must be at least 1");
-  train::Sequential model = train::load_model(args.model);
+  train::Model model = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
   const Tensor x = fit_to_model(preprocess_x(pre, load_inputs(args, model), args.input), model, args.input);
@@ -344,7 +352,7 @@ int run_predict(const PredictArgs& args) {
 int run_summary(const std::string& path) {
   if (path.ends_with(".yaml") || path.ends_with(".yml")) {
     const Experiment ex = load_experiment(path);
-    train::Sequential model = train::model_from_json(ex.model, path + ": model");
+    train::Model model = train::model_from_json(ex.model, path + ": model");
     NEUTRINO_CHECK_VALUE(model.built(), "{}: model.input_shape is needed to show a summary", path);
     model.set_mixed_precision(ex.mixed_precision);
     fmt::print("{}", model.summary());

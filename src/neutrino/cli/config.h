@@ -33,7 +33,7 @@ struct Experiment {
   bool shuffle = true;
   int verbose = 1;
   std::string callbacks = "[]";
-  // Top-level `mixed_precision: bf16|fp32` (default fp32): Sequential::set_mixed_precision.
+  // Top-level `mixed_precision: bf16|fp32` (default fp32): Model::set_mixed_precision.
   Precision mixed_precision = Precision::kFloat32;
 };
 

@@ -25,7 +25,23 @@ DataLoader::DataLoader(Tensor x, Tensor y, DataLoaderOptions options)
                        x_.size(0), options_.batch_size);
 }
 
+DataLoader::DataLoader(std::vector<Tensor> inputs, Tensor y, DataLoaderOptions options)
+    : DataLoader(inputs.empty() ? Tensor() : inputs.front(), std::move(y), std::move(options)) {
+  for (size_t i = 1; i < inputs.size(); ++i) {
+    NEUTRINO_CHECK_SHAPE(inputs[i].dim() >= 1 && inputs[i].size(0) == x_.size(0),
+                         "DataLoader: input {} has shape {}, but input 0 has {} samples", i,
+                         inputs[i].shape_string(), x_.size(0));
+    more_x_.push_back(std::move(inputs[i]));
+  }
+}
+
 DataLoader::~DataLoader() { stop(); }
+
+std::vector<Tensor> Batch::inputs() const {
+  std::vector<Tensor> out{x};
+  out.insert(out.end(), more_x.begin(), more_x.end());
+  return out;
+}
 
 int64_t DataLoader::steps_per_epoch() const {
   const int64_t n = x_.size(0), b = options_.batch_size;
@@ -79,6 +95,7 @@ Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, i
       std::min<int64_t>(begin + options_.batch_size, static_cast<int64_t>(order.size()));
   const std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
   Batch batch{take_rows(x_, rows), y_.defined() ? take_rows(y_, rows) : Tensor(), epoch, step};
+  for (const Tensor& more : more_x_) batch.more_x.push_back(take_rows(more, rows));
   if (options_.augment) {
     Generator gen(
         mix(options_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(step) + 1));

@@ -21,6 +21,10 @@ namespace neutrino::data {
 struct Batch {
   Tensor x, y;
   int64_t epoch = 0, step = 0;
+  // The rows of the further inputs of a model with several (a mask beside the tokens).
+  std::vector<Tensor> more_x = {};
+  // x, then more_x.
+  std::vector<Tensor> inputs() const;
 };
 
 struct DataLoaderOptions {
@@ -39,6 +43,8 @@ struct DataLoaderOptions {
 class DataLoader {
  public:
   DataLoader(Tensor x, Tensor y, DataLoaderOptions options = {});
+  // Several inputs with the same rows (augment applies to the first).
+  DataLoader(std::vector<Tensor> inputs, Tensor y, DataLoaderOptions options = {});
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
@@ -57,6 +63,7 @@ class DataLoader {
   Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t step) const;
 
   Tensor x_, y_;
+  std::vector<Tensor> more_x_;
   DataLoaderOptions options_;
   std::thread worker_;
   std::mutex mutex_;

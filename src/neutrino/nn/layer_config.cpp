@@ -1,6 +1,7 @@
 #include "neutrino/nn/layer_config.h"
 
 #include "neutrino/io/config_reader.h"
+#include "neutrino/nn/merge.h"
 
 namespace neutrino::nn {
 
@@ -8,6 +9,32 @@ using nlohmann::json;
 
 namespace {
 json shape_json(const Shape& shape) { return json(std::vector<int64_t>(shape.begin(), shape.end())); }
+
+// ZeroPadding2D's padding as in Keras: n, [rows, columns], or [[top, bottom], [left, right]].
+LayerPtr zero_padding_from_config(io::ConfigReader& r, const Shape& input_shape,
+                                  const std::string& name) {
+  const ZeroPadding2DOptions o{.input_shape = input_shape, .name = name};
+  if (!r.has("padding")) return std::make_shared<ZeroPadding2D>(1, o);
+  const json& p = r.get_raw("padding");
+  auto dim = [&](const json& v) -> int64_t {
+    NEUTRINO_CHECK_VALUE(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= kMaxWindow,
+                         "{}: expected n, [rows, columns] or [[top, bottom], [left, right]] with "
+                         "values in [0, {}], got {}", r.path_of("padding"), kMaxWindow, io::describe(p));
+    return v.get<int64_t>();
+  };
+  if (p.is_number()) return std::make_shared<ZeroPadding2D>(dim(p), o);
+  NEUTRINO_CHECK_VALUE(p.is_array() && p.size() == 2, "{}: expected n, [rows, columns] or [[top, "
+                       "bottom], [left, right]], got {}", r.path_of("padding"), io::describe(p));
+  if (p[0].is_array() || p[1].is_array()) {
+    for (const json& side : p) {
+      NEUTRINO_CHECK_VALUE(side.is_array() && side.size() == 2, "{}: expected [[top, bottom], "
+                           "[left, right]], got {}", r.path_of("padding"), io::describe(p));
+    }
+    return std::make_shared<ZeroPadding2D>(Size2(dim(p[0][0]), dim(p[0][1])),
+                                           Size2(dim(p[1][0]), dim(p[1][1])), o);
+  }
+  return std::make_shared<ZeroPadding2D>(Size2(dim(p[0]), dim(p[1])), o);
+}
 
 template <class L>
 const L* as(const Layer& layer) {
@@ -47,7 +74,13 @@ std::string layer_to_config(const Layer& layer) {
     c.update({{"epsilon", o.epsilon}, {"center", o.center}, {"scale", o.scale}});
   } else if (const auto* e = as<Embedding>(layer)) {
     c.update({{"input_dim", e->input_dim()}, {"output_dim", e->output_dim()}});
-  } else if (!as<Flatten>(layer)) {
+  } else if (const auto* u = as<ReLU>(layer)) {
+    c.update({{"max_value", u->options().max_value}, {"negative_slope", u->options().negative_slope}});
+  } else if (const auto* z = as<ZeroPadding2D>(layer)) {
+    c["padding"] = {{z->rows().h, z->rows().w}, {z->columns().h, z->columns().w}};
+  } else if (const auto* k = as<Concatenate>(layer)) {
+    c["axis"] = k->axis();
+  } else if (!as<Flatten>(layer) && !as<MergeLayer>(layer) && !as<GlobalAveragePooling2D>(layer)) {
     throw ValueError(fmt::format("layer '{}' of type {} cannot be saved as a config", layer.name(),
                                  layer.type_name()));
   }
@@ -129,10 +162,32 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
       EmbeddingOptions o{.input_shape = input_shape, .name = name};
       o.embeddings_initializer = r.get_string("embeddings_initializer", o.embeddings_initializer);
       layer = std::make_shared<Embedding>(input_dim, output_dim, o);
+    } else if (type == "ReLU") {
+      ReLUOptions o{.input_shape = input_shape, .name = name};
+      o.max_value = r.get_double("max_value", o.max_value, 0, 1e30);
+      o.negative_slope = r.get_double("negative_slope", o.negative_slope, 0, 1e30);
+      layer = std::make_shared<ReLU>(o);
+    } else if (type == "GlobalAveragePooling2D") {
+      layer = std::make_shared<GlobalAveragePooling2D>(LayerOptions{input_shape, name});
+    } else if (type == "GlobalMaxPooling2D") {
+      layer = std::make_shared<GlobalMaxPooling2D>(LayerOptions{input_shape, name});
+    } else if (type == "ZeroPadding2D") {
+      layer = zero_padding_from_config(r, input_shape, name);
+    } else if (type == "Add" || type == "Subtract" || type == "Multiply" || type == "Average") {
+      const LayerOptions o{input_shape, name};
+      if (type == "Add") layer = std::make_shared<Add>(o);
+      if (type == "Subtract") layer = std::make_shared<Subtract>(o);
+      if (type == "Multiply") layer = std::make_shared<Multiply>(o);
+      if (type == "Average") layer = std::make_shared<Average>(o);
+    } else if (type == "Concatenate") {
+      layer = std::make_shared<Concatenate>(ConcatenateOptions{
+          .input_shape = input_shape, .name = name, .axis = r.get_int("axis", -1, -64, 64)});
     } else {
       throw ValueError(fmt::format(
-          "{}: unknown layer '{}' (known: Dense, Activation, Dropout, Flatten, Conv2D, "
-          "MaxPooling2D, AveragePooling2D, BatchNormalization, LayerNormalization, Embedding)",
+          "{}: unknown layer '{}' (known: Dense, Activation, ReLU, Dropout, Flatten, Conv2D, "
+          "MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, "
+          "ZeroPadding2D, BatchNormalization, LayerNormalization, Embedding, Add, Subtract, "
+          "Multiply, Average, Concatenate)",
           path, type));
     }
   } catch (const ValueError& e) {

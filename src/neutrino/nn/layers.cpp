@@ -1,5 +1,8 @@
 #include "neutrino/nn/layers.h"
 
+#include <cmath>
+#include <limits>
+
 #include "neutrino/core/random.h"
 #include "neutrino/nn/activation.h"
 #include "neutrino/nn/init.h"
@@ -56,8 +59,79 @@ void check_window(Size2 size, int64_t min, const std::string& what) {
 // ---- Layer ---------------------------------------------------------------------------------
 
 Tensor Layer::forward(const Tensor& x) {
+  check_input_count(1);
   build(per_sample(x, name_));
   return call(x);
+}
+
+Tensor Layer::forward(const std::vector<Tensor>& inputs) {
+  if (num_inputs() == 1) {
+    check_input_count(inputs.size());
+    return forward(inputs.front());
+  }
+  check_input_count(inputs.size());
+  std::vector<Shape> shapes;
+  for (const Tensor& x : inputs) shapes.push_back(per_sample(x, name_));
+  build_for(shapes);
+  return call_inputs(inputs);
+}
+
+std::shared_ptr<Layer> Layer::clone() const {
+  throw ValueError(fmt::format("{} '{}' cannot be copied into a graph: hold it in a shared_ptr "
+                               "(std::make_shared) and call that, or give the class "
+                               "NEUTRINO_LAYER_CLONE", type_name(), name_));
+}
+
+void Layer::check_input_count(size_t count) const {
+  const int want = num_inputs();
+  if (want == 1) {
+    NEUTRINO_CHECK_VALUE(count == 1, "{} '{}' takes one input, got {}", type_name(), name_, count);
+  } else if (want < 0) {
+    NEUTRINO_CHECK_VALUE(count >= 2, "{} '{}' takes a list of at least 2 inputs, got {}",
+                         type_name(), name_, count);
+  } else {
+    NEUTRINO_CHECK_VALUE(count == static_cast<size_t>(want), "{} '{}' takes {} inputs, got {}",
+                         type_name(), name_, want, count);
+  }
+}
+
+Shape Layer::output_shape_for(const std::vector<Shape>& input_shapes) const {
+  check_input_count(input_shapes.size());
+  return output_shape(input_shapes.front());
+}
+
+Tensor Layer::call_inputs(const std::vector<Tensor>& inputs) {
+  check_input_count(inputs.size());
+  return call(inputs.front());
+}
+
+Shape Layer::plan_for(const std::vector<Shape>& input_shapes) const {
+  check_input_count(input_shapes.size());
+  if (num_inputs() == 1) return plan(input_shapes.front());
+  for (const Shape& shape : input_shapes) {
+    NEUTRINO_CHECK_SHAPE(bounded_numel(shape) >= 0,
+                         "{} '{}': input shape {} has {:.3g} values per sample, more than the "
+                         "limit of {}", type_name(), name_, shape_str(shape), approx_numel(shape),
+                         kMaxLayerElements);
+  }
+  const Shape out = output_shape_for(input_shapes);
+  NEUTRINO_CHECK_SHAPE(bounded_numel(out) >= 0,
+                       "{} '{}': output shape {} has {:.3g} values per sample, more than the limit "
+                       "of {}", type_name(), name_, shape_str(out), approx_numel(out),
+                       kMaxLayerElements);
+  return out;
+}
+
+void Layer::build_for(const std::vector<Shape>& input_shapes) {
+  if (num_inputs() == 1) {
+    check_input_count(input_shapes.size());
+    build(input_shapes.front());
+    return;
+  }
+  if (built_) return;
+  plan_for(input_shapes);
+  built_shape_ = input_shapes.front();
+  built_ = true;
 }
 
 Shape Layer::plan(const Shape& input_shape) const {
@@ -408,6 +482,75 @@ Tensor Embedding::call(const Tensor& x) {
   // Keras feeds indices as floats too; accept either.
   const Tensor indices = x.dtype() == DType::kInt64 ? x : x.detach().to(DType::kInt64);
   return embedding(weight_, indices);
+}
+
+// ---- ReLU, global pooling, zero padding ------------------------------------------------------
+
+ReLU::ReLU(ReLUOptions options)
+    : Layer(options.input_shape, options.name), options_(std::move(options)) {
+  NEUTRINO_CHECK_VALUE(options_.max_value >= 0 && std::isfinite(options_.max_value),
+                       "ReLU: max_value must be >= 0 (0: none), got {}", options_.max_value);
+  NEUTRINO_CHECK_VALUE(options_.negative_slope >= 0 && std::isfinite(options_.negative_slope),
+                       "ReLU: negative_slope must be >= 0, got {}", options_.negative_slope);
+}
+
+Tensor ReLU::call(const Tensor& x) {
+  Tensor y = options_.negative_slope > 0 ? leaky_relu(x, options_.negative_slope) : relu(x);
+  if (options_.max_value > 0) y = clamp(y, -std::numeric_limits<double>::infinity(), options_.max_value);
+  return y;
+}
+
+GlobalAveragePooling2D::GlobalAveragePooling2D(LayerOptions options)
+    : Layer(options.input_shape, options.name) {}
+
+Shape GlobalAveragePooling2D::output_shape(const Shape& input_shape) const {
+  NEUTRINO_CHECK_SHAPE(input_shape.size() == 3, "{} '{}': expected (C, H, W) inputs, got {}",
+                       type_name(), name(), shape_str(input_shape));
+  return {input_shape[0]};
+}
+
+Tensor GlobalAveragePooling2D::call(const Tensor& x) { return mean(x, {2, 3}); }
+
+GlobalMaxPooling2D::GlobalMaxPooling2D(LayerOptions options) : GlobalAveragePooling2D(options) {}
+
+Tensor GlobalMaxPooling2D::call(const Tensor& x) { return max(x, {2, 3}); }
+
+ZeroPadding2D::ZeroPadding2D(Size2 padding, ZeroPadding2DOptions options)
+    : ZeroPadding2D(Size2(padding.h, padding.h), Size2(padding.w, padding.w), std::move(options)) {}
+
+ZeroPadding2D::ZeroPadding2D(Size2 rows, Size2 columns, ZeroPadding2DOptions options)
+    : Layer(options.input_shape, options.name), rows_(rows), columns_(columns) {
+  for (int64_t p : {rows.h, rows.w, columns.h, columns.w}) {
+    NEUTRINO_CHECK_VALUE(p >= 0 && p <= kMaxWindow, "ZeroPadding2D: padding must be in [0, {}], "
+                         "got {}", kMaxWindow, p);
+  }
+}
+
+Shape ZeroPadding2D::output_shape(const Shape& input_shape) const {
+  NEUTRINO_CHECK_SHAPE(input_shape.size() == 3, "ZeroPadding2D '{}': expected (C, H, W) inputs, "
+                       "got {}", name(), shape_str(input_shape));
+  return {input_shape[0], input_shape[1] + rows_.h + rows_.w,
+          input_shape[2] + columns_.h + columns_.w};
+}
+
+Tensor ZeroPadding2D::call(const Tensor& x) {
+  // Zero blocks joined on each side: concat's backward slices the gradient back out.
+  auto pad_dim = [](const Tensor& t, int64_t dim, int64_t before, int64_t after) {
+    if (before == 0 && after == 0) return t;
+    std::vector<Tensor> parts;
+    Shape block = t.shape();
+    if (before > 0) {
+      block[dim] = before;
+      parts.push_back(Tensor::zeros(block, t.dtype()));
+    }
+    parts.push_back(t);
+    if (after > 0) {
+      block[dim] = after;
+      parts.push_back(Tensor::zeros(block, t.dtype()));
+    }
+    return concat(parts, dim);
+  };
+  return pad_dim(pad_dim(x, 2, rows_.h, rows_.w), 3, columns_.h, columns_.w);
 }
 
 }  // namespace neutrino::nn

@@ -25,14 +25,37 @@ inline constexpr int64_t kMaxWindow = int64_t{1} << 16;
 // Names and shapes of a layer's parameters and buffers, in registration order.
 using WeightShapes = std::vector<std::pair<std::string, Shape>>;
 
-class Layer : public Module {
+class SymbolicTensor;
+
+class Layer : public Module, public std::enable_shared_from_this<Layer> {
  public:
   // Keras's type name ("Dense"); the default layer name is its snake_case form ("dense").
   virtual std::string type_name() const = 0;
   // Output shape for an input shape, both without the batch dim; ShapeError if they don't fit.
   virtual Shape output_shape(const Shape& input_shape) const = 0;
+  // A copy of this layer (sharing any weights it already has): the functional API keeps one when
+  // a layer is called by value, `Dense(10)(x)`. The built-in layers have one
+  // (NEUTRINO_LAYER_CLONE); a layer class without it is called through a shared_ptr.
+  virtual std::shared_ptr<Layer> clone() const;
+
+  // Layers with several inputs (Add, Concatenate: MergeLayer) take `inputs` of them, -1 for any
+  // number from 2; every other layer takes exactly one. The list forms below work for both.
+  virtual int num_inputs() const { return 1; }
+  // A ValueError naming the layer unless it takes `count` inputs.
+  void check_input_count(size_t count) const;
+  virtual Shape output_shape_for(const std::vector<Shape>& input_shapes) const;
+  Shape plan_for(const std::vector<Shape>& input_shapes) const;
+  void build_for(const std::vector<Shape>& input_shapes);
 
   Tensor forward(const Tensor& x) final;
+  Tensor forward(const std::vector<Tensor>& inputs) final;
+  using Module::operator();
+  // The functional API (Keras): records a call on symbolic inputs and returns its output. A layer
+  // owned by a shared_ptr joins the graph itself (call it twice to share its weights); one called
+  // by value joins as a copy.
+  SymbolicTensor operator()(const SymbolicTensor& input);
+  SymbolicTensor operator()(const std::vector<SymbolicTensor>& inputs);
+
   // How the layer treats bfloat16 activations, which Sequential uses under a bf16 mixed-precision
   // policy: kComputes layers (Conv2D) start or continue a run of bf16 activations, kPassesThrough
   // layers (MaxPooling2D, Flatten) continue one, kEnds layers (Dense) read one and return float32,
@@ -52,6 +75,7 @@ class Layer : public Module {
   const std::string& name() const { return name_; }
   void set_name(const std::string& name) { name_ = name; }
   const Shape& declared_input_shape() const { return input_shape_; }
+  // The (first) input's shape it was built for.
   const Shape& built_input_shape() const { return built_shape_; }
 
  protected:
@@ -59,6 +83,8 @@ class Layer : public Module {
       : input_shape_(std::move(input_shape)), name_(std::move(name)) {}
   virtual void build_weights(const Shape& /*input_shape*/) {}
   virtual Tensor call(const Tensor& x) = 0;
+  // For layers with several inputs.
+  virtual Tensor call_inputs(const std::vector<Tensor>& inputs);
 
  private:
   Shape input_shape_;
@@ -66,6 +92,10 @@ class Layer : public Module {
   Shape built_shape_;
   bool built_ = false;
 };
+
+// Gives a layer class its clone().
+#define NEUTRINO_LAYER_CLONE(Type) \
+  std::shared_ptr<Layer> clone() const override { return std::make_shared<Type>(*this); }
 
 using LayerPtr = std::shared_ptr<Layer>;
 
@@ -107,6 +137,7 @@ class Dense : public Layer {
   Dense(int64_t units, S&& activation, DenseOptions options = {})
       : Dense(units, with_activation(std::move(options), std::string(std::forward<S>(activation)))) {}
   std::string type_name() const override { return "Dense"; }
+  NEUTRINO_LAYER_CLONE(Dense)
   Shape output_shape(const Shape& input_shape) const override;
   WeightShapes weight_shapes(const Shape& input_shape) const override;
   Bf16Use bf16_use() const override { return Bf16Use::kEnds; }
@@ -136,6 +167,7 @@ class Activation : public Layer {
  public:
   explicit Activation(std::string activation, LayerOptions options = {});
   std::string type_name() const override { return "Activation"; }
+  NEUTRINO_LAYER_CLONE(Activation)
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   const std::string& activation() const { return activation_; }
 
@@ -151,6 +183,7 @@ class Dropout : public Layer {
  public:
   explicit Dropout(double rate, LayerOptions options = {});
   std::string type_name() const override { return "Dropout"; }
+  NEUTRINO_LAYER_CLONE(Dropout)
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   double rate() const { return rate_; }
 
@@ -165,6 +198,7 @@ class Flatten : public Layer {
  public:
   explicit Flatten(LayerOptions options = {});
   std::string type_name() const override { return "Flatten"; }
+  NEUTRINO_LAYER_CLONE(Flatten)
   Shape output_shape(const Shape& input_shape) const override;
   Bf16Use bf16_use() const override { return Bf16Use::kPassesThrough; }
 
@@ -197,6 +231,7 @@ class Conv2D : public Layer {
  public:
   Conv2D(int64_t filters, Size2 kernel_size, Conv2DOptions options = {});
   std::string type_name() const override { return "Conv2D"; }
+  NEUTRINO_LAYER_CLONE(Conv2D)
   Shape output_shape(const Shape& input_shape) const override;
   WeightShapes weight_shapes(const Shape& input_shape) const override;
   // bf16 kernels cover the convolution and a relu (or no) activation.
@@ -229,6 +264,7 @@ class MaxPooling2D : public Layer {
  public:
   explicit MaxPooling2D(Size2 pool_size = 2, Pool2DOptions options = {});
   std::string type_name() const override { return "MaxPooling2D"; }
+  NEUTRINO_LAYER_CLONE(MaxPooling2D)
   Shape output_shape(const Shape& input_shape) const override;
   Bf16Use bf16_use() const override { return Bf16Use::kPassesThrough; }
   Size2 pool_size() const { return pool_; }
@@ -246,6 +282,7 @@ class AveragePooling2D : public MaxPooling2D {
  public:
   explicit AveragePooling2D(Size2 pool_size = 2, Pool2DOptions options = {});
   std::string type_name() const override { return "AveragePooling2D"; }
+  NEUTRINO_LAYER_CLONE(AveragePooling2D)
   Bf16Use bf16_use() const override { return Bf16Use::kNo; }
 
  protected:
@@ -266,6 +303,7 @@ class BatchNormalization : public Layer {
  public:
   explicit BatchNormalization(BatchNormalizationOptions options = {});
   std::string type_name() const override { return "BatchNormalization"; }
+  NEUTRINO_LAYER_CLONE(BatchNormalization)
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   WeightShapes weight_shapes(const Shape& input_shape) const override;
   const BatchNormalizationOptions& options() const { return options_; }
@@ -291,6 +329,7 @@ class LayerNormalization : public Layer {
  public:
   explicit LayerNormalization(LayerNormalizationOptions options = {});
   std::string type_name() const override { return "LayerNormalization"; }
+  NEUTRINO_LAYER_CLONE(LayerNormalization)
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   WeightShapes weight_shapes(const Shape& input_shape) const override;
   const LayerNormalizationOptions& options() const { return options_; }
@@ -314,6 +353,7 @@ class Embedding : public Layer {
  public:
   Embedding(int64_t input_dim, int64_t output_dim, EmbeddingOptions options = {});
   std::string type_name() const override { return "Embedding"; }
+  NEUTRINO_LAYER_CLONE(Embedding)
   Shape output_shape(const Shape& input_shape) const override;
   WeightShapes weight_shapes(const Shape& input_shape) const override;
   int64_t input_dim() const { return input_dim_; }
@@ -327,6 +367,75 @@ class Embedding : public Layer {
   int64_t input_dim_, output_dim_;
   EmbeddingOptions options_;
   Tensor weight_;
+};
+
+struct ReLUOptions {
+  Shape input_shape = {};
+  std::string name = "";
+  double max_value = 0;  // 0: no upper bound (Keras's None)
+  double negative_slope = 0;
+};
+// Keras's ReLU layer: max(x, 0), or negative_slope * x below 0, capped at max_value when set.
+class ReLU : public Layer {
+ public:
+  explicit ReLU(ReLUOptions options = {});
+  std::string type_name() const override { return "ReLU"; }
+  NEUTRINO_LAYER_CLONE(ReLU)
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  const ReLUOptions& options() const { return options_; }
+
+ protected:
+  Tensor call(const Tensor& x) override;
+
+ private:
+  ReLUOptions options_;
+};
+
+// (C, H, W) -> (C): the mean over each channel's pixels.
+class GlobalAveragePooling2D : public Layer {
+ public:
+  explicit GlobalAveragePooling2D(LayerOptions options = {});
+  std::string type_name() const override { return "GlobalAveragePooling2D"; }
+  NEUTRINO_LAYER_CLONE(GlobalAveragePooling2D)
+  Shape output_shape(const Shape& input_shape) const override;
+
+ protected:
+  Tensor call(const Tensor& x) override;
+};
+
+// (C, H, W) -> (C): the largest of each channel's pixels.
+class GlobalMaxPooling2D : public GlobalAveragePooling2D {
+ public:
+  explicit GlobalMaxPooling2D(LayerOptions options = {});
+  std::string type_name() const override { return "GlobalMaxPooling2D"; }
+  NEUTRINO_LAYER_CLONE(GlobalMaxPooling2D)
+
+ protected:
+  Tensor call(const Tensor& x) override;
+};
+
+struct ZeroPadding2DOptions {
+  Shape input_shape = {};
+  std::string name = "";
+};
+// Pads (C, H, W) with zero rows and columns: padding (top, bottom) rows and (left, right)
+// columns; Size2 forms as in Keras (one number: all four sides; two: rows, columns).
+class ZeroPadding2D : public Layer {
+ public:
+  explicit ZeroPadding2D(Size2 padding = 1, ZeroPadding2DOptions options = {});
+  ZeroPadding2D(Size2 rows, Size2 columns, ZeroPadding2DOptions options = {});
+  std::string type_name() const override { return "ZeroPadding2D"; }
+  NEUTRINO_LAYER_CLONE(ZeroPadding2D)
+  Shape output_shape(const Shape& input_shape) const override;
+  // (top, bottom), (left, right).
+  Size2 rows() const { return rows_; }
+  Size2 columns() const { return columns_; }
+
+ protected:
+  Tensor call(const Tensor& x) override;
+
+ private:
+  Size2 rows_, columns_;
 };
 
 }  // namespace neutrino::nn

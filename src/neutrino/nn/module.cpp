@@ -6,6 +6,18 @@
 
 namespace neutrino::nn {
 
+namespace {
+thread_local bool eval_mode_forced = false;
+}  // namespace
+
+EvalModeGuard::EvalModeGuard() : saved_(eval_mode_forced) { eval_mode_forced = true; }
+EvalModeGuard::~EvalModeGuard() { eval_mode_forced = saved_; }
+bool EvalModeGuard::active() { return eval_mode_forced; }
+
+bool Module::is_training() const {
+  return training_.load(std::memory_order_relaxed) && !eval_mode_forced;
+}
+
 Module::Module(const Module& other)
     : parameters_(other.parameters_),
       buffers_(other.buffers_),
@@ -24,7 +36,43 @@ void Module::collect(const std::string& prefix, bool parameters, NamedTensors& o
   for (const auto& [name, tensor] : parameters ? parameters_ : buffers_) {
     out.emplace_back(prefix + name, tensor);
   }
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", parameters, out);
+  for (const auto& [name, child] : children_) {
+    child->collect(name.empty() ? prefix : prefix + name + ".", parameters, out);
+  }
+}
+
+namespace {
+// The module whose default forward is running on this thread: when the other default is then
+// entered for the same module, neither overload was overridden.
+thread_local const Module* defaulting_forward = nullptr;
+
+class DefaultForwardScope {
+ public:
+  explicit DefaultForwardScope(const Module* module) : saved_(defaulting_forward) {
+    NEUTRINO_CHECK_VALUE(defaulting_forward != module,
+                         "Module: the class overrides neither forward(const Tensor&) nor "
+                   "forward(const std::vector<Tensor>&)");
+    defaulting_forward = module;
+  }
+  ~DefaultForwardScope() { defaulting_forward = saved_; }
+  DefaultForwardScope(const DefaultForwardScope&) = delete;
+  DefaultForwardScope& operator=(const DefaultForwardScope&) = delete;
+
+ private:
+  const Module* saved_;
+};
+}  // namespace
+
+Tensor Module::forward(const Tensor& x) {
+  DefaultForwardScope scope(this);
+  return forward(std::vector<Tensor>{x});
+}
+
+Tensor Module::forward(const std::vector<Tensor>& inputs) {
+  NEUTRINO_CHECK_VALUE(inputs.size() == 1, "Module: forward takes one input here, got {}",
+                       inputs.size());
+  DefaultForwardScope scope(this);
+  return forward(inputs.front());
 }
 
 NamedTensors Module::named_parameters() const {

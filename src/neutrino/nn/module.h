@@ -15,14 +15,33 @@ namespace neutrino::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+// Evaluation mode on this thread for the guard's lifetime, whatever the modules' training flags:
+// predict() and evaluate() run so, and a model that another thread trains keeps its flag.
+class EvalModeGuard {
+ public:
+  EvalModeGuard();
+  ~EvalModeGuard();
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+  static bool active();
+
+ private:
+  bool saved_;
+};
+
 class Module {
  public:
   Module() = default;
   Module(const Module& other);
   Module& operator=(const Module& other);
   virtual ~Module() = default;
-  virtual Tensor forward(const Tensor& x) = 0;
+  // One input, or several (forward({x, mask})), giving one output. A module overrides either
+  // (each default calls the other); a class that overrides one and calls the other on itself
+  // adds `using Module::forward;`.
+  virtual Tensor forward(const Tensor& x);
+  virtual Tensor forward(const std::vector<Tensor>& inputs);
   Tensor operator()(const Tensor& x) { return forward(x); }
+  Tensor operator()(const std::vector<Tensor>& inputs) { return forward(inputs); }
 
   NamedTensors named_parameters() const;  // recursive, "child.name"
   NamedTensors named_buffers() const;     // running statistics and other non-trained state
@@ -33,13 +52,20 @@ class Module {
   // match exactly; the error names the tensor and both shapes.
   void load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
 
+  // The registered child modules, by name.
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
+    return children_;
+  }
+
   virtual void train(bool on = true);
   void eval() { train(false); }
-  bool is_training() const { return training_.load(std::memory_order_relaxed); }
+  // False under an EvalModeGuard on this thread, whatever the flag.
+  bool is_training() const;
 
  protected:
   const Tensor& register_parameter(const std::string& name, Tensor value);
   const Tensor& register_buffer(const std::string& name, Tensor value);
+  // A child with an empty name adds its tensors under their own names (no "name." prefix).
   void register_module(const std::string& name, std::shared_ptr<Module> child);
   void clear_registrations();
 

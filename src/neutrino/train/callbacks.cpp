@@ -9,7 +9,7 @@
 
 #include "neutrino/io/config_reader.h"
 #include "neutrino/train/model_file.h"
-#include "neutrino/train/sequential.h"
+#include "neutrino/train/model.h"
 
 namespace neutrino::train {
 
@@ -60,7 +60,7 @@ EarlyStopping::EarlyStopping(EarlyStoppingOptions options)
   NEUTRINO_CHECK_VALUE(options_.patience >= 0, "EarlyStopping: patience must be >= 0");
 }
 
-void EarlyStopping::on_train_begin(Sequential& /*model*/) {
+void EarlyStopping::on_train_begin(Model& /*model*/) {
   best_ = monitor_.worst();
   wait_ = 0;
   best_epoch_ = -1;
@@ -68,7 +68,7 @@ void EarlyStopping::on_train_begin(Sequential& /*model*/) {
   best_weights_.clear();
 }
 
-void EarlyStopping::on_epoch_end(Sequential& model, int epoch, const Logs& logs) {
+void EarlyStopping::on_epoch_end(Model& model, int epoch, const Logs& logs) {
   const double value = logged(logs, options_.monitor, "EarlyStopping");
   if (monitor_.improved(value, best_)) {
     best_ = value;
@@ -86,7 +86,7 @@ void EarlyStopping::on_epoch_end(Sequential& model, int epoch, const Logs& logs)
   }
 }
 
-void EarlyStopping::on_train_end(Sequential& model) {
+void EarlyStopping::on_train_end(Model& model) {
   if (options_.restore_best_weights && stopped_epoch_ >= 0 && !best_weights_.empty()) {
     model.load_state_dict(best_weights_);
   }
@@ -121,12 +121,12 @@ ModelCheckpoint::ModelCheckpoint(std::string filepath, ModelCheckpointOptions op
   NEUTRINO_CHECK_VALUE(!filepath_.empty(), "ModelCheckpoint: empty filepath");
 }
 
-void ModelCheckpoint::on_train_begin(Sequential& /*model*/) {
+void ModelCheckpoint::on_train_begin(Model& /*model*/) {
   has_best_ = false;
   best_ = monitor_.worst();
 }
 
-void ModelCheckpoint::on_epoch_end(Sequential& model, int epoch, const Logs& logs) {
+void ModelCheckpoint::on_epoch_end(Model& model, int epoch, const Logs& logs) {
   if (options_.save_best_only) {
     const double value = logged(logs, options_.monitor, "ModelCheckpoint");
     if (has_best_ && !monitor_.improved(value, best_)) return;
@@ -158,7 +158,7 @@ void ModelCheckpoint::load_state(const std::string& json_text) {
 CSVLogger::CSVLogger(std::string filename, char separator, bool append)
     : filename_(std::move(filename)), separator_(separator), append_(append) {}
 
-void CSVLogger::on_train_begin(Sequential& /*model*/) {
+void CSVLogger::on_train_begin(Model& /*model*/) {
   // Asked of the file system, not by opening it: opening a FIFO for reading would block.
   std::error_code ec;
   header_written_ = append_ && std::filesystem::is_regular_file(filename_, ec);
@@ -168,7 +168,7 @@ void CSVLogger::on_train_begin(Sequential& /*model*/) {
   }
 }
 
-void CSVLogger::on_epoch_end(Sequential& /*model*/, int epoch, const Logs& logs) {
+void CSVLogger::on_epoch_end(Model& /*model*/, int epoch, const Logs& logs) {
   std::ofstream out(filename_, std::ios::app);
   NEUTRINO_CHECK_IO(out.good(), "CSVLogger: cannot write {}", filename_);
   if (!header_written_) {
@@ -184,7 +184,7 @@ void CSVLogger::on_epoch_end(Sequential& /*model*/, int epoch, const Logs& logs)
 
 // ---- TerminateOnNaN, LearningRateScheduler, ReduceLROnPlateau -------------------------------
 
-bool TerminateOnNaN::on_batch_end(Sequential& model, int64_t step, double loss) {
+bool TerminateOnNaN::on_batch_end(Model& model, int64_t step, double loss) {
   if (std::isfinite(loss)) return true;
   fmt::print(stderr, "Batch {}: invalid loss {}, terminating training\n", step, loss);
   model.stop_training();
@@ -197,7 +197,7 @@ LearningRateScheduler::LearningRateScheduler(std::function<double(int, double)> 
   NEUTRINO_CHECK_VALUE(schedule_ != nullptr, "LearningRateScheduler: no schedule");
 }
 
-void LearningRateScheduler::on_epoch_begin(Sequential& model, int epoch) {
+void LearningRateScheduler::on_epoch_begin(Model& model, int epoch) {
   const double lr = schedule_(epoch, model.optimizer().learning_rate());
   NEUTRINO_CHECK_VALUE(std::isfinite(lr) && lr >= 0,
                        "LearningRateScheduler: schedule returned {} for epoch {}", lr, epoch);
@@ -212,13 +212,13 @@ ReduceLROnPlateau::ReduceLROnPlateau(ReduceLROnPlateauOptions options)
                        "ReduceLROnPlateau: factor must be in (0, 1), got {}", options_.factor);
 }
 
-void ReduceLROnPlateau::on_train_begin(Sequential& /*model*/) {
+void ReduceLROnPlateau::on_train_begin(Model& /*model*/) {
   best_ = monitor_.worst();
   wait_ = 0;
   cooldown_left_ = 0;
 }
 
-void ReduceLROnPlateau::on_epoch_end(Sequential& model, int /*epoch*/, const Logs& logs) {
+void ReduceLROnPlateau::on_epoch_end(Model& model, int /*epoch*/, const Logs& logs) {
   const double value = logged(logs, options_.monitor, "ReduceLROnPlateau");
   if (cooldown_left_ > 0) {
     --cooldown_left_;

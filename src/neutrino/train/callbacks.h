@@ -11,18 +11,18 @@
 
 namespace neutrino::train {
 
-class Sequential;
+class Model;
 using Logs = std::map<std::string, double>;
 
 class Callback {
  public:
   virtual ~Callback() = default;
-  virtual void on_train_begin(Sequential& /*model*/) {}
-  virtual void on_epoch_begin(Sequential& /*model*/, int /*epoch*/) {}
+  virtual void on_train_begin(Model& /*model*/) {}
+  virtual void on_epoch_begin(Model& /*model*/, int /*epoch*/) {}
   // After each optimizer step; returning false stops training at once.
-  virtual bool on_batch_end(Sequential& /*model*/, int64_t /*step*/, double /*loss*/) { return true; }
-  virtual void on_epoch_end(Sequential& /*model*/, int /*epoch*/, const Logs& /*logs*/) {}
-  virtual void on_train_end(Sequential& /*model*/) {}
+  virtual bool on_batch_end(Model& /*model*/, int64_t /*step*/, double /*loss*/) { return true; }
+  virtual void on_epoch_end(Model& /*model*/, int /*epoch*/, const Logs& /*logs*/) {}
+  virtual void on_train_end(Model& /*model*/) {}
   // Internal state as JSON text, saved in training checkpoints so a resumed run continues exactly.
   // load_state checks every field: malformed or incomplete state is a ValueError naming the field.
   virtual std::string state() const { return "{}"; }
@@ -55,9 +55,9 @@ struct EarlyStoppingOptions {
 class EarlyStopping : public Callback {
  public:
   explicit EarlyStopping(EarlyStoppingOptions options = {});
-  void on_train_begin(Sequential& model) override;
-  void on_epoch_end(Sequential& model, int epoch, const Logs& logs) override;
-  void on_train_end(Sequential& model) override;
+  void on_train_begin(Model& model) override;
+  void on_epoch_end(Model& model, int epoch, const Logs& logs) override;
+  void on_train_end(Model& model) override;
   std::string state() const override;
   void load_state(const std::string& json_text) override;
   std::map<std::string, Tensor> state_tensors() const override { return best_weights_; }
@@ -85,8 +85,8 @@ struct ModelCheckpointOptions {
 class ModelCheckpoint : public Callback {
  public:
   ModelCheckpoint(std::string filepath, ModelCheckpointOptions options = {});
-  void on_train_begin(Sequential& model) override;
-  void on_epoch_end(Sequential& model, int epoch, const Logs& logs) override;
+  void on_train_begin(Model& model) override;
+  void on_epoch_end(Model& model, int epoch, const Logs& logs) override;
   std::string state() const override;
   void load_state(const std::string& json_text) override;
   std::string name() const override { return "ModelCheckpoint"; }
@@ -103,8 +103,8 @@ class ModelCheckpoint : public Callback {
 class CSVLogger : public Callback {
  public:
   explicit CSVLogger(std::string filename, char separator = ',', bool append = false);
-  void on_train_begin(Sequential& model) override;
-  void on_epoch_end(Sequential& model, int epoch, const Logs& logs) override;
+  void on_train_begin(Model& model) override;
+  void on_epoch_end(Model& model, int epoch, const Logs& logs) override;
   std::string name() const override { return "CSVLogger"; }
 
  private:
@@ -117,7 +117,7 @@ class CSVLogger : public Callback {
 // Stops training at the first batch whose loss is NaN or infinite, before its update is kept.
 class TerminateOnNaN : public Callback {
  public:
-  bool on_batch_end(Sequential& model, int64_t step, double loss) override;
+  bool on_batch_end(Model& model, int64_t step, double loss) override;
   std::string name() const override { return "TerminateOnNaN"; }
 };
 
@@ -125,7 +125,7 @@ class TerminateOnNaN : public Callback {
 class LearningRateScheduler : public Callback {
  public:
   explicit LearningRateScheduler(std::function<double(int, double)> schedule, int verbose = 0);
-  void on_epoch_begin(Sequential& model, int epoch) override;
+  void on_epoch_begin(Model& model, int epoch) override;
   std::string name() const override { return "LearningRateScheduler"; }
 
  private:
@@ -146,8 +146,8 @@ struct ReduceLROnPlateauOptions {
 class ReduceLROnPlateau : public Callback {
  public:
   explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
-  void on_train_begin(Sequential& model) override;
-  void on_epoch_end(Sequential& model, int epoch, const Logs& logs) override;
+  void on_train_begin(Model& model) override;
+  void on_epoch_end(Model& model, int epoch, const Logs& logs) override;
   std::string state() const override;
   void load_state(const std::string& json_text) override;
   std::string name() const override { return "ReduceLROnPlateau"; }

@@ -2,9 +2,11 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "neutrino/io/config_reader.h"
@@ -66,49 +68,176 @@ std::string tensors_checksum(const std::map<std::string, Tensor>& tensors) {
   return fmt::format("crc32:{:08x}", crc);
 }
 
-std::string model_to_json(const Sequential& model) {
-  json layers = json::array();
-  for (const auto& layer : model.layers()) layers.push_back(json::parse(nn::layer_to_config(*layer)));
-  json out{{"class_name", "Sequential"}, {"name", model.name()}, {"layers", layers}};
-  if (model.built()) {
-    const Shape& shape = model.layers().front()->built_input_shape();
-    out["input_shape"] = std::vector<int64_t>(shape.begin(), shape.end());
+namespace {
+json shape_json(const Shape& shape) { return json(std::vector<int64_t>(shape.begin(), shape.end())); }
+
+// {"class_name": "Functional", "inputs": [{"name": "input", "shape": [...]}],
+//  "layers": [{"Conv2D": {"name": "c1", "inputs": ["input"], ...}}], "outputs": ["add"]}
+json graph_to_json(const Model& model, const nn::Graph& graph) {
+  json inputs = json::array(), layers = json::array(), outputs = json::array();
+  const std::vector<Shape> shapes = graph.input_shapes();
+  for (size_t k = 0; k < graph.input_nodes().size(); ++k) {
+    const auto& node = graph.nodes()[static_cast<size_t>(graph.input_nodes()[k])];
+    json in{{"name", node.name}};
+    if (!shapes[k].empty()) in["shape"] = shape_json(shapes[k]);
+    inputs.push_back(in);
   }
-  return out.dump();
+  std::set<const nn::Layer*> seen;
+  for (const auto& node : graph.nodes()) {
+    if (!node.layer) continue;
+    NEUTRINO_CHECK_VALUE(seen.insert(node.layer.get()).second,
+                         "save: layer '{}' is called more than once (shared weights); such graphs "
+                         "cannot be written as a config yet", node.name);
+    json config = json::parse(nn::layer_to_config(*node.layer));
+    json names = json::array();
+    for (int in : node.inputs) names.push_back(graph.nodes()[static_cast<size_t>(in)].name);
+    config.begin().value()["inputs"] = names;
+    layers.push_back(config);
+  }
+  for (int o : graph.output_nodes()) outputs.push_back(graph.nodes()[static_cast<size_t>(o)].name);
+  return json{{"class_name", "Functional"}, {"name", model.name()}, {"inputs", inputs},
+              {"layers", layers}, {"outputs", outputs}};
 }
 
-Sequential model_from_json(const std::string& text, const std::string& path,
-                           const std::map<std::string, Shape>* stored_shapes) {
-  io::ConfigReader r(io::parse_json(text, path), path);
-  const std::string class_name = r.get_string("class_name", "Sequential");
-  NEUTRINO_CHECK_VALUE(class_name == "Sequential", "{}.class_name: only Sequential models, got '{}'",
-                       path, class_name);
-  Sequential model({}, r.get_string("name", "sequential"));
-  const std::vector<int64_t> input_shape =
-      r.get_ints("input_shape", {}, 1, nn::kMaxLayerElements);
-  const json& layers = r.require_raw("layers");
-  NEUTRINO_CHECK_VALUE(layers.is_array() && !layers.empty(), "{}.layers: expected a non-empty list",
-                       path);
-  NEUTRINO_CHECK_VALUE(layers.size() <= Sequential::kMaxLayers,
-                       "{}.layers: {} layers, more than the limit of {}", path, layers.size(),
-                       Sequential::kMaxLayers);
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const std::string where = fmt::format("{}.layers[{}]", path, i);
-    model.add(nn::layer_from_config(layers[i], where), /*build=*/false);
+// The names in a layer's or the model's `inputs`/`outputs`: one name or a list of names.
+std::vector<std::string> name_list(const json& value, const std::string& where) {
+  if (value.is_string()) return {value.get<std::string>()};
+  NEUTRINO_CHECK_VALUE(value.is_array() && !value.empty(), "{}: expected a name or a list of names, "
+                       "got {}", where, io::describe(value));
+  std::vector<std::string> out;
+  for (const json& v : value) {
+    NEUTRINO_CHECK_VALUE(v.is_string(), "{}: expected a name or a list of names, got {}", where,
+                         io::describe(value));
+    out.push_back(v.get<std::string>());
   }
-  r.finish();
-  // The first layer's own input_shape wins over the model's, as when layers are added one by one.
-  const Shape& declared = model.layers().front()->declared_input_shape();
-  const Shape shape = declared.empty() ? Shape(input_shape.begin(), input_shape.end()) : declared;
-  if (shape.empty()) return model;
+  return out;
+}
+
+int node_named(const nn::Graph& graph, const std::string& name, const std::string& where) {
+  const int id = graph.find(name);
+  NEUTRINO_CHECK_VALUE(id >= 0, "{}: no input or earlier layer is named '{}' (a layer takes the "
+                       "model input 'input' or layers above it)", where, name);
+  return id;
+}
+
+// Refuses an architecture whose weights would not fit the limits or the stored tensors, then
+// builds it.
+void plan_and_build(Model& model, const std::vector<Shape>& shapes, const std::string& path,
+                    const std::map<std::string, Shape>* stored_shapes) {
   try {
-    const std::map<std::string, Shape> planned = model.planned_state(shape);
+    const std::map<std::string, Shape> planned = model.planned_state(shapes);
     if (stored_shapes != nullptr) check_stored_shapes(planned, *stored_shapes, path);
   } catch (const ShapeError& e) {
     const std::string what = e.what();
     throw ValueError(what.starts_with(path) ? what : fmt::format("{}: {}", path, what));
   }
-  model.build(shape);
+  model.build(shapes);
+}
+}  // namespace
+
+std::string model_to_json(const Model& model) {
+  const nn::Graph* graph = model.graph();
+  if (graph == nullptr) return json{{"class_name", "Subclassed"}, {"name", model.name()}}.dump();
+  if (!graph->is_chain()) return graph_to_json(model, *graph).dump();
+  json layers = json::array();
+  for (const auto& layer : model.layers()) layers.push_back(json::parse(nn::layer_to_config(*layer)));
+  json out{{"class_name", "Sequential"}, {"name", model.name()}, {"layers", layers}};
+  if (model.built()) out["input_shape"] = shape_json(model.input_shapes().front());
+  return out.dump();
+}
+
+Model model_from_json(const std::string& text, const std::string& path,
+                      const std::map<std::string, Shape>* stored_shapes) {
+  io::ConfigReader r(io::parse_json(text, path), path);
+  const std::string class_name = r.get_string("class_name", "Sequential");
+  NEUTRINO_CHECK_VALUE(class_name != "Subclassed", "{}: saved from a subclassed model (a C++ "
+                       "class): construct it in C++ and load the weights with load_weights()", path);
+  NEUTRINO_CHECK_VALUE(class_name == "Sequential" || class_name == "Functional",
+                       "{}.class_name: expected Sequential or Functional, got '{}'", path, class_name);
+  const std::string name = r.get_string("name", class_name == "Sequential" ? "sequential" : "model");
+  const std::vector<int64_t> input_shape =
+      r.get_ints("input_shape", {}, 1, nn::kMaxLayerElements);
+  const json& layers = r.require_raw("layers");
+  NEUTRINO_CHECK_VALUE(layers.is_array() && !layers.empty(), "{}.layers: expected a non-empty list",
+                       path);
+  NEUTRINO_CHECK_VALUE(layers.size() <= Model::kMaxLayers,
+                       "{}.layers: {} layers, more than the limit of {}", path, layers.size(),
+                       Model::kMaxLayers);
+  // A layer's `inputs` belongs to the graph, not to the layer's options.
+  std::vector<nn::LayerPtr> built_layers;
+  std::vector<std::optional<std::vector<std::string>>> layer_inputs;
+  std::vector<std::string> input_fields;  // "path.layers[i].Type.inputs", for errors
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string where = fmt::format("{}.layers[{}]", path, i);
+    json entry = layers[i];
+    std::optional<std::vector<std::string>> names;
+    if (entry.is_object() && entry.size() == 1 && entry.begin().value().is_object() &&
+        entry.begin().value().contains("inputs")) {
+      json& options = entry.begin().value();
+      names = name_list(options["inputs"], fmt::format("{}.{}.inputs", where, entry.begin().key()));
+      options.erase("inputs");
+    }
+    built_layers.push_back(nn::layer_from_config(entry, where));
+    input_fields.push_back(fmt::format("{}.{}.inputs", where, built_layers.back()->type_name()));
+    layer_inputs.push_back(std::move(names));
+  }
+  const bool graph_mode = class_name == "Functional" || r.has("inputs") || r.has("outputs") ||
+                          std::any_of(layer_inputs.begin(), layer_inputs.end(),
+                                      [](const auto& n) { return n.has_value(); });
+  // The first layer's own input_shape wins over the model's, as when layers are added one by one.
+  const Shape& declared = built_layers.front()->declared_input_shape();
+  const Shape shape = declared.empty() ? Shape(input_shape.begin(), input_shape.end()) : declared;
+  if (!graph_mode) {
+    r.finish();
+    Sequential model({}, name);
+    for (const auto& layer : built_layers) model.add(layer, /*build=*/false);
+    if (!shape.empty()) plan_and_build(model, {shape}, path, stored_shapes);
+    return model;
+  }
+  auto graph = std::make_shared<nn::Graph>();
+  std::vector<Shape> shapes;
+  if (r.has("inputs")) {
+    const json& inputs = r.get_raw("inputs");
+    NEUTRINO_CHECK_VALUE(inputs.is_array() && !inputs.empty(), "{}.inputs: expected a non-empty "
+                         "list of {{name, shape}}", path);
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      io::ConfigReader in(inputs[k], fmt::format("{}.inputs[{}]", path, k));
+      graph->add_input(in.require_string("name"));
+      const std::vector<int64_t> dims = in.get_ints("shape", {}, 1, nn::kMaxLayerElements);
+      shapes.emplace_back(dims.begin(), dims.end());
+      in.finish();
+    }
+  } else {
+    graph->add_input("input");
+    shapes.push_back(shape);
+  }
+  for (size_t i = 0; i < built_layers.size(); ++i) {
+    const std::string where = fmt::format("{}.layers[{}]", path, i);
+    std::vector<int> args;
+    if (layer_inputs[i]) {
+      for (const auto& n : *layer_inputs[i]) args.push_back(node_named(*graph, n, input_fields[i]));
+    } else {
+      args.push_back(static_cast<int>(graph->nodes().size()) - 1);  // the layer above
+    }
+    try {
+      graph->add_layer(built_layers[i], args);
+    } catch (const ValueError& e) {
+      throw ValueError(fmt::format("{}: {}", where, e.what()));
+    }
+  }
+  std::vector<int> outputs;
+  if (r.has("outputs")) {
+    for (const auto& n : name_list(r.get_raw("outputs"), path + ".outputs")) {
+      outputs.push_back(node_named(*graph, n, path + ".outputs"));
+    }
+  } else {
+    outputs.push_back(static_cast<int>(graph->nodes().size()) - 1);
+  }
+  graph->set_outputs(outputs);
+  r.finish();
+  Model model(graph, name);
+  const bool known = std::all_of(shapes.begin(), shapes.end(), [](const Shape& s) { return !s.empty(); });
+  if (known) plan_and_build(model, shapes, path, stored_shapes);
   return model;
 }
 
@@ -138,7 +267,7 @@ void check_finite(const std::map<std::string, Tensor>& tensors, const std::strin
   }
 }
 
-void write_file(const std::string& path, const Sequential& model, const ModelInfo& info,
+void write_file(const std::string& path, const Model& model, const ModelInfo& info,
                 std::map<std::string, Tensor> tensors, std::map<std::string, std::string> metadata,
                 const char* format) {
   NEUTRINO_CHECK_VALUE(model.built(), "save: the model is not built (no weights to save)");
@@ -267,17 +396,17 @@ TrainingState parse_training_state(const json& value, const std::string& where) 
 }
 }  // namespace
 
-void save_model(const std::string& path, const Sequential& model) {
+void save_model(const std::string& path, const Model& model) {
   save_model(path, model, model.info);
 }
 
-void save_model(const std::string& path, const Sequential& model, const ModelInfo& info) {
+void save_model(const std::string& path, const Model& model, const ModelInfo& info) {
   write_file(path, model, info, {}, {}, kFormat);
 }
 
-Sequential load_model(const std::string& path) {
+Model load_model(const std::string& path) {
   const io::TensorFile file = read_file(path, kFormat);
-  Sequential model;
+  Model model = Sequential();
   std::map<std::string, Shape> stored;
   for (const auto& [name, t] : file.tensors) stored.emplace(name, t.shape());
   auto found = file.metadata.find("architecture");
@@ -308,7 +437,19 @@ Sequential load_model(const std::string& path) {
   return model;
 }
 
-void save_checkpoint(const std::string& path, const Sequential& model, const TrainingState& state) {
+void save_weights(const std::string& path, const Model& model) { save_model(path, model); }
+
+void load_weights(const std::string& path, Model& model) {
+  const io::TensorFile file = read_file(path, kFormat);
+  check_finite(file.tensors, path);
+  try {
+    model.load_state_dict(file.tensors);
+  } catch (const Error& e) {
+    throw IOError(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
+void save_checkpoint(const std::string& path, const Model& model, const TrainingState& state) {
   std::map<std::string, Tensor> tensors;
   for (const auto& [key, t] : model.optimizer().state()) tensors[kOptimizerPrefix + key] = t;
   json history = json::object();
@@ -327,7 +468,7 @@ void save_checkpoint(const std::string& path, const Sequential& model, const Tra
              kCheckpointFormat);
 }
 
-TrainingState load_checkpoint(const std::string& path, Sequential& model) {
+TrainingState load_checkpoint(const std::string& path, Model& model) {
   const io::TensorFile file = read_file(path, kCheckpointFormat);
   TrainingState state;
   try {

@@ -52,7 +52,7 @@ std::string format_profile(const Profile& profile);
 // The same as one JSON object: {"steps": N, "layers": [...], "loss": {...}, ...}.
 std::string profile_json(const Profile& profile);
 
-// Accumulates one fit()'s timings into a Profile. Sequential drives it; the nanosecond sums stay
+// Accumulates one fit()'s timings into a Profile. Model::fit drives it; the nanosecond sums stay
 // integers so that the rows add up to the total exactly.
 class ProfileRecorder {
  public:

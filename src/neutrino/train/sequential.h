@@ -1,183 +1,27 @@
-// Sequential: Keras's model API over a stack of layers.
+// Sequential: the Model that holds a chain of layers, each taking the one before.
 //
 //   Sequential model({Dense(3, "sigmoid", {.input_shape = {2}}), Dense(1, "sigmoid")});
 //   model.compile("adam", "binary_crossentropy", {"accuracy"});
 //   model.fit(x, y, {.epochs = 1000, .verbose = 0});
-//   auto scores = model.evaluate(x, y, {.verbose = 0});   // scores["loss"], scores[1]
-//   model.set_mixed_precision(Precision::kBFloat16);       // Keras's mixed_bfloat16 policy
 #pragma once
 
-#include <functional>
-#include <map>
-#include <memory>
-#include <optional>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
-#include <utility>
 #include <vector>
 
-#include "neutrino/nn/layers.h"
-#include "neutrino/nn/losses.h"
-#include "neutrino/core/precision.h"
-#include "neutrino/core/random.h"
-#include "neutrino/optim/optimizer.h"
-#include "neutrino/train/callbacks.h"
-#include "neutrino/train/metrics.h"
-#include "neutrino/train/profile.h"
+#include "neutrino/train/model.h"
 
 namespace neutrino::train {
 
-// An optimizer by Keras name ("adam") or as an object (Adam({.learning_rate = 0.1})).
-class OptimizerSpec {
- public:
-  OptimizerSpec(const char* name) : ptr_(optim::make_optimizer(name)) {}  // NOLINT
-  OptimizerSpec(const std::string& name) : ptr_(optim::make_optimizer(name)) {}  // NOLINT
-  OptimizerSpec(std::shared_ptr<optim::Optimizer> ptr) : ptr_(std::move(ptr)) {}  // NOLINT
-  template <class O>
-    requires std::derived_from<std::decay_t<O>, optim::Optimizer>
-  OptimizerSpec(O&& optimizer)  // NOLINT
-      : ptr_(std::make_shared<std::decay_t<O>>(std::forward<O>(optimizer))) {}
-  const std::shared_ptr<optim::Optimizer>& get() const { return ptr_; }
-
- private:
-  std::shared_ptr<optim::Optimizer> ptr_;
-};
-
-struct FitOptions {
-  int epochs = 1;
-  int64_t batch_size = 32;
-  bool shuffle = true;
-  // Held-out data evaluated after each epoch (val_loss, val_<metric>).
-  std::optional<std::pair<Tensor, Tensor>> validation_data = std::nullopt;
-  // Fraction of the samples, taken from the end before shuffling (as Keras), used for validation.
-  double validation_split = 0.0;
-  int verbose = 1;  // 0 silent, 1 progress bar, 2 one line per epoch
-  std::vector<CallbackPtr> callbacks = {};
-  // Seeds the per-epoch shuffle; by default drawn from the global generator.
-  std::optional<uint64_t> seed = std::nullopt;
-  // Applied to each training batch's x (augmentation), with a generator seeded per batch.
-  std::function<Tensor(const Tensor&, Generator&)> augment = nullptr;
-  // After every epoch, a full training checkpoint (weights, optimizer state, epoch, RNG, shuffle
-  // seed, history, callback state) is written here atomically.
-  std::string checkpoint_path = "";
-  // Continues from such a checkpoint: the result is bit-identical to an uninterrupted run.
-  std::string resume_from = "";
-  // When set, each training step is timed per layer (forward and backward), loss and optimizer,
-  // and the means are written here when fit() returns; see profile.h.
-  Profile* profile = nullptr;
-};
-
-// What a saved model carries beside the weights. Values are JSON text.
-struct ModelInfo {
-  std::string preprocessing = "[]";          // fitted preprocessing steps
-  std::vector<std::string> class_names;
-  std::map<std::string, std::string> extra;  // further metadata (training config, ...)
-};
-
-struct EvaluateOptions {
-  int64_t batch_size = 32;
-  int verbose = 1;
-};
-
-// Per-epoch values by name: loss, the metrics, val_loss, val_<metric>.
-struct History {
-  std::map<std::string, std::vector<double>> history;
-  int epochs = 0;
-  // Set when training stopped on a NaN or infinite loss (that step's update is not kept).
-  bool stopped_on_nan = false;
-};
-
-// evaluate()'s results: the loss first, then each metric, by position or name.
-class Scores {
- public:
-  void add(std::string name, double value) {
-    names_.push_back(std::move(name));
-    values_.push_back(value);
-  }
-  double operator[](size_t i) const { return values_.at(i); }
-  double operator[](const std::string& name) const;
-  const std::vector<std::string>& names() const { return names_; }
-  const std::vector<double>& values() const { return values_; }
-
- private:
-  std::vector<std::string> names_;
-  std::vector<double> values_;
-};
-
-class Sequential : public nn::Module {
+// Holds no state beyond Model's, so a Sequential converts to a Model without loss.
+class Sequential : public Model {
  public:
   explicit Sequential(std::vector<nn::AnyLayer> layers = {}, std::string name = "sequential");
-
-  // The most layers a model may have (a model file or config with more is refused).
-  static constexpr size_t kMaxLayers = 10000;
 
   // Appends a layer, naming it Keras-style ("dense", "dense_1", ...) unless it has a name, and
   // builds it when the layers before it are built (or it is the first and declares an
   // input_shape), unless `build` is false. Constant time: building a model is linear.
   void add(nn::AnyLayer layer, bool build = true);
-  const std::vector<nn::LayerPtr>& layers() const { return layers_; }
-  // Builds every layer for this per-sample input shape (without the batch dim).
-  void build(const Shape& input_shape);
-  bool built() const;
-  // The state_dict's names and shapes that build(input_shape) would create, with every layer
-  // checked against the size limits (nn::kMaxLayerElements); allocates nothing.
-  std::map<std::string, Shape> planned_state(const Shape& input_shape) const;
-  // Inference (no graph, evaluation mode) runs large batches in cache-sized micro-batches.
-  Tensor forward(const Tensor& x) override;
-
-  void compile(OptimizerSpec optimizer, nn::Loss loss, std::vector<std::string> metrics = {});
-  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
-  Scores evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
-  Tensor predict(const Tensor& x, int64_t batch_size = 32);
-  // One optimizer step on one batch; returns the loss before the step.
-  double train_on_batch(const Tensor& x, const Tensor& y);
-
-  // Keras's summary table: layer (type), output shape, parameter count, totals.
-  std::string summary() const;
-  const std::string& name() const { return name_; }
-  optim::Optimizer& optimizer() const;
-  const nn::Loss& loss() const;
-  bool compiled() const { return optimizer_ != nullptr && loss_.has_value(); }
-
-  // Asks fit() to stop after the current batch or epoch (Keras's model.stop_training = True).
-  void stop_training() { stop_requested_ = true; }
-
-  // Mixed precision policy (Keras's mixed_precision "mixed_bfloat16", torch.autocast): under
-  // kBFloat16, fit, evaluate, predict and train_on_batch run matmul and convolution in bfloat16
-  // with float32 accumulation, while weights, optimizer state and other ops stay float32. The
-  // default kFloat32 leaves the thread's precision as it is, so an outer PrecisionGuard still
-  // applies. Saved in model files.
-  void set_mixed_precision(Precision precision) { mixed_precision_ = precision; }
-  // The precision the model actually computes in: kFloat32 when bf16 was asked for on a CPU
-  // without bf16 support (fit with verbose > 0 says so).
-  Precision mixed_precision() const;
-  // The policy as set, whether or not this CPU can honour it.
-  Precision mixed_precision_policy() const { return mixed_precision_; }
-
-  // Preprocessing and class names saved with the model (by save_model and ModelCheckpoint).
-  ModelInfo info;
-
- private:
-  // Samples per inference micro-batch (see forward()).
-  int64_t inference_chunk() const;
-  void check_compiled(const char* what) const;
-  std::vector<std::unique_ptr<Metric>> new_metrics() const;
-  // forward() with each layer timed and under its autograd profile scope.
-  Tensor forward_profiled(const Tensor& x, ProfileRecorder& recorder);
-  // The profile's layer rows: names, types, output shapes "(None, ...)".
-  std::vector<ProfileRow> profile_rows() const;
-
-  std::string name_;
-  std::vector<nn::LayerPtr> layers_;
-  std::unordered_set<std::string> names_;
-  std::unordered_map<std::string, int64_t> next_suffix_;  // by default name: the next _N to try
-  Shape next_input_;  // the output shape of the last layer, once it is built
-  std::shared_ptr<optim::Optimizer> optimizer_;
-  std::optional<nn::Loss> loss_;
-  std::vector<std::string> metric_names_;
-  bool stop_requested_ = false;
-  Precision mixed_precision_ = Precision::kFloat32;
+  using Model::build;
 };
 
 }  // namespace neutrino::train
