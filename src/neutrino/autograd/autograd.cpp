@@ -4,9 +4,33 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "neutrino/ops/ops.h"
+#include "neutrino/backend/kernels.h"
 
 namespace neutrino {
+
+namespace {
+// a + b for two gradients of one tensor (same shape), into a new tensor: gradients are never
+// written in place, so one that aliases another stays valid. Straight on the backend's kernel,
+// since autograd sits below the ops.
+Tensor accumulate(const Tensor& a, const Tensor& b) {
+  NEUTRINO_ASSERT(a.shape() == b.shape());
+  const Tensor x = a.contiguous();
+  const Tensor y = (b.dtype() == a.dtype() ? b : b.to(a.dtype())).contiguous();
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  auto run = [&]<class T>() {
+    kernels::binary(kernels::Binary::kAdd, x.data<T>(), x.strides().data(), y.data<T>(),
+                    y.strides().data(), out.data<T>(), x.shape());
+  };
+  if (x.dtype() == DType::kFloat64) {
+    run.operator()<double>();
+  } else {
+    NEUTRINO_CHECK_VALUE(x.dtype() == DType::kFloat32, "backward: gradients of dtype {} cannot be "
+                         "summed", dtype_name(x.dtype()));
+    run.operator()<float>();
+  }
+  return out;
+}
+}  // namespace
 
 namespace {
 thread_local bool tls_grad_enabled = true;
@@ -106,7 +130,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     if (!impl->grad_fn) {
       // A leaf: accumulate into .grad, the way repeated backward() calls add up in PyTorch.
       // Gradients are never written in place, so an aliased gradient is safe to keep.
-      impl->grad = impl->grad ? add(Tensor(impl->grad), grad).impl() : grad.contiguous().impl();
+      impl->grad = impl->grad ? accumulate(Tensor(impl->grad), grad).impl() : grad.contiguous().impl();
       continue;
     }
     const Node& node = *impl->grad_fn;
@@ -119,7 +143,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
       if (!input_grads[i].defined() || !needs_grad(input)) continue;
       NEUTRINO_ASSERT(input_grads[i].shape() == input.shape());
       Tensor& slot = pending[input.impl().get()];
-      slot = slot.defined() ? add(slot, input_grads[i]) : input_grads[i];
+      slot = slot.defined() ? accumulate(slot, input_grads[i]) : input_grads[i];
     }
     if (profile != nullptr) {
       const std::chrono::nanoseconds elapsed = Clock::now() - started;

@@ -1,5 +1,4 @@
-// The precision setting lives in core/precision.h; its CPU check needs oneDNN, so it is defined
-// in the backend.
+// The compute precision; the CPU check asks oneDNN which instruction set it dispatches to.
 #include "neutrino/core/precision.h"
 
 #include <dnnl.hpp>
