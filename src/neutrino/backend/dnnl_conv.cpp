@@ -135,10 +135,15 @@ void conv2d_forward(const ConvProblem& p, const void* x, const float* w, const f
   const SmallWorkScope scope(p);
   const dt compute = compute_type(p);
   const bool has_bias = bias != nullptr;
+  // A convolution computes the same in either propagation kind, but this oneDNN picks its
+  // reference kernel (about 100x slower) for forward_training without a bias, so that case runs
+  // as forward_inference (a ResNet's Conv2D(use_bias=false) before BatchNormalization).
+  // (The weights still change from call to call in training: their reorder is not kept.)
+  const bool training_kind = training && has_bias;
   const auto fwd = cached<Forward>(
-      key_of(training ? "fwd_train" : "fwd_infer", p, compute, has_bias, relu), [&] {
+      key_of(training_kind ? "fwd_train" : "fwd_infer", p, compute, has_bias, relu), [&] {
         const Dims d = dims_of(p);
-        const auto pd = forward_pd(p, compute, has_bias, relu, training);
+        const auto pd = forward_pd(p, compute, has_bias, relu, training_kind);
         return std::make_shared<Forward>(Forward{dnnl::convolution_forward(pd),
                                                  Convert(plain_src(d, p), pd.src_desc()),
                                                  Convert(plain_weights(d), pd.weights_desc()),
