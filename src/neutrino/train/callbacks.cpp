@@ -184,9 +184,13 @@ void CSVLogger::on_epoch_end(Model& /*model*/, int epoch, const Logs& logs) {
 
 // ---- TerminateOnNaN, LearningRateScheduler, ReduceLROnPlateau -------------------------------
 
-bool TerminateOnNaN::on_batch_end(Model& model, int64_t step, double loss) {
+bool TerminateOnNaN::on_loss(Model& model, int64_t step, double loss) {
   if (std::isfinite(loss)) return true;
-  fmt::print(stderr, "Batch {}: invalid loss {}, terminating training\n", step, loss);
+  // Keeping this step would write NaN into every weight: stop before the update.
+  const FitState* state = model.fit_state();
+  fmt::print(stderr, "Epoch {}, batch {}: the loss is {}; training stopped before this update\n",
+             state ? state->epoch + 1 : 0, step + 1, loss);
+  if (state != nullptr && state->history != nullptr) state->history->stopped_on_nan = true;
   model.stop_training();
   return false;
 }

@@ -6,19 +6,43 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino::train {
 
 class Model;
+struct History;
 using Logs = std::map<std::string, double>;
+class Callback;
+using CallbackPtr = std::shared_ptr<Callback>;
+
+// Where a fit() stands, for callbacks that need more than the logs (the progress bar, the
+// checkpoint writer): Model::fit_state() during fit.
+struct FitState {
+  int epochs = 0;               // as asked
+  int first_epoch = 0;          // after a resume, the first epoch this call runs
+  int epoch = 0;                // the current one (0-based)
+  int64_t steps_per_epoch = 0;
+  uint64_t shuffle_seed = 0;    // the data order's seed
+  bool resumed = false;
+  double running_loss = 0;      // the epoch's mean loss so far
+  std::vector<std::string> log_names;  // this epoch's logs in display order (loss, metrics, val_)
+  History* history = nullptr;
+  // The caller's callbacks (FitOptions::callbacks), whose states checkpoints hold by position.
+  const std::vector<CallbackPtr>* callbacks = nullptr;
+  bool profiling = false;
+};
 
 class Callback {
  public:
   virtual ~Callback() = default;
   virtual void on_train_begin(Model& /*model*/) {}
   virtual void on_epoch_begin(Model& /*model*/, int /*epoch*/) {}
+  // Before each optimizer step, with the batch's loss: returning false drops this step's update
+  // and stops training (TerminateOnNaN).
+  virtual bool on_loss(Model& /*model*/, int64_t /*step*/, double /*loss*/) { return true; }
   // After each optimizer step; returning false stops training at once.
   virtual bool on_batch_end(Model& /*model*/, int64_t /*step*/, double /*loss*/) { return true; }
   virtual void on_epoch_end(Model& /*model*/, int /*epoch*/, const Logs& /*logs*/) {}
@@ -32,7 +56,6 @@ class Callback {
   virtual void load_state_tensors(const std::map<std::string, Tensor>& /*tensors*/) {}
   virtual std::string name() const = 0;
 };
-using CallbackPtr = std::shared_ptr<Callback>;
 
 // Whether a monitored value improved: "min" for losses, "max" for accuracies; "auto" picks by name.
 struct Monitor {
@@ -114,10 +137,11 @@ class CSVLogger : public Callback {
   bool header_written_ = false;
 };
 
-// Stops training at the first batch whose loss is NaN or infinite, before its update is kept.
+// Stops training at the first batch whose loss is NaN or infinite, before its update is kept
+// (History::stopped_on_nan). fit() adds one unless its callbacks have one.
 class TerminateOnNaN : public Callback {
  public:
-  bool on_batch_end(Model& model, int64_t step, double loss) override;
+  bool on_loss(Model& model, int64_t step, double loss) override;
   std::string name() const override { return "TerminateOnNaN"; }
 };
 

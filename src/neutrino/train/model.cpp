@@ -1,5 +1,6 @@
 #include "neutrino/train/model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -7,52 +8,19 @@
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/core/random.h"
 #include "neutrino/data/loader.h"
+#include "neutrino/train/fit_callbacks.h"
 #include "neutrino/train/model_file.h"
 
-#include <unistd.h>
 
 namespace neutrino::train {
 
 namespace {
-// Keras's progress line: "469/469 [==============================] - 3s 6ms/step - loss: 0.4213"
-// (verbose 1), or without the bar (verbose 2).
-// `reached` is the last step of the epoch that ran (short of `steps` when training stopped
-// early); `ran` is how many steps this call timed (fewer after a mid-epoch resume).
-std::string progress_line(int64_t reached, int64_t steps, int64_t ran, double seconds,
-                          const std::vector<std::pair<std::string, double>>& values, bool bar = true) {
-  const double per_step_ms = ran > 0 ? seconds * 1000.0 / static_cast<double>(ran) : 0.0;
-  std::string line = bar ? fmt::format("{}/{} [==============================] - {:.0f}s {:.0f}ms/step",
-                                       reached, steps, seconds, per_step_ms)
-                         : fmt::format("{}/{} - {:.0f}s - {:.0f}ms/step", reached, steps, seconds,
-                                       per_step_ms);
-  for (const auto& [name, value] : values) line += fmt::format(" - {}: {:.4f}", name, value);
-  return line;
-}
-
 // Sets the thread's precision to the model's bf16 policy for one call. A kFloat32 policy installs
 // no guard, so a caller's own PrecisionGuard keeps working around a default model.
 void apply_policy(Precision policy, std::optional<PrecisionGuard>& guard) {
   if (policy == Precision::kBFloat16) guard.emplace(Precision::kBFloat16);
 }
 
-// Gives each callback its state from a checkpoint; malformed state is an IOError naming the file
-// and the callback.
-void restore_callbacks(const std::vector<CallbackPtr>& callbacks, const TrainingState& state,
-                       const std::string& path) {
-  for (size_t i = 0; i < callbacks.size(); ++i) {
-    const std::string key = fmt::format("{}:{}", i, callbacks[i]->name());
-    try {
-      if (auto it = state.callback_states.find(key); it != state.callback_states.end()) {
-        callbacks[i]->load_state(it->second);
-      }
-      if (auto it = state.callback_tensors.find(key); it != state.callback_tensors.end()) {
-        callbacks[i]->load_state_tensors(it->second);
-      }
-    } catch (const ValueError& e) {
-      throw IOError(fmt::format("{}: training_state.callbacks.{}: {}", path, key, e.what()));
-    }
-  }
-}
 }  // namespace
 
 double Scores::operator[](const std::string& name) const {
@@ -278,30 +246,7 @@ double Model::train_on_batch(const Inputs& x, const Tensor& y) {
   return loss.item();
 }
 
-History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) {
-  check_compiled("fit");
-  NEUTRINO_CHECK_SHAPE(y.dim() >= 1 && x.samples("fit") == y.size(0),
-                       "fit: x {} and y {} have different numbers of samples", x.shapes_string(),
-                       y.shape_string());
-  NEUTRINO_CHECK_VALUE(options.epochs >= 0 && options.batch_size > 0,
-                       "fit: epochs must be >= 0 and batch_size > 0");
-  NEUTRINO_CHECK_VALUE(options.validation_split >= 0 && options.validation_split < 1,
-                       "fit: validation_split must be in [0, 1), got {}", options.validation_split);
-  const int64_t n_all = y.size(0);
-  const int64_t n_train =
-      options.validation_split > 0
-          ? static_cast<int64_t>(static_cast<double>(n_all) * (1.0 - options.validation_split))
-          : n_all;
-  NEUTRINO_CHECK_VALUE(n_train > 0, "fit: no training samples (x has {} rows)", n_all);
-  std::vector<Tensor> x_train = x.slice_rows(0, n_all);
-  Tensor y_train = y.detach();
-  std::optional<std::pair<Inputs, Tensor>> validation;
-  if (options.validation_data) validation = options.validation_data;
-  if (n_train < n_all) {
-    x_train = x.slice_rows(0, n_train);
-    y_train = slice(y.detach(), 0, 0, n_train);
-    validation.emplace(x.slice_rows(n_train, n_all), slice(y.detach(), 0, n_train, n_all));
-  }
+void Model::prepare_to_train(const Inputs& x) {
   if (graph_ && !built()) {
     std::vector<Shape> shapes;
     for (const Tensor& t : x.tensors()) shapes.emplace_back(t.shape().begin() + 1, t.shape().end());
@@ -314,6 +259,104 @@ History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) 
     forward(x.slice_rows(0, 1));
   }
   if (optimizer_->parameters().empty()) optimizer_->attach(parameters());
+}
+
+bool Model::train_epoch(data::DataLoader& loader, const std::vector<CallbackPtr>& callbacks,
+                        std::vector<std::unique_ptr<Metric>>& metrics, ProfileRecorder* profiler,
+                        FitState& state, Logs& logs) {
+  double loss_total = 0;
+  int64_t seen = 0;
+  if (profiler) profiler->begin_step();
+  while (auto batch = loader.next()) {
+    train(true);
+    const std::vector<Tensor> inputs = batch->inputs();
+    const Tensor y_pred = profiler ? forward_profiled(inputs, *profiler) : forward(inputs);
+    const Tensor loss = profiler ? profiler->loss([&] { return (*loss_)(batch->y, y_pred); })
+                                 : (*loss_)(batch->y, y_pred);
+    const double loss_value = loss.item();
+    bool go_on = true;
+    for (const auto& cb : callbacks) go_on = cb->on_loss(*this, batch->step, loss_value) && go_on;
+    if (!go_on) return false;  // the update is dropped
+    if (profiler) {
+      profiler->optimizer([&] { optimizer_->zero_grad(); });
+      profiler->backward([&] { loss.backward(); });
+      profiler->optimizer([&] { optimizer_->step(); });
+    } else {
+      optimizer_->zero_grad();
+      loss.backward();
+      optimizer_->step();
+    }
+    const auto rows = static_cast<double>(batch->y.size(0));
+    loss_total += loss_value * rows;
+    seen += batch->y.size(0);
+    state.running_loss = loss_total / static_cast<double>(seen);
+    for (auto& m : metrics) m->update(batch->y, y_pred.detach());
+    for (const auto& cb : callbacks) go_on = cb->on_batch_end(*this, batch->step, loss_value) && go_on;
+    if (profiler) {
+      profiler->end_step();
+      if (profiler->done()) stop_requested_ = true;
+    }
+    if (!go_on || stop_requested_) break;
+  }
+  logs = {{"loss", loss_total / static_cast<double>(std::max<int64_t>(seen, 1))}};
+  state.log_names = {"loss"};
+  for (auto& m : metrics) {
+    logs[m->name()] = m->result();
+    state.log_names.push_back(m->name());
+  }
+  return true;
+}
+
+namespace {
+// The callbacks one fit() runs: the NaN stop, the progress display, the caller's, and last the
+// checkpoint writer.
+std::vector<CallbackPtr> fit_callbacks(const FitOptions& options) {
+  std::vector<CallbackPtr> out;
+  const bool has_nan_stop = std::any_of(options.callbacks.begin(), options.callbacks.end(), [](const auto& cb) {
+    return dynamic_cast<const TerminateOnNaN*>(cb.get()) != nullptr;
+  });
+  if (!has_nan_stop) out.push_back(std::make_shared<TerminateOnNaN>());
+  if (options.verbose > 0) out.push_back(std::make_shared<ProgbarLogger>(options.verbose));
+  out.insert(out.end(), options.callbacks.begin(), options.callbacks.end());
+  if (!options.checkpoint_path.empty() || !options.resume_from.empty()) {
+    out.push_back(std::make_shared<BackupAndRestore>(options.checkpoint_path, options.resume_from,
+                                                     options.verbose > 0));
+  }
+  return out;
+}
+
+// Clears Model::fit_state() when fit() returns or throws.
+class FitStateScope {
+ public:
+  FitStateScope(FitState*& slot, FitState* state) : slot_(slot) { slot_ = state; }
+  ~FitStateScope() { slot_ = nullptr; }
+  FitStateScope(const FitStateScope&) = delete;
+  FitStateScope& operator=(const FitStateScope&) = delete;
+
+ private:
+  FitState*& slot_;
+};
+}  // namespace
+
+History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) {
+  check_compiled("fit");
+  NEUTRINO_CHECK_SHAPE(y.dim() >= 1 && x.samples("fit") == y.size(0),
+                       "fit: x {} and y {} have different numbers of samples", x.shapes_string(),
+                       y.shape_string());
+  NEUTRINO_CHECK_VALUE(options.epochs >= 0 && options.batch_size > 0,
+                       "fit: epochs must be >= 0 and batch_size > 0");
+  NEUTRINO_CHECK_VALUE(options.validation_split >= 0 && options.validation_split < 1,
+                       "fit: validation_split must be in [0, 1), got {}", options.validation_split);
+  // Validation data: given, or Keras's validation_split taken from the end before shuffling.
+  const int64_t n_all = y.size(0);
+  const int64_t n_train =
+      options.validation_split > 0
+          ? static_cast<int64_t>(static_cast<double>(n_all) * (1.0 - options.validation_split))
+          : n_all;
+  NEUTRINO_CHECK_VALUE(n_train > 0, "fit: no training samples (x has {} rows)", n_all);
+  std::optional<std::pair<Inputs, Tensor>> validation = options.validation_data;
+  if (n_train < n_all) validation.emplace(x.slice_rows(n_train, n_all), slice(y.detach(), 0, n_train, n_all));
+  prepare_to_train(x);
   // Covers the validation pass and the callbacks too, as one policy for the whole run.
   std::optional<PrecisionGuard> precision;
   apply_policy(mixed_precision_, precision);
@@ -321,133 +364,48 @@ History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) 
     fmt::print("mixed_precision: bf16 not supported on this CPU, training in fp32\n");
   }
 
-  stop_requested_ = false;
-  for (const auto& cb : options.callbacks) cb->on_train_begin(*this);
   History history;
-  int first_epoch = 0;
-  uint64_t seed = options.seed ? *options.seed : 0;
-  if (!options.resume_from.empty()) {
-    const TrainingState state = load_checkpoint(options.resume_from, *this);
-    first_epoch = state.epochs_done;
-    seed = state.shuffle_seed;
-    history = state.history;
-    global_generator().set_state(state.rng_state);
-    restore_callbacks(options.callbacks, state, options.resume_from);
-    if (state.stopped) {
-      // The run had already stopped (EarlyStopping): training further would overwrite its result.
-      if (options.verbose > 0) {
-        fmt::print("{}: training had already stopped after epoch {}; nothing more to train\n",
-                   options.resume_from, first_epoch);
-      }
-      stop_requested_ = true;
-    }
-  } else if (!options.seed) {
-    seed = global_generator().next_u64();
-  }
+  FitState state{.epochs = options.epochs, .shuffle_seed = options.seed.value_or(0),
+                 .history = &history, .callbacks = &options.callbacks,
+                 .profiling = options.profile != nullptr};
+  const FitStateScope scope(fit_state_, &state);
+  const std::vector<CallbackPtr> callbacks = fit_callbacks(options);
+  stop_requested_ = false;
+  for (const auto& cb : callbacks) cb->on_train_begin(*this);
+  if (!state.resumed && !options.seed) state.shuffle_seed = global_generator().next_u64();
+  std::vector<Tensor> x_train = x.slice_rows(0, n_train);
   // A background thread pays off when batches take real work to make: augmentation, or data
   // large enough that copying a batch is not trivial.
+  const Tensor& first = x_train.front();
   const bool background = options.augment != nullptr ||
-                          x_train.front().numel() * static_cast<int64_t>(dtype_size(x_train.front().dtype())) > (64 << 20);
-  data::DataLoader loader(x_train, y_train,
+                          first.numel() * static_cast<int64_t>(dtype_size(first.dtype())) > (64 << 20);
+  data::DataLoader loader(std::move(x_train), slice(y.detach(), 0, 0, n_train),
                           {.batch_size = options.batch_size, .shuffle = options.shuffle,
-                           .background = background, .seed = seed, .augment = options.augment});
-  const int64_t steps = loader.steps_per_epoch();
+                           .background = background, .seed = state.shuffle_seed,
+                           .augment = options.augment});
+  state.steps_per_epoch = loader.steps_per_epoch();
   std::optional<ProfileRecorder> profiler;
   if (options.profile != nullptr) profiler.emplace(*options.profile, profile_rows());
-  for (int epoch = first_epoch; epoch < options.epochs && !stop_requested_; ++epoch) {
-    const auto start = std::chrono::steady_clock::now();
-    for (const auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
-    if (options.verbose > 0) fmt::print("Epoch {}/{}\n", epoch + 1, options.epochs);
+  for (int epoch = state.first_epoch; epoch < options.epochs && !stop_requested_; ++epoch) {
+    state.epoch = epoch;
+    for (const auto& cb : callbacks) cb->on_epoch_begin(*this, epoch);
     auto metrics = new_metrics();
-    double loss_total = 0;
-    int64_t seen = 0;
-    int64_t reached = 0, ran = 0;  // for the progress line
     loader.start(epoch);
-    if (profiler) profiler->begin_step();
-    while (auto batch = loader.next()) {
-      train(true);
-      const std::vector<Tensor> inputs = batch->inputs();
-      const Tensor y_pred = profiler ? forward_profiled(inputs, *profiler) : forward(inputs);
-      const Tensor loss = profiler ? profiler->loss([&] { return (*loss_)(batch->y, y_pred); })
-                                   : (*loss_)(batch->y, y_pred);
-      const double loss_value = loss.item();
-      if (!std::isfinite(loss_value)) {
-        // Keeping this step would write NaN into every weight: stop before the update.
-        fmt::print(stderr, "Epoch {}, batch {}: the loss is {}; training stopped before this update\n",
-                   epoch + 1, batch->step + 1, loss_value);
-        history.stopped_on_nan = true;
-        stop_requested_ = true;
-        break;
-      }
-      if (profiler) {
-        profiler->optimizer([&] { optimizer_->zero_grad(); });
-        profiler->backward([&] { loss.backward(); });
-        profiler->optimizer([&] { optimizer_->step(); });
-      } else {
-        optimizer_->zero_grad();
-        loss.backward();
-        optimizer_->step();
-      }
-      reached = batch->step + 1;
-      ++ran;
-      const int64_t rows = batch->y.size(0);
-      loss_total += loss_value * static_cast<double>(rows);
-      seen += rows;
-      for (auto& m : metrics) m->update(batch->y, y_pred.detach());
-      bool go_on = true;
-      for (const auto& cb : options.callbacks) go_on = cb->on_batch_end(*this, batch->step, loss_value) && go_on;
-      if (!go_on) break;
-      if (options.verbose == 1 && isatty(fileno(stdout))) {
-        fmt::print("\r{}/{} - loss: {:.4f}", batch->step + 1, steps, loss_total / static_cast<double>(seen));
-        std::fflush(stdout);
-      }
-      if (profiler) {
-        profiler->end_step();
-        if (profiler->done()) {
-          stop_requested_ = true;
-          break;
-        }
-      }
-    }
-    if (history.stopped_on_nan) break;
-    Logs logs{{"loss", loss_total / static_cast<double>(std::max<int64_t>(seen, 1))}};
-    for (auto& m : metrics) logs[m->name()] = m->result();
-    std::vector<std::pair<std::string, double>> shown{{"loss", logs["loss"]}};
-    for (auto& m : metrics) shown.emplace_back(m->name(), m->result());
+    Logs logs;
+    if (!train_epoch(loader, callbacks, metrics, profiler ? &*profiler : nullptr, state, logs)) break;
     if (validation) {
       const Scores val = evaluate(validation->first, validation->second,
                                   {.batch_size = options.batch_size, .verbose = 0});
       for (size_t i = 0; i < val.names().size(); ++i) {
         logs["val_" + val.names()[i]] = val[i];
-        shown.emplace_back("val_" + val.names()[i], val[i]);
+        state.log_names.push_back("val_" + val.names()[i]);
       }
     }
-    for (const auto& [name, value] : shown) history.history[name].push_back(value);
+    for (const auto& name : state.log_names) history.history[name].push_back(logs.at(name));
     history.epochs = epoch + 1;
-    if (options.verbose > 0) {
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (options.verbose == 1 && isatty(fileno(stdout))) fmt::print("\r");
-      fmt::print("{}\n", progress_line(reached, steps, ran, seconds, shown, options.verbose == 1));
-      std::fflush(stdout);
-    }
-    for (const auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
-    if (!options.checkpoint_path.empty()) {
-      TrainingState state{.epochs_done = epoch + 1, .shuffle_seed = seed,
-                          .rng_state = global_generator().state(), .history = history};
-      for (size_t i = 0; i < options.callbacks.size(); ++i) {
-        const std::string key = fmt::format("{}:{}", i, options.callbacks[i]->name());
-        state.callback_states[key] = options.callbacks[i]->state();
-        if (auto tensors = options.callbacks[i]->state_tensors(); !tensors.empty()) {
-          state.callback_tensors[key] = std::move(tensors);
-        }
-      }
-      // Stopped by a callback (not by --profile-steps, which cuts a run short for timing only).
-      state.stopped = stop_requested_ && !profiler;
-      save_checkpoint(options.checkpoint_path, *this, state);
-    }
+    for (const auto& cb : callbacks) cb->on_epoch_end(*this, epoch, logs);
   }
-  for (const auto& cb : options.callbacks) cb->on_train_end(*this);
+  for (const auto& cb : callbacks) cb->on_train_end(*this);
   if (profiler) profiler->finish(loss_->name(), optimizer_->name());
   train(false);
   return history;

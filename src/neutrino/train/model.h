@@ -32,6 +32,10 @@
 #include "neutrino/train/metrics.h"
 #include "neutrino/train/profile.h"
 
+namespace neutrino::data {
+class DataLoader;
+}
+
 namespace neutrino::train {
 
 // An optimizer by Keras name ("adam") or as an object (Adam({.learning_rate = 0.1})).
@@ -188,6 +192,9 @@ class Model : public nn::Module {
 
   // Asks fit() to stop after the current batch or epoch (Keras's model.stop_training = True).
   void stop_training() { stop_requested_ = true; }
+  bool stop_requested() const { return stop_requested_; }
+  // Where the running fit() stands (for callbacks); null outside fit.
+  FitState* fit_state() const { return fit_state_; }
 
   // Mixed precision policy (Keras's mixed_precision "mixed_bfloat16", torch.autocast): under
   // kBFloat16, fit, evaluate, predict and train_on_batch run matmul and convolution in bfloat16
@@ -220,6 +227,12 @@ class Model : public nn::Module {
   std::vector<ProfileRow> profile_rows() const;
   // The model's output shape per sample (built graphs), for the metrics.
   Shape output_shape() const;
+  // fit()'s parts: builds the layers and attaches the optimizer for these inputs; runs one epoch
+  // of training steps (false when training stopped within it).
+  void prepare_to_train(const Inputs& x);
+  bool train_epoch(data::DataLoader& loader, const std::vector<CallbackPtr>& callbacks,
+                   std::vector<std::unique_ptr<Metric>>& metrics, ProfileRecorder* profiler,
+                   FitState& state, Logs& logs);
 
   std::string name_;
   std::shared_ptr<nn::Module> module_;  // the graph, or the subclassed module
@@ -228,6 +241,7 @@ class Model : public nn::Module {
   std::optional<nn::Loss> loss_;
   std::vector<std::string> metric_names_;
   bool stop_requested_ = false;
+  FitState* fit_state_ = nullptr;
   Precision mixed_precision_ = Precision::kFloat32;
 };
 
