@@ -146,6 +146,7 @@ const std::map<std::string, Runner>& runners() {
       {"sigmoid", unary([](const Tensor& x) { return sigmoid(x); })},
       {"tanh", unary([](const Tensor& x) { return tanh(x); })},
       {"softplus", unary([](const Tensor& x) { return softplus(x); })},
+      {"erf", unary([](const Tensor& x) { return erf(x); })},
       {"pow", one([](C c, I in) { return pow(in[0], double_attr(c, "exponent")); })},
       {"clamp", one([](C c, I in) {
          return clamp(in[0], double_attr(c, "min"), double_attr(c, "max"));

@@ -53,6 +53,7 @@ enum class Unary {
   kRelu,
   kLeakyRelu,   // x > 0 ? x : alpha * x
   kSigmoid, kTanh, kSoftplus,
+  kErf,         // 2/sqrt(pi) * integral_0^x exp(-t^2) dt
   kGeluErf,     // x * Phi(x)
   kGeluTanh,    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
   kGeluErfGrad, kGeluTanhGrad,  // derivatives of the two

@@ -96,6 +96,9 @@ void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double be
         y[i] = std::max(x[i], T(0)) + std::log1p(std::exp(-std::abs(x[i])));
       }
       return;
+    case Unary::kErf:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
+      return;
     case Unary::kGeluErf:
       for (int64_t i = 0; i < n; ++i) {
         y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(kInvSqrt2)));

@@ -337,6 +337,14 @@ Tensor softplus(const Tensor& x) {
                   [](const Tensor& in, const Tensor&) { return sigmoid(in); });
 }
 
+// erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, any shape to the same shape;
+// d erf(x) = 2/sqrt(pi) exp(-x^2), written in ops so that it is differentiable again.
+Tensor erf(const Tensor& x) {
+  return unary_op(x, Unary::kErf, "erf", [](const Tensor& in, const Tensor&) {
+    return mul(exp(neg(mul(in, in))), 1.1283791670955126);  // 2 / sqrt(pi)
+  });
+}
+
 Tensor gelu(const Tensor& x, const std::string& approximate) {
   NEUTRINO_CHECK_VALUE(approximate == "none" || approximate == "tanh",
                        "gelu: approximate must be 'none' or 'tanh', got '{}'", approximate);

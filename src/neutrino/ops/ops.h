@@ -33,6 +33,7 @@ Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor gelu(const Tensor& x, const std::string& approximate = "none");  // "none" or "tanh"
 Tensor softplus(const Tensor& x);                                        // log(1 + exp(x)), stable
+Tensor erf(const Tensor& x);  // the error function, as torch.erf
 
 // Comparisons return bool tensors (no gradient).
 Tensor greater(const Tensor& a, const Tensor& b);
