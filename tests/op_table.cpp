@@ -147,12 +147,19 @@ const std::map<std::string, Runner>& runners() {
       {"tanh", unary([](const Tensor& x) { return tanh(x); })},
       {"softplus", unary([](const Tensor& x) { return softplus(x); })},
       {"erf", unary([](const Tensor& x) { return erf(x); })},
+      {"silu", unary([](const Tensor& x) { return silu(x); })},
       {"pow", one([](C c, I in) { return pow(in[0], double_attr(c, "exponent")); })},
       {"clamp", one([](C c, I in) {
          return clamp(in[0], double_attr(c, "min"), double_attr(c, "max"));
        })},
       {"leaky_relu", one([](C c, I in) { return leaky_relu(in[0], double_attr(c, "negative_slope")); })},
       {"gelu", one([](C c, I in) { return gelu(in[0], c.attrs.at("approximate")); })},
+      {"greater", one([](C, I in) { return greater(in[0], in[1]); })},
+      {"greater_equal", one([](C, I in) { return greater_equal(in[0], in[1]); })},
+      {"equal", one([](C, I in) { return equal(in[0], in[1]); })},
+      {"less", one([](C, I in) { return less(in[0], in[1]); })},
+      {"less_equal", one([](C, I in) { return less_equal(in[0], in[1]); })},
+      {"not_equal", one([](C, I in) { return not_equal(in[0], in[1]); })},
       {"where", one([](C, I in) { return where(in[0], in[1], in[2]); })},
       {"masked_fill", one([](C c, I in) { return masked_fill(in[0], in[1], double_attr(c, "value")); })},
       // reductions

@@ -54,6 +54,7 @@ enum class Unary {
   kLeakyRelu,   // x > 0 ? x : alpha * x
   kSigmoid, kTanh, kSoftplus,
   kErf,         // 2/sqrt(pi) * integral_0^x exp(-t^2) dt
+  kSilu,        // x * sigmoid(x)
   kGeluErf,     // x * Phi(x)
   kGeluTanh,    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
   kGeluErfGrad, kGeluTanhGrad,  // derivatives of the two
@@ -71,6 +72,13 @@ enum class Binary { kAdd, kSub, kMul, kDiv, kMax };
 template <class T>
 void binary(Binary op, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
             T* out, const Shape& shape);
+
+enum class Compare { kGreater, kGreaterEqual, kEqual, kLess, kLessEqual, kNotEqual };
+// out (contiguous bool, `shape`) = a op b, with a and b read through broadcast strides; for
+// float, double and int64 (NaN compares as IEEE says: unequal to everything).
+template <class T>
+void compare(Compare op, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
+             bool* out, const Shape& shape);
 
 // float32 <-> bfloat16 of n contiguous values (round to nearest even; NaN stays NaN), spread over
 // the cores for large n.

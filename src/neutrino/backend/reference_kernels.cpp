@@ -96,6 +96,9 @@ void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double be
         y[i] = std::max(x[i], T(0)) + std::log1p(std::exp(-std::abs(x[i])));
       }
       return;
+    case Unary::kSilu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_of(x[i]);
+      return;
     case Unary::kErf:
       for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
       return;
@@ -218,6 +221,35 @@ void binary(Binary op, const T* a, const int64_t* sa, const T* b, const int64_t*
       return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u / v; });
     case Binary::kMax:
       return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u >= v ? u : v; });
+  }
+}
+
+namespace {
+template <class T, class F>
+void compare_loop(const T* a, const int64_t* sa, const T* b, const int64_t* sb, bool* out,
+                  const Shape& shape, F f) {
+  const Shape so = contiguous_strides(shape);
+  strided_for_each<3>(shape, {sa, sb, so.data()},
+                      [&](const std::array<int64_t, 3>& at) { out[at[2]] = f(a[at[0]], b[at[1]]); });
+}
+}  // namespace
+
+template <class T>
+void compare(Compare op, const T* a, const int64_t* sa, const T* b, const int64_t* sb, bool* out,
+             const Shape& shape) {
+  switch (op) {
+    case Compare::kGreater:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u > v; });
+    case Compare::kGreaterEqual:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u >= v; });
+    case Compare::kEqual:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u == v; });
+    case Compare::kLess:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u < v; });
+    case Compare::kLessEqual:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u <= v; });
+    case Compare::kNotEqual:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u != v; });
   }
 }
 
@@ -480,6 +512,8 @@ void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
   template void binary<T>(Binary, const T*, const int64_t*, const T*, const int64_t*, T*,        \
                           const Shape&);                                                         \
   template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*);                     \
+  template void compare<T>(Compare, const T*, const int64_t*, const T*, const int64_t*, bool*,   \
+                           const Shape&);                                                        \
   template void reduce_sum<T>(const T*, const Shape&, const Shape&, T*);                         \
   template void reduce_max<T>(const T*, const Shape&, const Shape&, T*);                         \
   template void argmax<T>(const T*, int64_t, int64_t, int64_t, int64_t*);                        \
@@ -492,6 +526,8 @@ void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
 NEUTRINO_INSTANTIATE(float)
 NEUTRINO_INSTANTIATE(double)
 template void copy_strided<int64_t>(const int64_t*, const Shape&, const int64_t*, int64_t*);
+template void compare<int64_t>(Compare, const int64_t*, const int64_t*, const int64_t*,
+                               const int64_t*, bool*, const Shape&);
 template void copy_strided<bool>(const bool*, const Shape&, const int64_t*, bool*);
 template void copy_strided<bfloat16>(const bfloat16*, const Shape&, const int64_t*, bfloat16*);
 #undef NEUTRINO_INSTANTIATE

@@ -33,12 +33,17 @@ Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor gelu(const Tensor& x, const std::string& approximate = "none");  // "none" or "tanh"
 Tensor softplus(const Tensor& x);                                        // log(1 + exp(x)), stable
-Tensor erf(const Tensor& x);  // the error function, as torch.erf
+Tensor erf(const Tensor& x);   // the error function, as torch.erf
+Tensor silu(const Tensor& x);  // x * sigmoid(x) (swish)
 
-// Comparisons return bool tensors (no gradient).
+// Comparisons, broadcasting, of two float32, float64 or int64 tensors of one dtype; they return
+// bool tensors (no gradient).
 Tensor greater(const Tensor& a, const Tensor& b);
 Tensor greater_equal(const Tensor& a, const Tensor& b);
 Tensor equal(const Tensor& a, const Tensor& b);
+Tensor less(const Tensor& a, const Tensor& b);
+Tensor less_equal(const Tensor& a, const Tensor& b);
+Tensor not_equal(const Tensor& a, const Tensor& b);
 
 // cond ? a : b, broadcasting all three; cond is bool.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
