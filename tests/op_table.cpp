@@ -188,6 +188,19 @@ const std::map<std::string, Runner>& runners() {
          return index_add(ints_attr(c, "shape"), int_attr(c, "dim", 0), in[0], in[1]);
        })},
       {"embedding", one([](C, I in) { return embedding(in[0], in[1]); })},
+      {"split", [](C c, I in, DType) {
+         return c.attrs.contains("sizes") ? split(in[0], ints_attr(c, "sizes"), int_attr(c, "dim", 0))
+                                          : split(in[0], int_attr(c, "size", 1), int_attr(c, "dim", 0));
+       }},
+      {"chunk", [](C c, I in, DType) { return chunk(in[0], int_attr(c, "chunks", 1), int_attr(c, "dim", 0)); }},
+      {"stack", one([](C c, I in) { return stack(in, int_attr(c, "dim", 0)); })},
+      {"tril", one([](C c, I in) { return tril(in[0], int_attr(c, "k", 0)); })},
+      {"triu", one([](C c, I in) { return triu(in[0], int_attr(c, "k", 0)); })},
+      {"cumsum", one([](C c, I in) { return cumsum(in[0], int_attr(c, "dim", 0)); })},
+      {"arange", [](C c, I, DType float_dtype) {
+         const DType dtype = c.attrs.value("dtype", "float") == "int64" ? DType::kInt64 : float_dtype;
+         return Inputs{arange(double_attr(c, "start"), double_attr(c, "end"), double_attr(c, "step"), dtype)};
+       }},
       // neural-network ops
       {"softmax", one([](C c, I in) { return softmax(in[0], int_attr(c, "dim", -1)); })},
       {"log_softmax", one([](C c, I in) { return log_softmax(in[0], int_attr(c, "dim", -1)); })},

@@ -132,6 +132,21 @@ void gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_
           int64_t b_row, int64_t b_col, T* c, bool accumulate);
 }  // namespace reference
 
+// Inclusive prefix sums along the middle dim of a contiguous (outer, n, inner) tensor, from the
+// front, or from the back when `reverse` (cumsum's backward).
+template <class T>
+void cumsum(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool reverse);
+
+// y = x over `batch` contiguous (rows, cols) matrices, with x[i, j] zeroed where j - i > k
+// (`lower`: tril) or where j - i < k (triu). For float, double, int64 and bool.
+template <class T>
+void triangle(const T* x, T* y, int64_t batch, int64_t rows, int64_t cols, int64_t k, bool lower);
+
+// out[i] = start + i * step for i < n, computed in double (int64: in int64) and then cast, as
+// PyTorch does. For float, double and int64.
+template <class T>
+void arange(T* out, int64_t n, double start, double step);
+
 // Softmax or log-softmax along the middle dim of a contiguous (outer, n, inner) tensor.
 template <class T>
 void softmax(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log);
