@@ -69,7 +69,8 @@ std::vector<OpCase> load_table() {
       oc.attrs = c.value("attrs", json::object());
       oc.checks = c.contains("checks") ? c["checks"].get<std::set<std::string>>() : op_checks;
       for (const std::string& check : oc.checks) {
-        if (!kKnownChecks.count(check)) throw std::runtime_error(oc.name + ": unknown check " + check);
+        if (!kKnownChecks.count(check))
+          throw std::runtime_error(oc.name + ": unknown check " + check);
       }
       for (const json& i : c.at("inputs")) oc.inputs.push_back(parse_input(i, oc.name));
       if (!names.insert(oc.name).second) throw std::runtime_error("duplicate case " + oc.name);
@@ -85,8 +86,11 @@ int64_t int_attr(const OpCase& c, const char* key, int64_t fallback) {
   return c.attrs.value(key, fallback);
 }
 double double_attr(const OpCase& c, const char* key) { return c.attrs.at(key).get<double>(); }
-bool bool_attr(const OpCase& c, const char* key, bool fallback) { return c.attrs.value(key, fallback); }
-std::vector<int64_t> ints_attr(const OpCase& c, const char* key, std::vector<int64_t> fallback = {}) {
+bool bool_attr(const OpCase& c, const char* key, bool fallback) {
+  return c.attrs.value(key, fallback);
+}
+std::vector<int64_t> ints_attr(const OpCase& c, const char* key,
+                               std::vector<int64_t> fallback = {}) {
   return c.attrs.contains(key) ? c.attrs[key].get<std::vector<int64_t>>() : fallback;
 }
 Epilogue epilogue_attr(const OpCase& c) {
@@ -98,16 +102,28 @@ Tensor optional(const Inputs& in, size_t i) { return i < in.size() ? in[i] : Ten
 Conv2dParams conv_attrs(const OpCase& c) {
   const auto s = ints_attr(c, "stride", {1, 1}), p = ints_attr(c, "padding", {0, 0, 0, 0});
   const auto d = ints_attr(c, "dilation", {1, 1});
-  return {.stride_h = s[0], .stride_w = s[1], .pad_top = p[0], .pad_left = p[1],
-          .pad_bottom = p[2], .pad_right = p[3], .dilation_h = d[0], .dilation_w = d[1],
+  return {.stride_h = s[0],
+          .stride_w = s[1],
+          .pad_top = p[0],
+          .pad_left = p[1],
+          .pad_bottom = p[2],
+          .pad_right = p[3],
+          .dilation_h = d[0],
+          .dilation_w = d[1],
           .groups = int_attr(c, "groups", 1)};
 }
 
 Pool2dParams pool_attrs(const OpCase& c) {
   const auto k = ints_attr(c, "kernel", {2, 2}), s = ints_attr(c, "stride", {2, 2});
   const auto p = ints_attr(c, "padding", {0, 0, 0, 0});
-  return {.kernel_h = k[0], .kernel_w = k[1], .stride_h = s[0], .stride_w = s[1],
-          .pad_top = p[0], .pad_left = p[1], .pad_bottom = p[2], .pad_right = p[3],
+  return {.kernel_h = k[0],
+          .kernel_w = k[1],
+          .stride_h = s[0],
+          .stride_w = s[1],
+          .pad_top = p[0],
+          .pad_left = p[1],
+          .pad_bottom = p[2],
+          .pad_right = p[3],
           .count_include_pad = bool_attr(c, "count_include_pad", true)};
 }
 
@@ -259,7 +275,9 @@ Tensor make_input(const InputSpec& s, DType float_dtype) {
     t = Tensor::from_vector(s.values, s.shape);
   } else if (s.dtype == DType::kInt64) {
     std::vector<int64_t> v(static_cast<size_t>(n));
-    for (auto& x : v) x = static_cast<int64_t>(s.low) + static_cast<int64_t>(gen.below(static_cast<uint64_t>(s.high - s.low)));
+    for (auto& x : v)
+      x = static_cast<int64_t>(s.low) +
+          static_cast<int64_t>(gen.below(static_cast<uint64_t>(s.high - s.low)));
     return Tensor::from_vector(v, s.shape);
   } else if (s.dtype == DType::kBool) {
     std::vector<double> v(static_cast<size_t>(n));

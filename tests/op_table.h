@@ -29,8 +29,8 @@ struct InputSpec {
   DType dtype = DType::kFloat64;  // kFloat64 stands for "the dtype under test"
   std::string fill = "randn";     // randn, uniform, signed, spaced (see op_table.cpp)
   double mean = 0, stddev = 1, low = 0, high = 1, phase = 0.5, p = 0.5;
-  std::vector<double> values;     // explicit values, when given
-  bool grad = true;               // float inputs only: differentiated (false: targets, statistics)
+  std::vector<double> values;  // explicit values, when given
+  bool grad = true;            // float inputs only: differentiated (false: targets, statistics)
 };
 
 struct OpCase {

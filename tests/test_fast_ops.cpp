@@ -92,7 +92,8 @@ TEST_P(OpTableFast, Float32MatchesFloat64Reference) {
     for (size_t k = 0; k < outs.size(); ++k) {
       results.push_back(outs[k].detach());
       if (!graph || !outs[k].requires_grad()) continue;
-      if (weights.size() <= k) weights.push_back(Tensor::normal(outs[k].shape(), 0, 1, DType::kFloat64));
+      if (weights.size() <= k)
+        weights.push_back(Tensor::normal(outs[k].shape(), 0, 1, DType::kFloat64));
       const Tensor term = sum(mul(outs[k], weights[k].to(dtype)));
       loss = loss.defined() ? add(loss, term) : term;
     }

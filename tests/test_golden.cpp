@@ -6,8 +6,8 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "neutrino/neutrino.h"
 #include "op_table.h"
@@ -94,7 +94,8 @@ void check_golden(const neutrino::testing::OpCase& c, DType dtype, double rtol, 
     auto want = g.file.tensors.find(fmt::format("grad_in{}", i));
     if (want != g.file.tensors.end()) {
       ASSERT_TRUE(g.inputs[i].grad().defined()) << "no gradient for input " << i;
-      expect_close(g.inputs[i].grad(), want->second, rtol, atol, fmt::format("grad of input {}", i));
+      expect_close(g.inputs[i].grad(), want->second, rtol, atol,
+                   fmt::format("grad of input {}", i));
     }
     // Inputs the op updates in place (batch_norm's running statistics).
     auto after = g.file.tensors.find(fmt::format("in{}_after", i));
@@ -131,13 +132,16 @@ INSTANTIATE_TEST_SUITE_P(OpTable, OpTableGolden,
 // leaves no stale file behind, and a new one is not forgotten by the generator.
 TEST(OpTableGoldenFiles, OneFilePerGoldenCase) {
   std::set<std::string> want, have;
-  for (const auto& c : neutrino::testing::op_cases_with("golden")) want.insert("op_" + c.name + ".safetensors");
+  for (const auto& c : neutrino::testing::op_cases_with("golden"))
+    want.insert("op_" + c.name + ".safetensors");
   for (const auto& entry : std::filesystem::directory_iterator(kGoldenDir)) {
     const std::string name = entry.path().filename().string();
     if (name.starts_with("op_")) have.insert(name);
   }
-  for (const auto& name : want) EXPECT_TRUE(have.count(name)) << name << " is missing: run tests/golden/generate_golden.py";
-  for (const auto& name : have) EXPECT_TRUE(want.count(name)) << name << " has no case in tests/op_table.json";
+  for (const auto& name : want)
+    EXPECT_TRUE(have.count(name)) << name << " is missing: run tests/golden/generate_golden.py";
+  for (const auto& name : have)
+    EXPECT_TRUE(want.count(name)) << name << " has no case in tests/op_table.json";
   EXPECT_GE(want.size(), 150u);
 }
 

@@ -15,8 +15,10 @@ TEST(OpTable, EveryOpHasARunnerAndEveryRunnerACase) {
   std::set<std::string> ops, runners;
   for (const OpCase& c : op_cases()) ops.insert(c.op);
   for (const std::string& name : neutrino::testing::op_runner_names()) runners.insert(name);
-  for (const std::string& op : ops) EXPECT_TRUE(runners.count(op)) << op << " has no runner in tests/op_table.cpp";
-  for (const std::string& op : runners) EXPECT_TRUE(ops.count(op)) << op << " has no case in tests/op_table.json";
+  for (const std::string& op : ops)
+    EXPECT_TRUE(runners.count(op)) << op << " has no runner in tests/op_table.cpp";
+  for (const std::string& op : runners)
+    EXPECT_TRUE(ops.count(op)) << op << " has no case in tests/op_table.json";
 }
 
 TEST(OpTable, EveryCaseIsChecked) {

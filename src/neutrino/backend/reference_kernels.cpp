@@ -230,8 +230,9 @@ template <class T, class F>
 void compare_loop(const T* a, const int64_t* sa, const T* b, const int64_t* sb, bool* out,
                   const Shape& shape, F f) {
   const Shape so = contiguous_strides(shape);
-  strided_for_each<3>(shape, {sa, sb, so.data()},
-                      [&](const std::array<int64_t, 3>& at) { out[at[2]] = f(a[at[0]], b[at[1]]); });
+  strided_for_each<3>(shape, {sa, sb, so.data()}, [&](const std::array<int64_t, 3>& at) {
+    out[at[2]] = f(a[at[0]], b[at[1]]);
+  });
 }
 }  // namespace
 
@@ -552,23 +553,23 @@ void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
   }
 }
 
-#define NEUTRINO_INSTANTIATE(T)                                                                  \
-  template void unary<T>(Unary, const T*, T*, int64_t, double, double);                          \
-  template void binary<T>(Binary, const T*, const int64_t*, const T*, const int64_t*, T*,        \
-                          const Shape&);                                                         \
-  template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*);                     \
-  template void compare<T>(Compare, const T*, const int64_t*, const T*, const int64_t*, bool*,   \
-                           const Shape&);                                                        \
-  template void reduce_sum<T>(const T*, const Shape&, const Shape&, T*);                         \
-  template void reduce_max<T>(const T*, const Shape&, const Shape&, T*);                         \
-  template void argmax<T>(const T*, int64_t, int64_t, int64_t, int64_t*);                        \
-  template void reference::gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t,       \
-                                   const T*, int64_t, int64_t, T*, bool);                        \
-  template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                       \
-  template void cumsum<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                        \
-  template void triangle<T>(const T*, T*, int64_t, int64_t, int64_t, int64_t, bool);             \
-  template void arange<T>(T*, int64_t, double, double);                                          \
-  template void im2col<T>(const T*, const ConvGeometry&, T*, int64_t);                           \
+#define NEUTRINO_INSTANTIATE(T)                                                                \
+  template void unary<T>(Unary, const T*, T*, int64_t, double, double);                        \
+  template void binary<T>(Binary, const T*, const int64_t*, const T*, const int64_t*, T*,      \
+                          const Shape&);                                                       \
+  template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*);                   \
+  template void compare<T>(Compare, const T*, const int64_t*, const T*, const int64_t*, bool*, \
+                           const Shape&);                                                      \
+  template void reduce_sum<T>(const T*, const Shape&, const Shape&, T*);                       \
+  template void reduce_max<T>(const T*, const Shape&, const Shape&, T*);                       \
+  template void argmax<T>(const T*, int64_t, int64_t, int64_t, int64_t*);                      \
+  template void reference::gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t,      \
+                                   const T*, int64_t, int64_t, T*, bool);                      \
+  template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                     \
+  template void cumsum<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                      \
+  template void triangle<T>(const T*, T*, int64_t, int64_t, int64_t, int64_t, bool);           \
+  template void arange<T>(T*, int64_t, double, double);                                        \
+  template void im2col<T>(const T*, const ConvGeometry&, T*, int64_t);                         \
   template void col2im<T>(const T*, const ConvGeometry&, T*, int64_t);
 
 NEUTRINO_INSTANTIATE(float)

@@ -373,9 +373,9 @@ namespace {
 // a op b with broadcasting, as bool; a and b of one dtype: float32, float64 or int64.
 Tensor compare(const Tensor& a, const Tensor& b, kernels::Compare op, const char* name) {
   NEUTRINO_CHECK_VALUE(a.defined() && b.defined(), "{}: got an undefined tensor", name);
-  NEUTRINO_CHECK_VALUE(a.dtype() == b.dtype(), "{}: dtypes differ ({} of shape {} and {} of shape {})",
-                       name, dtype_name(a.dtype()), a.shape_string(), dtype_name(b.dtype()),
-                       b.shape_string());
+  NEUTRINO_CHECK_VALUE(
+      a.dtype() == b.dtype(), "{}: dtypes differ ({} of shape {} and {} of shape {})", name,
+      dtype_name(a.dtype()), a.shape_string(), dtype_name(b.dtype()), b.shape_string());
   NEUTRINO_CHECK_VALUE(is_floating(a.dtype()) || a.dtype() == DType::kInt64,
                        "{}: expected float or int64 tensors, got {}", name, dtype_name(a.dtype()));
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
@@ -383,7 +383,8 @@ Tensor compare(const Tensor& a, const Tensor& b, kernels::Compare op, const char
   const Shape sb = broadcast_strides(b, out_shape);
   Tensor out = Tensor::empty(out_shape, DType::kBool);
   auto run = [&]<class T>() {
-    kernels::compare(op, a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<bool>(), out_shape);
+    kernels::compare(op, a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<bool>(),
+                     out_shape);
   };
   if (a.dtype() == DType::kInt64) {
     run.template operator()<int64_t>();
@@ -395,7 +396,9 @@ Tensor compare(const Tensor& a, const Tensor& b, kernels::Compare op, const char
 }  // namespace
 
 using kernels::Compare;
-Tensor greater(const Tensor& a, const Tensor& b) { return compare(a, b, Compare::kGreater, "greater"); }
+Tensor greater(const Tensor& a, const Tensor& b) {
+  return compare(a, b, Compare::kGreater, "greater");
+}
 Tensor greater_equal(const Tensor& a, const Tensor& b) {
   return compare(a, b, Compare::kGreaterEqual, "greater_equal");
 }

@@ -176,9 +176,8 @@ Tensor scan(const Tensor& x, int64_t d, bool reverse) {
   dispatch_float(x.dtype(), "cumsum", [&]<class T>() {
     kernels::cumsum(xc.data<T>(), out.data<T>(), outer, n, inner, reverse);
   });
-  record(out, "cumsum", {x}, [d, reverse](const Tensor& g) {
-    return std::vector<Tensor>{scan(g, d, !reverse)};
-  });
+  record(out, "cumsum", {x},
+         [d, reverse](const Tensor& g) { return std::vector<Tensor>{scan(g, d, !reverse)}; });
   return out;
 }
 }  // namespace

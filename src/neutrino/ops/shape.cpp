@@ -293,7 +293,8 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   const int64_t d = normalize_dim(dim, x.dim(), "split");
   NEUTRINO_CHECK_VALUE(split_size > 0, "split: split_size must be positive, got {}", split_size);
   std::vector<int64_t> sizes;
-  for (int64_t left = x.size(d); left > 0; left -= split_size) sizes.push_back(std::min(left, split_size));
+  for (int64_t left = x.size(d); left > 0; left -= split_size)
+    sizes.push_back(std::min(left, split_size));
   if (sizes.empty()) sizes.push_back(0);  // an empty dim gives one empty piece, as in PyTorch
   return split(x, sizes, d);
 }
@@ -329,8 +330,9 @@ Tensor triangle(const Tensor& x, int64_t k, bool lower) {
   NEUTRINO_CHECK_VALUE(x.defined(), "{}: got an undefined tensor", name);
   NEUTRINO_CHECK_SHAPE(x.dim() >= 2, "{}: expected a tensor of at least 2 dims, got {}", name,
                        x.shape_string());
-  NEUTRINO_CHECK_VALUE(is_floating(x.dtype()) || x.dtype() == DType::kInt64 || x.dtype() == DType::kBool,
-                       "{}: expected a float, int64 or bool tensor, got {}", name, dtype_name(x.dtype()));
+  NEUTRINO_CHECK_VALUE(
+      is_floating(x.dtype()) || x.dtype() == DType::kInt64 || x.dtype() == DType::kBool,
+      "{}: expected a float, int64 or bool tensor, got {}", name, dtype_name(x.dtype()));
   const Tensor xc = materialize(x);
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   const int64_t rows = x.size(-2), cols = x.size(-1);
@@ -345,9 +347,8 @@ Tensor triangle(const Tensor& x, int64_t k, bool lower) {
   } else {
     dispatch_float(x.dtype(), name, run);
   }
-  record(out, name, {x}, [k, lower](const Tensor& g) {
-    return std::vector<Tensor>{triangle(g, k, lower)};
-  });
+  record(out, name, {x},
+         [k, lower](const Tensor& g) { return std::vector<Tensor>{triangle(g, k, lower)}; });
   return out;
 }
 }  // namespace
@@ -362,12 +363,14 @@ Tensor arange(double start, double end, double step, DType dtype) {
   NEUTRINO_CHECK_VALUE(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
                        "arange: start {}, end {} and step {} must be finite", start, end, step);
   NEUTRINO_CHECK_VALUE(step != 0, "arange: step must not be 0");
-  NEUTRINO_CHECK_VALUE(dtype == DType::kFloat32 || dtype == DType::kFloat64 || dtype == DType::kInt64,
-                       "arange: dtype must be float32, float64 or int64, got {}", dtype_name(dtype));
+  NEUTRINO_CHECK_VALUE(
+      dtype == DType::kFloat32 || dtype == DType::kFloat64 || dtype == DType::kInt64,
+      "arange: dtype must be float32, float64 or int64, got {}", dtype_name(dtype));
   if (dtype == DType::kInt64) {
-    NEUTRINO_CHECK_VALUE(start == std::floor(start) && end == std::floor(end) && step == std::floor(step),
-                         "arange: an int64 range needs whole numbers, got start {}, end {}, step {}",
-                         start, end, step);
+    NEUTRINO_CHECK_VALUE(
+        start == std::floor(start) && end == std::floor(end) && step == std::floor(step),
+        "arange: an int64 range needs whole numbers, got start {}, end {}, step {}", start, end,
+        step);
   }
   const double count = std::ceil((end - start) / step);
   NEUTRINO_CHECK_VALUE(count < 1e12, "arange: {} values from {} to {} by {} are too many", count,
@@ -375,7 +378,8 @@ Tensor arange(double start, double end, double step, DType dtype) {
   const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   Tensor out = Tensor::empty({n}, dtype);
   dispatch_all(dtype, [&]<class T>() {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int64_t>) {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> ||
+                  std::is_same_v<T, int64_t>) {
       kernels::arange(out.data<T>(), n, start, step);
     }
   });
