@@ -1,10 +1,12 @@
-// Fast paths against the reference paths they replace: float32 convolution on oneDNN against the
-// float64 im2col reference, fused linear / softmax-cross-entropy against their unfused
-// compositions, the 2x2 max-pool fast path against a plain loop, and bf16 compute precision.
+// Fast paths against the reference paths they replace: every op-table case with the "fast" check
+// (float32 convolution on oneDNN against the float64 im2col reference, the Dense fast paths, the
+// fused first layer), fused linear / softmax-cross-entropy against their unfused compositions, the
+// 2x2 max-pool fast path against a plain loop, and bf16 compute precision.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "neutrino/nn/losses.h"
 #include "neutrino/ops/op_util.h"
 #include "neutrino/ops/ops.h"
+#include "op_table.h"
 #include "test_util.h"
 
 using namespace neutrino;
@@ -64,30 +67,58 @@ const std::vector<ConvCase>& conv_cases() {
 
 }  // namespace
 
-TEST(FastConv, OneDnnMatchesIm2colReference) {
-  manual_seed(3);
-  for (const auto& c : conv_cases()) {
-    for (Epilogue e : {Epilogue::kNone, Epilogue::kRelu}) {
-      const std::string what = c.name + (e == Epilogue::kRelu ? " + relu" : "");
-      const Tensor x = Tensor::normal(c.x), w = Tensor::normal(c.w, 0, 0.3);
-      const Tensor b = c.bias ? Tensor::normal({c.w[0]}) : Tensor();
-      Shape out_shape;
-      {
-        NoGradGuard no_grad;
-        out_shape = conv2d(x, w, b, c.p).shape();
-      }
-      const Tensor r = Tensor::normal(out_shape);
-      const Grads want = conv_grads(x, w, b, r, c.p, e, DType::kFloat64);
-      const Grads got = conv_grads(x, w, b, r, c.p, e, DType::kFloat32);
-      EXPECT_LT(max_rel_diff(got.out, want.out), 1e-4) << what;
-      EXPECT_LT(max_rel_diff(got.gx, want.gx), 1e-4) << what;
-      EXPECT_LT(max_rel_diff(got.gw, want.gw), 1e-4) << what;
-      if (c.bias) {
-        EXPECT_LT(max_rel_diff(got.gb, want.gb), 1e-4) << what;
-      }
+// Every op-table case with the "fast" check: float32, where the fast kernels run (oneDNN, the
+// channels-last layouts, the fused first layer, the few-row Dense), against float64, where the
+// reference kernels run (im2col + GEMM, plain loops): outputs and the gradients of
+// sum_k sum(out_k * r_k) with a graph, and outputs without one (the inference paths).
+class OpTableFast : public ::testing::TestWithParam<neutrino::testing::OpCase> {};
+
+TEST_P(OpTableFast, Float32MatchesFloat64Reference) {
+  const neutrino::testing::OpCase& c = GetParam();
+  manual_seed(neutrino::testing::case_seed(c.name));
+  const std::vector<Tensor> base = neutrino::testing::make_inputs(c, DType::kFloat64);
+  std::vector<Tensor> weights;  // r_k, drawn on the float64 run
+  auto run = [&](DType dtype, bool graph) {
+    std::vector<Tensor> in, results;
+    for (size_t i = 0; i < base.size(); ++i) {
+      Tensor t = is_floating(base[i].dtype()) ? base[i].to(dtype).detach() : base[i];
+      if (graph && is_floating(t.dtype()) && c.inputs[i].grad) t.set_requires_grad(true);
+      in.push_back(t);
+    }
+    std::optional<NoGradGuard> no_grad;
+    if (!graph) no_grad.emplace();
+    const std::vector<Tensor> outs = neutrino::testing::run_op(c, in, dtype);
+    Tensor loss;
+    for (size_t k = 0; k < outs.size(); ++k) {
+      results.push_back(outs[k].detach());
+      if (!graph || !outs[k].requires_grad()) continue;
+      if (weights.size() <= k)
+        weights.push_back(Tensor::normal(outs[k].shape(), 0, 1, DType::kFloat64));
+      const Tensor term = sum(mul(outs[k], weights[k].to(dtype)));
+      loss = loss.defined() ? add(loss, term) : term;
+    }
+    if (loss.defined()) loss.backward();
+    for (const Tensor& t : in) {
+      if (t.requires_grad()) results.push_back(t.grad());
+    }
+    return results;
+  };
+  for (bool graph : {true, false}) {
+    const std::vector<Tensor> want = run(DType::kFloat64, graph);
+    const std::vector<Tensor> got = run(DType::kFloat32, graph);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_TRUE(got[i].defined() && want[i].defined()) << "result " << i;
+      EXPECT_LT(max_rel_diff(got[i], want[i]), 1e-4)
+          << c.name << (graph ? " with a graph" : " without a graph") << ", result " << i
+          << " (outputs, then input gradients)";
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(OpTable, OpTableFast,
+                         ::testing::ValuesIn(neutrino::testing::op_cases_with("fast")),
+                         neutrino::testing::CaseName());
 
 TEST(FastConv, InferenceModeMatchesTraining) {
   manual_seed(4);
@@ -485,28 +516,6 @@ TEST(FastInference, MicroBatchesMatchPerSampleResults) {
   for (int64_t i : {0, 31, 32, 33, 149}) {
     const Tensor alone = model.forward(slice(x, 0, i, i + 1));
     EXPECT_LT(max_rel_diff(alone, slice(whole, 0, i, i + 1)), 1e-5) << "sample " << i;
-  }
-}
-
-// The float32 Dense fast paths (oneDNN matmul from 32 rows, dot products up to 4 rows) against
-// the float64 GEMM reference, with and without bias and relu.
-TEST(FastLinear, FastPathsMatchFloat64Reference) {
-  manual_seed(14);
-  // The second layer is split over the cores, in groups of four outputs with two left over, and
-  // its input length leaves a tail after the 16-lane blocks.
-  for (const Shape& w_shape : {Shape{40, 300}, Shape{130, 517}})
-  for (int64_t rows : {1, 3, 64}) {
-    const Tensor w = Tensor::normal(w_shape, 0, 0.1), b = Tensor::normal({w_shape[0]});
-    const Tensor x = Tensor::normal({rows, w_shape[1]});
-    for (bool with_bias : {false, true}) {
-      for (Epilogue e : {Epilogue::kNone, Epilogue::kRelu}) {
-        const Tensor bias = with_bias ? b : Tensor();
-        const Tensor got = linear(x, w, bias, e);
-        const Tensor want = linear(x.to(DType::kFloat64), w.to(DType::kFloat64),
-                                   with_bias ? b.to(DType::kFloat64) : Tensor(), e);
-        EXPECT_LT(max_rel_diff(got, want), 1e-5) << rows << " rows, bias " << with_bias;
-      }
-    }
   }
 }
 

@@ -1,13 +1,16 @@
-// Golden tests: every op's output and input gradients against PyTorch 1.13, from files written by
-// tests/golden/generate_golden.py; and ten training steps of an MLP and a CNN against torch.optim.
+// Golden tests: every op-table case's outputs and input gradients against PyTorch 1.13, from files
+// written by tests/golden/generate_golden.py (which reads the same table, tests/op_table.json); and
+// ten training steps of an MLP and a CNN against torch.optim.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "neutrino/neutrino.h"
+#include "op_table.h"
 
 using namespace neutrino;
 using json = nlohmann::json;
@@ -43,129 +46,103 @@ Comparison compare(const Tensor& got, const Tensor& want, double rtol, double at
   return c;
 }
 
-std::vector<int64_t> ints(const json& j) { return j.get<std::vector<int64_t>>(); }
-
-// Runs the named op on `in` (its float inputs already in the wanted dtype).
-Tensor run_op(const std::string& op, const json& a, const std::vector<Tensor>& in) {
-  using Unary = Tensor (*)(const Tensor&);
-  static const std::map<std::string, Unary> unary = {
-      {"neg", neg}, {"exp", exp}, {"log", log}, {"sqrt", sqrt}, {"abs", abs},
-      {"relu", relu}, {"sigmoid", sigmoid}, {"tanh", tanh}};
-  if (auto it = unary.find(op); it != unary.end()) return it->second(in[0]);
-  if (op == "add") return add(in[0], in[1]);
-  if (op == "sub") return sub(in[0], in[1]);
-  if (op == "mul") return mul(in[0], in[1]);
-  if (op == "div") return div(in[0], in[1]);
-  if (op == "pow") return pow(in[0], a["exponent"].get<double>());
-  if (op == "clamp") return clamp(in[0], a["min"].get<double>(), a["max"].get<double>());
-  if (op == "leaky_relu") return leaky_relu(in[0], a["negative_slope"].get<double>());
-  if (op == "gelu") return gelu(in[0], a["approximate"].get<std::string>());
-  if (op == "softmax") return softmax(in[0], a["dim"].get<int64_t>());
-  if (op == "log_softmax") return log_softmax(in[0], a["dim"].get<int64_t>());
-  if (op == "matmul") return matmul(in[0], in[1]);
-  if (op == "sum") return sum(in[0], ints(a["dims"]), a["keepdim"].get<bool>());
-  if (op == "mean") return mean(in[0], ints(a["dims"]), a["keepdim"].get<bool>());
-  if (op == "max") return max(in[0], ints(a["dims"]), a["keepdim"].get<bool>());
-  if (op == "reshape") return reshape(in[0], ints(a["shape"]));
-  if (op == "permute") return permute(in[0], ints(a["dims"]));
-  if (op == "slice") {
-    return slice(in[0], a["dim"].get<int64_t>(), a["start"].get<int64_t>(),
-                 a["end"].get<int64_t>(), a["step"].get<int64_t>());
-  }
-  if (op == "concat") return concat(in, a["dim"].get<int64_t>());
-  if (op == "embedding") return embedding(in[0], in[1]);
-  if (op == "index_select") return index_select(in[0], a["dim"].get<int64_t>(), in[1]);
-  if (op == "where") return where(in[0], in[1], in[2]);
-  if (op == "masked_fill") return masked_fill(in[0], in[1], a["value"].get<double>());
-  if (op == "conv2d") {
-    const auto s = ints(a["stride"]), p = ints(a["padding"]), d = ints(a["dilation"]);
-    Conv2dParams params{.stride_h = s[0], .stride_w = s[1], .pad_top = p[0], .pad_left = p[1],
-                        .pad_bottom = p[0], .pad_right = p[1], .dilation_h = d[0],
-                        .dilation_w = d[1], .groups = a["groups"].get<int64_t>()};
-    return conv2d(in[0], in[1], in[2], params);
-  }
-  if (op == "max_pool2d" || op == "avg_pool2d") {
-    const auto k = ints(a["kernel_size"]), s = ints(a["stride"]), p = ints(a["padding"]);
-    Pool2dParams params{.kernel_h = k[0], .kernel_w = k[1], .stride_h = s[0], .stride_w = s[1],
-                        .pad_top = p[0], .pad_left = p[1], .pad_bottom = p[0], .pad_right = p[1],
-                        .count_include_pad = a.value("count_include_pad", true)};
-    return op == "max_pool2d" ? max_pool2d(in[0], params) : avg_pool2d(in[0], params);
-  }
-  if (op == "batch_norm") {
-    return batch_norm(in[0], in[1], in[2], in[3], in[4], a["training"].get<bool>(),
-                      a["momentum"].get<double>(), a["eps"].get<double>());
-  }
-  if (op == "layer_norm") {
-    return layer_norm(in[0], ints(a["normalized_shape"]), in[1], in[2], a["eps"].get<double>());
-  }
-  if (op == "mse") return nn::mean_squared_error(in[1], in[0]);
-  if (op == "bce") return nn::binary_crossentropy(in[1], in[0]);
-  if (op == "bce_with_logits") return nn::binary_crossentropy(in[1], in[0], true);
-  if (op == "cross_entropy") return nn::sparse_categorical_crossentropy(in[1], in[0], true);
-  if (op == "soft_cross_entropy") return nn::categorical_crossentropy(in[1], in[0], true);
-  if (op == "nll") return nn::nll_loss(in[0], in[1]);
-  throw std::runtime_error("golden: no runner for op " + op);
-}
-
-void check_op_file(const std::string& path, DType dtype, double rtol, double atol) {
-  SCOPED_TRACE(path);
-  const io::TensorFile file = io::load_tensors(path);
-  const std::string op = file.metadata.at("op");
-  const json attrs = json::parse(file.metadata.at("attrs"));
+// Loads the case's golden file: its inputs (floats in `dtype`, marked as the table says), the
+// op's outputs and the gradients of sum_k sum(out_k * grad_out_k), all from PyTorch.
+struct Golden {
+  io::TensorFile file;
   std::vector<Tensor> inputs;
-  // Running statistics are updated in place and are not differentiated.
-  const bool stats_inputs = op == "batch_norm";
-  for (int i = 0;; ++i) {
-    auto it = file.tensors.find(fmt::format("in{}", i));
-    if (it == file.tensors.end()) break;
-    Tensor t = it->second;
+};
+
+Golden load_golden(const neutrino::testing::OpCase& c, DType dtype) {
+  Golden g{io::load_tensors(kGoldenDir + "/op_" + c.name + ".safetensors"), {}};
+  EXPECT_EQ(g.file.metadata.at("op"), c.op);
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    Tensor t = g.file.tensors.at(fmt::format("in{}", i));
     if (is_floating(t.dtype())) {
       t = t.to(dtype).clone().detach();
-      if (!(stats_inputs && i >= 3)) t.set_requires_grad(true);
+      if (c.inputs[i].grad) t.set_requires_grad(true);
     }
-    inputs.push_back(t);
+    g.inputs.push_back(t);
   }
-  const Tensor out = run_op(op, attrs, inputs);
-  const Comparison c_out = compare(out, file.tensors.at("out"), rtol, atol);
-  EXPECT_TRUE(c_out.ok) << op << " output: " << c_out.where << " (max abs " << c_out.max_abs
-                        << ", max rel " << c_out.max_rel << ")";
-  out.backward(file.tensors.at("grad_out").to(dtype));
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    auto want = file.tensors.find(fmt::format("grad_in{}", i));
-    if (want == file.tensors.end()) continue;
-    ASSERT_TRUE(inputs[i].grad().defined()) << op << ": no gradient for input " << i;
-    const Comparison c = compare(inputs[i].grad(), want->second, rtol, atol);
-    EXPECT_TRUE(c.ok) << op << " grad of input " << i << ": " << c.where << " (max abs "
-                      << c.max_abs << ", max rel " << c.max_rel << ")";
-  }
-  for (const auto& [name, index] : {std::pair{"running_mean_after", 3}, {"running_var_after", 4}}) {
-    auto want = file.tensors.find(name);
-    if (want == file.tensors.end()) continue;
-    const Comparison c = compare(inputs[index], want->second, rtol, atol);
-    EXPECT_TRUE(c.ok) << op << " " << name << ": " << c.where;
-  }
+  return g;
 }
 
-std::vector<std::string> golden_files(const std::string& prefix) {
-  std::vector<std::string> out;
-  for (const auto& entry : std::filesystem::directory_iterator(kGoldenDir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.starts_with(prefix) && name.ends_with(".safetensors")) out.push_back(entry.path().string());
+void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
+                  const std::string& what) {
+  const Comparison c = compare(got, want, rtol, atol);
+  EXPECT_TRUE(c.ok) << what << ": " << c.where << " (max abs " << c.max_abs << ", max rel "
+                    << c.max_rel << ")";
+}
+
+void check_golden(const neutrino::testing::OpCase& c, DType dtype, double rtol, double atol) {
+  SCOPED_TRACE(fmt::format("{} in {}", c.name, dtype_name(dtype)));
+  Golden g = load_golden(c, dtype);
+  const std::vector<Tensor> outs = neutrino::testing::run_op(c, g.inputs, dtype);
+  Tensor loss;
+  for (size_t k = 0; k < outs.size(); ++k) {
+    expect_close(outs[k], g.file.tensors.at(fmt::format("out{}", k)), rtol, atol,
+                 fmt::format("output {}", k));
+    auto grad_out = g.file.tensors.find(fmt::format("grad_out{}", k));
+    if (grad_out == g.file.tensors.end()) continue;
+    const Tensor term = sum(mul(outs[k], grad_out->second.to(dtype)));
+    loss = loss.defined() ? add(loss, term) : term;
   }
-  std::sort(out.begin(), out.end());
-  return out;
+  EXPECT_FALSE(g.file.tensors.count(fmt::format("out{}", outs.size())))
+      << "PyTorch gave more outputs than " << outs.size();
+  if (loss.defined()) loss.backward();
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    auto want = g.file.tensors.find(fmt::format("grad_in{}", i));
+    if (want != g.file.tensors.end()) {
+      ASSERT_TRUE(g.inputs[i].grad().defined()) << "no gradient for input " << i;
+      expect_close(g.inputs[i].grad(), want->second, rtol, atol,
+                   fmt::format("grad of input {}", i));
+    }
+    // Inputs the op updates in place (batch_norm's running statistics).
+    auto after = g.file.tensors.find(fmt::format("in{}_after", i));
+    if (after != g.file.tensors.end()) {
+      expect_close(g.inputs[i], after->second, rtol, atol, fmt::format("input {} after the op", i));
+    }
+  }
+  // Without a graph, inference paths run (oneDNN's inference primitives, the fused first-layer
+  // conv + pool): the same outputs.
+  Golden fresh = load_golden(c, dtype);
+  NoGradGuard no_grad;
+  const std::vector<Tensor> inferred = neutrino::testing::run_op(c, fresh.inputs, dtype);
+  for (size_t k = 0; k < inferred.size(); ++k) {
+    expect_close(inferred[k], g.file.tensors.at(fmt::format("out{}", k)), rtol, atol,
+                 fmt::format("output {} without a graph", k));
+  }
 }
 
 }  // namespace
 
-TEST(GoldenOps, EveryOpMatchesPyTorchInFloat64) {
-  const auto files = golden_files("op_");
-  ASSERT_GE(files.size(), 70u) << "golden files missing from " << kGoldenDir;
-  for (const auto& path : files) check_op_file(path, DType::kFloat64, 1e-9, 1e-10);
+class OpTableGolden : public ::testing::TestWithParam<neutrino::testing::OpCase> {};
+
+// Every op-table case with the "golden" check, in float64 (to 1e-9) and float32 (to 2e-4).
+TEST_P(OpTableGolden, MatchesPyTorch) {
+  check_golden(GetParam(), DType::kFloat64, 1e-9, 1e-10);
+  check_golden(GetParam(), DType::kFloat32, 2e-4, 2e-5);
 }
 
-TEST(GoldenOps, EveryOpMatchesPyTorchInFloat32) {
-  for (const auto& path : golden_files("op_")) check_op_file(path, DType::kFloat32, 2e-4, 2e-5);
+INSTANTIATE_TEST_SUITE_P(OpTable, OpTableGolden,
+                         ::testing::ValuesIn(neutrino::testing::op_cases_with("golden")),
+                         neutrino::testing::CaseName());
+
+// The data folder holds a file for each golden case and nothing else: a renamed or removed case
+// leaves no stale file behind, and a new one is not forgotten by the generator.
+TEST(OpTableGoldenFiles, OneFilePerGoldenCase) {
+  std::set<std::string> want, have;
+  for (const auto& c : neutrino::testing::op_cases_with("golden"))
+    want.insert("op_" + c.name + ".safetensors");
+  for (const auto& entry : std::filesystem::directory_iterator(kGoldenDir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("op_")) have.insert(name);
+  }
+  for (const auto& name : want)
+    EXPECT_TRUE(have.count(name)) << name << " is missing: run tests/golden/generate_golden.py";
+  for (const auto& name : have)
+    EXPECT_TRUE(want.count(name)) << name << " has no case in tests/op_table.json";
+  EXPECT_GE(want.size(), 150u);
 }
 
 // ---- ten training steps against torch.optim ------------------------------------------------

@@ -470,6 +470,41 @@ TEST(TensorErrors, ValueErrors) {
       {"index 3"});
 }
 
+// The ops added with the op table (split, chunk, stack, tril/triu, cumsum, arange, int64
+// comparisons): their values are checked by the table; here, their argument errors.
+TEST(TensorErrors, NewOpsNameTheirArguments) {
+  const Tensor x = Tensor::zeros({2, 5});
+  expect_error<ShapeError>(
+      [&] {
+        split(x, std::vector<int64_t>{2, 2}, 1);
+      },
+      {"split", "adding up to 4", "(2, 5)"});
+  expect_error<ValueError>([&] { split(x, 0, 1); }, {"split", "split_size"});
+  expect_error<ValueError>([&] { chunk(x, 0, 1); }, {"chunk", "chunks"});
+  expect_error<ShapeError>(
+      [&] {
+        stack({x, Tensor::zeros({5, 2})}, 0);
+      },
+      {"stack", "(5, 2)", "(2, 5)"});
+  expect_error<ShapeError>([&] { stack({x}, 3); }, {"stack", "dim 3"});
+  expect_error<ShapeError>([] { tril(Tensor::zeros({4})); }, {"tril", "2 dims", "(4,)"});
+  expect_error<ValueError>([] { arange(0, 1, 0); }, {"arange", "step"});
+  expect_error<ValueError>([] { arange(0, 1.5, 1, DType::kInt64); }, {"arange", "whole numbers"});
+  expect_error<ShapeError>([&] { cumsum(x, 2); }, {"cumsum", "dim 2"});
+  const Tensor ints = Tensor::from_vector(std::vector<int64_t>{1, 2}, {2});
+  expect_error<ValueError>([&] { less(ints, Tensor::zeros({2})); }, {"less", "int64", "float32"});
+  expect_error<ValueError>(
+      [] { greater(Tensor::zeros({2}, DType::kBool), Tensor::zeros({2}, DType::kBool)); },
+      {"greater", "bool"});
+  // Split pieces are views of x and share its gradient.
+  Tensor y = Tensor::ones({2, 5}).set_requires_grad();
+  const std::vector<Tensor> pieces = chunk(y, 2, 1);
+  ASSERT_EQ(pieces.size(), 2u);
+  EXPECT_EQ(pieces[1].shape(), (Shape{2, 2}));
+  sum(mul(pieces[1], 3.0)).backward();
+  expect_values(y.grad(), {0, 0, 0, 3, 3, 0, 0, 0, 3, 3});
+}
+
 // ---- randomness ----------------------------------------------------------------------------
 
 TEST(TensorRandom, SameSeedSameDraws) {

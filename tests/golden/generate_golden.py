@@ -65,444 +65,188 @@ def write_safetensors(path, tensors, metadata):
 
 
 # ---------------------------------------------------------------------------
-# input helpers (all float64)
+# the op table (tests/op_table.json, which the C++ tests read too)
 # ---------------------------------------------------------------------------
 
-def randn(*shape):
-    return torch.randn(*shape, dtype=F64)
+TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "op_table.json")
+DEFAULT_CHECKS = ["grad", "golden"]
 
 
-def uniform(lo, hi, *shape):
-    return torch.rand(*shape, dtype=F64) * (hi - lo) + lo
+def load_cases():
+    """Every case of the table as (case, op entry), in table order."""
+    with open(TABLE_PATH) as f:
+        table = json.load(f)
+    cases = []
+    for entry in table["ops"]:
+        for c in entry["cases"]:
+            cases.append((c, entry))
+    names = [c["name"] for c, _ in cases]
+    dup = {n for n in names if names.count(n) > 1}
+    assert not dup, f"duplicate case names: {dup}"
+    return cases
 
 
-def away_from_zero(*shape, margin=0.2):
-    x = randn(*shape)
-    s = torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
-    return x + margin * s
+def checks_of(c, entry):
+    return c.get("checks", entry.get("checks", DEFAULT_CHECKS))
 
 
-def nonzero_uniform(*shape):
-    """|x| in [0.5, 2], random sign."""
-    mag = uniform(0.5, 2.0, *shape)
-    sign = torch.where(torch.rand(*shape) < 0.5, -1.0, 1.0).to(F64)
-    return mag * sign
-
-
-def distinct(*shape):
-    """Random permutation of distinct, well separated values (no ties)."""
+def make_input(spec):
+    """One input as the spec says (README: the fields); floats are float64."""
+    shape = spec["shape"]
+    dtype = spec.get("dtype", "float")
     n = 1
     for s in shape:
         n *= s
-    perm = torch.randperm(n).to(F64)
-    return ((perm - n / 2.0) * (4.0 / n)).reshape(*shape)
-
-
-def away_from_bounds(lo, hi, *shape, margin=0.1):
-    x = uniform(-1.5, 1.5, *shape)
-    for b in (lo, hi):
-        near = (x - b).abs() < margin
-        x = torch.where(near, x + torch.where(x >= b, 2 * margin, -2 * margin), x)
-    return x
+    if "values" in spec:
+        torch_dtype = {"float": F64, "int64": torch.int64, "bool": torch.bool}[dtype]
+        return torch.tensor(spec["values"], dtype=torch_dtype).reshape(shape)
+    if dtype == "int64":
+        lo, hi = spec["range"]
+        return torch.randint(lo, hi, shape, dtype=torch.int64)
+    if dtype == "bool":
+        return torch.rand(shape) < spec.get("p", 0.5)
+    fill = spec.get("fill", "randn")
+    if fill == "randn":
+        return torch.randn(shape, dtype=F64) * spec.get("std", 1.0) + spec.get("mean", 0.0)
+    lo, hi = spec["range"]
+    if fill == "uniform":
+        return torch.rand(shape, dtype=F64) * (hi - lo) + lo
+    if fill == "signed":
+        mag = torch.rand(shape, dtype=F64) * (hi - lo) + lo
+        return torch.where(torch.rand(shape) < 0.5, -mag, mag)
+    if fill == "spaced":
+        # n distinct values, one per step of (hi - lo) / n, at `phase` of the step with a jitter of
+        # +-0.1 step, in random order: no ties, and no value near a step boundary (0, for a
+        # symmetric range and an even count).
+        step = (hi - lo) / n
+        jitter = 0.2 * (torch.rand(n, dtype=F64) - 0.5)
+        v = lo + (torch.arange(n, dtype=F64) + spec.get("phase", 0.5) + jitter) * step
+        return v[torch.randperm(n)].reshape(shape)
+    raise ValueError(f"unknown fill {fill}")
 
 
-def labels(n, classes):
-    return torch.randint(0, classes, (n,), dtype=torch.int64)
-
+# Helpers the table's torch expressions call (x: the inputs, a: the case's attrs).
 
-def mask_u8(*shape):
-    return (torch.rand(*shape) < 0.5).to(torch.uint8)
+def reduce(fn, x, a):
+    dims = a.get("dims") or list(range(x.dim()))  # empty: every dim
+    return fn(x, dim=dims, keepdim=a.get("keepdim", False))
 
 
-# ---------------------------------------------------------------------------
-# op cases
-# ---------------------------------------------------------------------------
-# Each case: (case_name, op_name, attrs, builder)
-# builder() -> dict with keys:
-#   inputs: list of tensors
-#   fn: callable(*inputs) -> out  or (out, extra_tensors_dict)
-#   grad_idx (optional): indices of inputs to differentiate (default: all F64)
+def sum_to(x, shape):
+    return x.sum() if not shape else x.sum_to_size(shape)
 
-CASES = []
 
+def slice_(x, a):
+    d = a["dim"] % x.dim()
+    index = (slice(None),) * d + (slice(a["start"], a["end"], a.get("step", 1)),)
+    return x[index]
 
-def case(name, op, attrs=None):
-    def deco(builder):
-        CASES.append((name, op, attrs if attrs is not None else {}, builder))
-        return builder
-    return deco
 
+def pads(a):
+    """[top, left, bottom, right] as F.pad wants it: (left, right, top, bottom)."""
+    t, l, b, r = a.get("padding", [0, 0, 0, 0])
+    return (l, r, t, b)
 
-# --- binary elementwise with broadcasting ---------------------------------
-_BINARY = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-}
-_BIN_SHAPES = [
-    ("broadcast_row", (3, 4), (4,)),
-    ("broadcast_3d", (2, 1, 3), (1, 4, 1)),
-    ("same", (2, 3), (2, 3)),
-]
-for _op, _fn in _BINARY.items():
-    for _suffix, _sa, _sb in _BIN_SHAPES:
-        def _mk(op=_op, fn=_fn, sa=_sa, sb=_sb):
-            def builder():
-                a = randn(*sa)
-                b = nonzero_uniform(*sb) if op == "div" else randn(*sb)
-                return {"inputs": [a, b], "fn": fn}
-            return builder
-        case(f"{_op}_{_suffix}", _op)(_mk())
 
-# --- unary elementwise ------------------------------------------------------
-_UNARY = {
-    "neg": (torch.neg, lambda: randn(2, 3, 4)),
-    "exp": (torch.exp, lambda: randn(2, 3, 4)),
-    "log": (torch.log, lambda: uniform(0.5, 3.0, 2, 3, 4)),
-    "sqrt": (torch.sqrt, lambda: uniform(0.5, 3.0, 2, 3, 4)),
-    "abs": (torch.abs, lambda: away_from_zero(2, 3, 4)),
-    "relu": (torch.relu, lambda: away_from_zero(2, 3, 4)),
-    "sigmoid": (torch.sigmoid, lambda: randn(2, 3, 4)),
-    "tanh": (torch.tanh, lambda: randn(2, 3, 4)),
-}
-for _op, (_fn, _gen) in _UNARY.items():
-    def _mk(fn=_fn, gen=_gen):
-        return lambda: {"inputs": [gen()], "fn": fn}
-    case(_op, _op)(_mk())
+def linear(x, a):
+    y = F.linear(x[0], x[1], x[2] if len(x) > 2 else None)
+    return F.relu(y) if a.get("epilogue") == "relu" else y
 
 
-@case("pow_2_5_positive", "pow", {"exponent": 2.5})
-def _():
-    return {"inputs": [uniform(0.5, 2.0, 3, 4)], "fn": lambda x: torch.pow(x, 2.5)}
+def conv2d(x, a):
+    y = F.conv2d(F.pad(x[0], pads(a)), x[1], x[2] if len(x) > 2 else None,
+                 stride=a.get("stride", [1, 1]), dilation=a.get("dilation", [1, 1]),
+                 groups=a.get("groups", 1))
+    return F.relu(y) if a.get("epilogue") == "relu" else y
 
 
-@case("pow_3_any_sign", "pow", {"exponent": 3.0})
-def _():
-    return {"inputs": [randn(3, 4)], "fn": lambda x: torch.pow(x, 3.0)}
+def max_pool2d(x, a):
+    padded = F.pad(x, pads(a), value=float("-inf"))
+    return F.max_pool2d(padded, a.get("kernel", [2, 2]), a.get("stride", [2, 2]))
 
 
-@case("clamp", "clamp", {"min": -0.5, "max": 0.5})
-def _():
-    return {"inputs": [away_from_bounds(-0.5, 0.5, 3, 4)],
-            "fn": lambda x: torch.clamp(x, -0.5, 0.5)}
+def avg_pool2d(x, a):
+    k, s = a.get("kernel", [2, 2]), a.get("stride", [2, 2])
+    total = F.avg_pool2d(F.pad(x, pads(a)), k, s)
+    if a.get("count_include_pad", True):
+        return total
+    # The mean over the window's real pixels: divide by the share of them in each window.
+    share = F.avg_pool2d(F.pad(torch.ones_like(x), pads(a)), k, s)
+    return total / share
 
 
-@case("leaky_relu", "leaky_relu", {"negative_slope": 0.1})
-def _():
-    return {"inputs": [away_from_zero(2, 3, 4)],
-            "fn": lambda x: F.leaky_relu(x, 0.1)}
+def batch_norm(x, a):
+    w, b, rm, rv = (list(x[1:]) + [None] * 4)[:4]
+    return F.batch_norm(x[0], rm, rv, w, b, training=a["training"], momentum=0.1, eps=1e-5)
 
 
-@case("gelu_exact", "gelu", {"approximate": "none"})
-def _():
-    return {"inputs": [randn(2, 3, 4)], "fn": lambda x: F.gelu(x, approximate="none")}
+EPS = 1e-7  # Keras's epsilon, which neutrino's probability losses clip to
 
 
-@case("gelu_tanh", "gelu", {"approximate": "tanh"})
-def _():
-    return {"inputs": [randn(2, 3, 4)], "fn": lambda x: F.gelu(x, approximate="tanh")}
+def bce(p, t, a):
+    if a["from_logits"]:
+        return F.binary_cross_entropy_with_logits(p, t)
+    return F.binary_cross_entropy(torch.clamp(p, EPS, 1 - EPS), t)
 
 
-# --- softmax / log_softmax --------------------------------------------------
-for _op, _fn in (("softmax", F.softmax), ("log_softmax", F.log_softmax)):
-    def _mk2d(fn=_fn):
-        return lambda: {"inputs": [randn(3, 5)], "fn": lambda x: fn(x, dim=1)}
+def cce(z, t, a):
+    if a["from_logits"]:
+        log_p = F.log_softmax(z, dim=-1)
+    else:
+        log_p = torch.log(torch.clamp(z / z.sum(-1, keepdim=True), EPS, 1 - EPS))
+    return -(t * log_p).sum(-1).mean()
 
-    def _mk3d(fn=_fn):
-        return lambda: {"inputs": [randn(2, 3, 4)], "fn": lambda x: fn(x, dim=0)}
 
-    def _mkoff(fn=_fn):
-        return lambda: {"inputs": [randn(3, 5) + 1000.0], "fn": lambda x: fn(x, dim=1)}
-
-    case(f"{_op}_dim1", _op, {"dim": 1})(_mk2d())
-    case(f"{_op}_3d_dim0", _op, {"dim": 0})(_mk3d())
-    case(f"{_op}_large_offset", _op, {"dim": 1})(_mkoff())
-
-
-# --- matmul -----------------------------------------------------------------
-@case("matmul_2d", "matmul")
-def _():
-    return {"inputs": [randn(3, 4), randn(4, 5)], "fn": torch.matmul}
-
-
-@case("matmul_batched", "matmul")
-def _():
-    return {"inputs": [randn(2, 3, 4), randn(2, 4, 5)], "fn": torch.matmul}
-
-
-@case("matmul_broadcast", "matmul")
-def _():
-    return {"inputs": [randn(2, 3, 4), randn(4, 5)], "fn": torch.matmul}
-
-
-# --- reductions -------------------------------------------------------------
-for _op, _fn in (("sum", torch.sum), ("mean", torch.mean)):
-    def _mk(fn=_fn, dims=None, keepdim=False):
-        def builder():
-            if dims:
-                return {"inputs": [randn(2, 3, 4)],
-                        "fn": lambda x: fn(x, dim=dims, keepdim=keepdim)}
-            return {"inputs": [randn(2, 3, 4)], "fn": lambda x: fn(x)}
-        return builder
-
-    case(f"{_op}_dim1_keepdim", _op, {"dims": [1], "keepdim": True})(_mk(dims=[1], keepdim=True))
-    case(f"{_op}_dims02", _op, {"dims": [0, 2], "keepdim": False})(_mk(dims=[0, 2]))
-    case(f"{_op}_all", _op, {"dims": [], "keepdim": False})(_mk())
-
-
-@case("max_dim1_keepdim", "max", {"dims": [1], "keepdim": True})
-def _():
-    return {"inputs": [distinct(2, 3, 4)], "fn": lambda x: torch.amax(x, dim=1, keepdim=True)}
-
-
-@case("max_dim2", "max", {"dims": [2], "keepdim": False})
-def _():
-    return {"inputs": [distinct(2, 3, 4)], "fn": lambda x: torch.amax(x, dim=2, keepdim=False)}
-
-
-@case("max_all", "max", {"dims": [], "keepdim": False})
-def _():
-    return {"inputs": [distinct(2, 3, 4)], "fn": lambda x: torch.max(x)}
-
-
-# --- shape ops --------------------------------------------------------------
-@case("reshape", "reshape", {"shape": [4, 6]})
-def _():
-    return {"inputs": [randn(2, 3, 4)], "fn": lambda x: x.reshape(4, 6)}
-
-
-@case("permute", "permute", {"dims": [2, 0, 1]})
-def _():
-    return {"inputs": [randn(2, 3, 4)], "fn": lambda x: x.permute(2, 0, 1)}
-
-
-@case("slice_dim1", "slice", {"dim": 1, "start": 1, "end": 4, "step": 1})
-def _():
-    return {"inputs": [randn(4, 5, 6)], "fn": lambda x: x[:, 1:4]}
-
-
-@case("slice_step2", "slice", {"dim": 1, "start": 1, "end": 4, "step": 2})
-def _():
-    return {"inputs": [randn(4, 5, 6)], "fn": lambda x: x[:, 1:4:2]}
-
-
-@case("concat_dim1", "concat", {"dim": 1})
-def _():
-    return {"inputs": [randn(2, 3), randn(2, 5)],
-            "fn": lambda a, b: torch.cat([a, b], dim=1)}
-
-
-@case("concat_three_dim0", "concat", {"dim": 0})
-def _():
-    return {"inputs": [randn(2, 3), randn(1, 3), randn(3, 3)],
-            "fn": lambda a, b, c: torch.cat([a, b, c], dim=0)}
-
-
-# --- indexing ---------------------------------------------------------------
-@case("embedding", "embedding")
-def _():
-    w = randn(10, 4)
-    idx = torch.randint(0, 10, (2, 3), dtype=torch.int64)
-    idx[1, 2] = idx[0, 0]  # repeated index -> scatter-add in backward
-    idx[1, 0] = idx[0, 1]
-    return {"inputs": [w, idx], "fn": lambda w, i: F.embedding(i, w)}
-
-
-@case("index_select_dim0", "index_select", {"dim": 0})
-def _():
-    x = randn(5, 3)
-    idx = torch.randint(0, 5, (4,), dtype=torch.int64)
-    idx[3] = idx[0]
-    return {"inputs": [x, idx], "fn": lambda x, i: torch.index_select(x, 0, i)}
-
-
-@case("index_select_dim1", "index_select", {"dim": 1})
-def _():
-    x = randn(5, 3)
-    idx = torch.randint(0, 3, (4,), dtype=torch.int64)
-    idx[2] = idx[1]
-    return {"inputs": [x, idx], "fn": lambda x, i: torch.index_select(x, 1, i)}
-
-
-@case("where", "where")
-def _():
-    return {"inputs": [mask_u8(3, 4), randn(3, 4), randn(3, 4)],
-            "fn": lambda c, a, b: torch.where(c.bool(), a, b)}
-
-
-@case("where_broadcast_cond", "where")
-def _():
-    c = torch.tensor([[1], [0], [1]], dtype=torch.uint8)
-    return {"inputs": [c, randn(3, 4), randn(3, 4)],
-            "fn": lambda c, a, b: torch.where(c.bool(), a, b)}
-
-
-@case("masked_fill", "masked_fill", {"value": -1e9})
-def _():
-    return {"inputs": [randn(3, 4), mask_u8(3, 4)],
-            "fn": lambda x, m: x.masked_fill(m.bool(), -1e9)}
-
-
-# --- conv2d -----------------------------------------------------------------
-def _conv_case(name, n, cin, h, w, cout, k, stride, padding, dilation, groups):
-    attrs = {"stride": list(stride), "padding": list(padding),
-             "dilation": list(dilation), "groups": groups}
-
-    def builder():
-        x = randn(n, cin, h, w)
-        wt = randn(cout, cin // groups, k[0], k[1]) * 0.5
-        b = randn(cout)
-        return {"inputs": [x, wt, b],
-                "fn": lambda x, wt, b: F.conv2d(x, wt, b, stride=stride, padding=padding,
-                                                dilation=dilation, groups=groups)}
-    case(name, "conv2d", attrs)(builder)
-
-
-_conv_case("conv2d_3x3", 2, 3, 7, 7, 4, (3, 3), (1, 1), (0, 0), (1, 1), 1)
-_conv_case("conv2d_stride2_pad1", 2, 3, 7, 7, 4, (3, 3), (2, 2), (1, 1), (1, 1), 1)
-_conv_case("conv2d_dilation2", 2, 3, 7, 7, 4, (3, 3), (1, 1), (0, 0), (2, 2), 1)
-_conv_case("conv2d_groups", 2, 4, 6, 6, 6, (3, 3), (1, 1), (1, 1), (1, 1), 2)
-_conv_case("conv2d_1x1", 2, 3, 5, 5, 4, (1, 1), (1, 1), (0, 0), (1, 1), 1)
-_conv_case("conv2d_nonsquare", 2, 3, 7, 6, 4, (3, 2), (2, 1), (0, 0), (1, 1), 1)
-
-
-# --- pooling ----------------------------------------------------------------
-def _pool_cases():
-    for suffix, k, s, p in (("k2s2", 2, 2, 0), ("k3s2p1", 3, 2, 1)):
-        mattrs = {"kernel_size": [k, k], "stride": [s, s], "padding": [p, p]}
-
-        def mbuilder(k=k, s=s, p=p):
-            return {"inputs": [distinct(2, 3, 8, 8)],
-                    "fn": lambda x: F.max_pool2d(x, k, s, p)}
-        case(f"max_pool2d_{suffix}", "max_pool2d", mattrs)(mbuilder)
-
-        aattrs = dict(mattrs, count_include_pad=True)
-
-        def abuilder(k=k, s=s, p=p):
-            return {"inputs": [randn(2, 3, 8, 8)],
-                    "fn": lambda x: F.avg_pool2d(x, k, s, p, ceil_mode=False,
-                                                 count_include_pad=True)}
-        case(f"avg_pool2d_{suffix}", "avg_pool2d", aattrs)(abuilder)
-
-
-_pool_cases()
-
-
-# --- normalization ----------------------------------------------------------
-def _bn_case(name, shape, training):
-    attrs = {"training": training, "momentum": 0.1, "eps": 1e-5}
-    c = shape[1]
-
-    def builder():
-        x = randn(*shape) * 1.5 + 0.3
-        w = uniform(0.5, 1.5, c)
-        b = randn(c)
-        rm = randn(c) * 0.5
-        rv = uniform(0.5, 2.0, c)
-
-        def fn(x, w, b, rm, rv):
-            rm2, rv2 = rm.detach().clone(), rv.detach().clone()
-            out = F.batch_norm(x, rm2, rv2, w, b, training=training,
-                               momentum=0.1, eps=1e-5)
-            extra = {}
-            if training:
-                extra = {"running_mean_after": rm2, "running_var_after": rv2}
-            return out, extra
-        return {"inputs": [x, w, b, rm, rv], "fn": fn, "grad_idx": [0, 1, 2]}
-    case(name, "batch_norm", attrs)(builder)
-
-
-_bn_case("batch_norm_train_4d", (4, 3, 5, 5), True)
-_bn_case("batch_norm_train_2d", (8, 6), True)
-_bn_case("batch_norm_eval_4d", (4, 3, 5, 5), False)
-
-
-@case("layer_norm_last", "layer_norm", {"normalized_shape": [4], "eps": 1e-5})
-def _():
-    return {"inputs": [randn(2, 3, 4), uniform(0.5, 1.5, 4), randn(4)],
-            "fn": lambda x, w, b: F.layer_norm(x, [4], w, b, 1e-5)}
-
-
-@case("layer_norm_last2", "layer_norm", {"normalized_shape": [3, 4], "eps": 1e-5})
-def _():
-    return {"inputs": [randn(2, 3, 4), uniform(0.5, 1.5, 3, 4), randn(3, 4)],
-            "fn": lambda x, w, b: F.layer_norm(x, [3, 4], w, b, 1e-5)}
-
-
-# --- losses (mean reduction, scalar out; gradient w.r.t. in0 only) ------------
-@case("mse", "mse")
-def _():
-    return {"inputs": [randn(4, 3), randn(4, 3)], "fn": F.mse_loss, "grad_idx": [0]}
-
-
-@case("bce", "bce")
-def _():
-    p = uniform(0.05, 0.95, 4, 1)
-    t = mask_u8(4, 1).to(F64)
-    return {"inputs": [p, t], "fn": F.binary_cross_entropy, "grad_idx": [0]}
-
-
-@case("bce_with_logits", "bce_with_logits")
-def _():
-    return {"inputs": [randn(4, 3) * 2.0, mask_u8(4, 3).to(F64)],
-            "fn": F.binary_cross_entropy_with_logits, "grad_idx": [0]}
-
-
-@case("cross_entropy", "cross_entropy")
-def _():
-    return {"inputs": [randn(5, 4), labels(5, 4)], "fn": F.cross_entropy}
-
-
-@case("soft_cross_entropy", "soft_cross_entropy")
-def _():
-    logits = randn(5, 4)
-    target = torch.softmax(randn(5, 4) * 2.0, dim=1)
-    return {"inputs": [logits, target],
-            "fn": lambda z, t: -(t * F.log_softmax(z, dim=1)).sum(1).mean(),
-            "grad_idx": [0]}
-
-
-@case("nll", "nll")
-def _():
-    logp = F.log_softmax(randn(5, 4), dim=1)
-    return {"inputs": [logp, labels(5, 4)], "fn": F.nll_loss}
+def scce(z, labels, a):
+    labels = labels.reshape(-1).long()
+    if a["from_logits"]:
+        return F.cross_entropy(z, labels)
+    return F.nll_loss(torch.log(torch.clamp(z, EPS, 1 - EPS)), labels)
 
 
 def case_seed(name):
     return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
 
 
-def run_op_case(outdir, name, op, attrs, builder):
-    torch.manual_seed(case_seed(name))
-    spec = builder()
-    inputs = spec["inputs"]
-    for t in inputs:
-        assert t.dtype in (F64, torch.int64, torch.uint8), (name, t.dtype)
-    grad_idx = spec.get("grad_idx")
-    if grad_idx is None:
-        grad_idx = [i for i, t in enumerate(inputs) if t.dtype == F64]
-    leaves = []
-    for i, t in enumerate(inputs):
-        t = t.detach().clone()
-        if i in grad_idx:
-            t.requires_grad_(True)
-        leaves.append(t)
-    res = spec["fn"](*leaves)
-    out, extra = (res if isinstance(res, tuple) else (res, {}))
-    assert out.dtype == F64, (name, out.dtype)
-    grad_out = torch.randn(out.shape, dtype=F64)
-    grads = torch.autograd.grad(out, [leaves[i] for i in grad_idx], grad_out)
+def as_stored(t):
+    """bool tensors are stored as U8 0/1."""
+    t = t.detach()
+    return t.to(torch.uint8) if t.dtype == torch.bool else t
 
-    tensors = {}
-    for i, t in enumerate(inputs):
-        tensors[f"in{i}"] = t
-    tensors["out"] = out.detach()
-    tensors["grad_out"] = grad_out
-    for i, g in zip(grad_idx, grads):
-        tensors[f"grad_in{i}"] = g
-    tensors.update({k: v.detach() for k, v in extra.items()})
-    meta = {"op": op, "attrs": json.dumps(attrs)}
+
+def run_op_case(outdir, c, entry):
+    name = c["name"]
+    torch.manual_seed(case_seed(name))
+    specs = c["inputs"]
+    inputs = [make_input(s) for s in specs]
+    diff = [i for i, (s, t) in enumerate(zip(specs, inputs))
+            if t.dtype == F64 and s.get("grad", True)]
+    leaves = [t.detach().clone().requires_grad_(i in diff) for i, t in enumerate(inputs)]
+    expression = c.get("torch", entry["torch"])
+    scope = dict(globals(), x=leaves, a=c.get("attrs", {}))
+    res = eval(expression, scope)  # noqa: S307 (the table is ours)
+    outs = list(res) if isinstance(res, (tuple, list)) else [res]
+
+    tensors = {f"in{i}": as_stored(t) for i, t in enumerate(inputs)}
+    # Inputs that the op updated in place (batch_norm's running statistics).
+    for i, (before, after) in enumerate(zip(inputs, leaves)):
+        if i not in diff and before.dtype == F64 and not torch.equal(before, after.detach()):
+            tensors[f"in{i}_after"] = after.detach().clone()
+    grad_outs, float_outs = [], []
+    for k, out in enumerate(outs):
+        tensors[f"out{k}"] = as_stored(out)
+        if out.dtype == F64 and out.requires_grad:
+            g = torch.randn(out.shape, dtype=F64)
+            tensors[f"grad_out{k}"] = g
+            grad_outs.append(g)
+            float_outs.append(out)
+    if float_outs and diff:
+        grads = torch.autograd.grad(float_outs, [leaves[i] for i in diff], grad_outs,
+                                    allow_unused=True)
+        for i, g in zip(diff, grads):
+            tensors[f"grad_in{i}"] = torch.zeros_like(inputs[i]) if g is None else g
+    meta = {"op": entry["op"], "case": name, "attrs": json.dumps(c.get("attrs", {})),
+            "torch": expression}
     write_safetensors(os.path.join(outdir, f"op_{name}.safetensors"), tensors, meta)
 
 
@@ -590,16 +334,13 @@ def main(argv):
         os.remove(old)
     torch.set_num_threads(1)
 
-    names = [c[0] for c in CASES]
-    dup = {n for n in names if names.count(n) > 1}
-    assert not dup, f"duplicate case names: {dup}"
-
-    for name, op, attrs, builder in CASES:
-        run_op_case(outdir, name, op, attrs, builder)
+    golden = [(c, e) for c, e in load_cases() if "golden" in checks_of(c, e)]
+    for c, entry in golden:
+        run_op_case(outdir, c, entry)
     for m in MODELS:
         for o in OPTIMIZERS:
             run_train_case(outdir, m, o)
-    print(f"wrote {len(CASES)} op cases and {len(MODELS) * len(OPTIMIZERS)} "
+    print(f"wrote {len(golden)} op cases and {len(MODELS) * len(OPTIMIZERS)} "
           f"training traces to {outdir}")
     return 0
 

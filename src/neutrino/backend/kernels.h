@@ -53,6 +53,8 @@ enum class Unary {
   kRelu,
   kLeakyRelu,   // x > 0 ? x : alpha * x
   kSigmoid, kTanh, kSoftplus,
+  kErf,         // 2/sqrt(pi) * integral_0^x exp(-t^2) dt
+  kSilu,        // x * sigmoid(x)
   kGeluErf,     // x * Phi(x)
   kGeluTanh,    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
   kGeluErfGrad, kGeluTanhGrad,  // derivatives of the two
@@ -70,6 +72,13 @@ enum class Binary { kAdd, kSub, kMul, kDiv, kMax };
 template <class T>
 void binary(Binary op, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
             T* out, const Shape& shape);
+
+enum class Compare { kGreater, kGreaterEqual, kEqual, kLess, kLessEqual, kNotEqual };
+// out (contiguous bool, `shape`) = a op b, with a and b read through broadcast strides; for
+// float, double and int64 (NaN compares as IEEE says: unequal to everything).
+template <class T>
+void compare(Compare op, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
+             bool* out, const Shape& shape);
 
 // float32 <-> bfloat16 of n contiguous values (round to nearest even; NaN stays NaN), spread over
 // the cores for large n.
@@ -122,6 +131,21 @@ template <class T>
 void gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b,
           int64_t b_row, int64_t b_col, T* c, bool accumulate);
 }  // namespace reference
+
+// Inclusive prefix sums along the middle dim of a contiguous (outer, n, inner) tensor, from the
+// front, or from the back when `reverse` (cumsum's backward).
+template <class T>
+void cumsum(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool reverse);
+
+// y = x over `batch` contiguous (rows, cols) matrices, with x[i, j] zeroed where j - i > k
+// (`lower`: tril) or where j - i < k (triu). For float, double, int64 and bool.
+template <class T>
+void triangle(const T* x, T* y, int64_t batch, int64_t rows, int64_t cols, int64_t k, bool lower);
+
+// out[i] = start + i * step for i < n, computed in double (int64: in int64) and then cast, as
+// PyTorch does. For float, double and int64.
+template <class T>
+void arange(T* out, int64_t n, double start, double step);
 
 // Softmax or log-softmax along the middle dim of a contiguous (outer, n, inner) tensor.
 template <class T>

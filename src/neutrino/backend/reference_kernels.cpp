@@ -4,6 +4,7 @@
 #include <limits>
 #include <numbers>
 #include <optional>
+#include <type_traits>
 
 #include "neutrino/backend/kernels.h"
 
@@ -95,6 +96,12 @@ void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double be
       for (int64_t i = 0; i < n; ++i) {
         y[i] = std::max(x[i], T(0)) + std::log1p(std::exp(-std::abs(x[i])));
       }
+      return;
+    case Unary::kSilu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_of(x[i]);
+      return;
+    case Unary::kErf:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
       return;
     case Unary::kGeluErf:
       for (int64_t i = 0; i < n; ++i) {
@@ -215,6 +222,36 @@ void binary(Binary op, const T* a, const int64_t* sa, const T* b, const int64_t*
       return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u / v; });
     case Binary::kMax:
       return binary_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u >= v ? u : v; });
+  }
+}
+
+namespace {
+template <class T, class F>
+void compare_loop(const T* a, const int64_t* sa, const T* b, const int64_t* sb, bool* out,
+                  const Shape& shape, F f) {
+  const Shape so = contiguous_strides(shape);
+  strided_for_each<3>(shape, {sa, sb, so.data()}, [&](const std::array<int64_t, 3>& at) {
+    out[at[2]] = f(a[at[0]], b[at[1]]);
+  });
+}
+}  // namespace
+
+template <class T>
+void compare(Compare op, const T* a, const int64_t* sa, const T* b, const int64_t* sb, bool* out,
+             const Shape& shape) {
+  switch (op) {
+    case Compare::kGreater:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u > v; });
+    case Compare::kGreaterEqual:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u >= v; });
+    case Compare::kEqual:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u == v; });
+    case Compare::kLess:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u < v; });
+    case Compare::kLessEqual:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u <= v; });
+    case Compare::kNotEqual:
+      return compare_loop(a, sa, b, sb, out, shape, [](T u, T v) { return u != v; });
   }
 }
 
@@ -406,6 +443,50 @@ void reference::gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row,
 }
 
 template <class T>
+void cumsum(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool reverse) {
+  for (int64_t o = 0; o < outer; ++o) {
+    const T* xo = x + o * n * inner;
+    T* yo = y + o * n * inner;
+    // Row by row along the scanned dim, so the inner loop runs over contiguous memory.
+    for (int64_t step = 0; step < n; ++step) {
+      const int64_t j = reverse ? n - 1 - step : step;
+      const T* xr = xo + j * inner;
+      T* yr = yo + j * inner;
+      if (step == 0) {
+        std::copy(xr, xr + inner, yr);
+      } else {
+        const T* prev = yo + (reverse ? j + 1 : j - 1) * inner;
+        for (int64_t i = 0; i < inner; ++i) yr[i] = prev[i] + xr[i];
+      }
+    }
+  }
+}
+
+template <class T>
+void triangle(const T* x, T* y, int64_t batch, int64_t rows, int64_t cols, int64_t k, bool lower) {
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* xr = x + (b * rows + i) * cols;
+      T* yr = y + (b * rows + i) * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        const bool keep = lower ? j - i <= k : j - i >= k;
+        yr[j] = keep ? xr[j] : T(0);
+      }
+    }
+  }
+}
+
+template <class T>
+void arange(T* out, int64_t n, double start, double step) {
+  if constexpr (std::is_integral_v<T>) {
+    const auto s = static_cast<int64_t>(start), d = static_cast<int64_t>(step);
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(s + i * d);
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(start + static_cast<double>(i) * step);
+  }
+}
+
+template <class T>
 void softmax(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log) {
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
@@ -472,24 +553,34 @@ void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
   }
 }
 
-#define NEUTRINO_INSTANTIATE(T)                                                                  \
-  template void unary<T>(Unary, const T*, T*, int64_t, double, double);                          \
-  template void binary<T>(Binary, const T*, const int64_t*, const T*, const int64_t*, T*,        \
-                          const Shape&);                                                         \
-  template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*);                     \
-  template void reduce_sum<T>(const T*, const Shape&, const Shape&, T*);                         \
-  template void reduce_max<T>(const T*, const Shape&, const Shape&, T*);                         \
-  template void argmax<T>(const T*, int64_t, int64_t, int64_t, int64_t*);                        \
-  template void reference::gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t,       \
-                                   const T*, int64_t, int64_t, T*, bool);                        \
-  template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                       \
-  template void im2col<T>(const T*, const ConvGeometry&, T*, int64_t);                           \
+#define NEUTRINO_INSTANTIATE(T)                                                                \
+  template void unary<T>(Unary, const T*, T*, int64_t, double, double);                        \
+  template void binary<T>(Binary, const T*, const int64_t*, const T*, const int64_t*, T*,      \
+                          const Shape&);                                                       \
+  template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*);                   \
+  template void compare<T>(Compare, const T*, const int64_t*, const T*, const int64_t*, bool*, \
+                           const Shape&);                                                      \
+  template void reduce_sum<T>(const T*, const Shape&, const Shape&, T*);                       \
+  template void reduce_max<T>(const T*, const Shape&, const Shape&, T*);                       \
+  template void argmax<T>(const T*, int64_t, int64_t, int64_t, int64_t*);                      \
+  template void reference::gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t,      \
+                                   const T*, int64_t, int64_t, T*, bool);                      \
+  template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                     \
+  template void cumsum<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                      \
+  template void triangle<T>(const T*, T*, int64_t, int64_t, int64_t, int64_t, bool);           \
+  template void arange<T>(T*, int64_t, double, double);                                        \
+  template void im2col<T>(const T*, const ConvGeometry&, T*, int64_t);                         \
   template void col2im<T>(const T*, const ConvGeometry&, T*, int64_t);
 
 NEUTRINO_INSTANTIATE(float)
 NEUTRINO_INSTANTIATE(double)
 template void copy_strided<int64_t>(const int64_t*, const Shape&, const int64_t*, int64_t*);
+template void compare<int64_t>(Compare, const int64_t*, const int64_t*, const int64_t*,
+                               const int64_t*, bool*, const Shape&);
 template void copy_strided<bool>(const bool*, const Shape&, const int64_t*, bool*);
+template void triangle<int64_t>(const int64_t*, int64_t*, int64_t, int64_t, int64_t, int64_t, bool);
+template void triangle<bool>(const bool*, bool*, int64_t, int64_t, int64_t, int64_t, bool);
+template void arange<int64_t>(int64_t*, int64_t, double, double);
 template void copy_strided<bfloat16>(const bfloat16*, const Shape&, const int64_t*, bfloat16*);
 #undef NEUTRINO_INSTANTIATE
 

@@ -337,6 +337,23 @@ Tensor softplus(const Tensor& x) {
                   [](const Tensor& in, const Tensor&) { return sigmoid(in); });
 }
 
+// erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, any shape to the same shape;
+// d erf(x) = 2/sqrt(pi) exp(-x^2), written in ops so that it is differentiable again.
+Tensor erf(const Tensor& x) {
+  return unary_op(x, Unary::kErf, "erf", [](const Tensor& in, const Tensor&) {
+    return mul(exp(neg(mul(in, in))), 1.1283791670955126);  // 2 / sqrt(pi)
+  });
+}
+
+// silu(x) = x sigmoid(x), any shape to the same shape;
+// d silu(x) = s + x s (1 - s) = s (1 + x (1 - s)) with s = sigmoid(x).
+Tensor silu(const Tensor& x) {
+  return unary_op(x, Unary::kSilu, "silu", [](const Tensor& in, const Tensor&) {
+    const Tensor s = sigmoid(in);
+    return mul(s, add(mul(in, rsub(1.0, s)), 1.0));
+  });
+}
+
 Tensor gelu(const Tensor& x, const std::string& approximate) {
   NEUTRINO_CHECK_VALUE(approximate == "none" || approximate == "tanh",
                        "gelu: approximate must be 'none' or 'tanh', got '{}'", approximate);
@@ -353,35 +370,45 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
 // ---- comparisons and selection -------------------------------------------------------------
 
 namespace {
-template <class Cmp>
-Tensor compare(const Tensor& a, const Tensor& b, const char* name, Cmp cmp) {
-  check_same_float(a, b, name);
+// a op b with broadcasting, as bool; a and b of one dtype: float32, float64 or int64.
+Tensor compare(const Tensor& a, const Tensor& b, kernels::Compare op, const char* name) {
+  NEUTRINO_CHECK_VALUE(a.defined() && b.defined(), "{}: got an undefined tensor", name);
+  NEUTRINO_CHECK_VALUE(
+      a.dtype() == b.dtype(), "{}: dtypes differ ({} of shape {} and {} of shape {})", name,
+      dtype_name(a.dtype()), a.shape_string(), dtype_name(b.dtype()), b.shape_string());
+  NEUTRINO_CHECK_VALUE(is_floating(a.dtype()) || a.dtype() == DType::kInt64,
+                       "{}: expected float or int64 tensors, got {}", name, dtype_name(a.dtype()));
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
   const Shape sa = broadcast_strides(a, out_shape);
   const Shape sb = broadcast_strides(b, out_shape);
-  const Shape so = contiguous_strides(out_shape);
   Tensor out = Tensor::empty(out_shape, DType::kBool);
-  bool* o = out.data<bool>();
-  dispatch_float(a.dtype(), name, [&]<class T>() {
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    kernels::strided_for_each<3>(out_shape, {sa.data(), sb.data(), so.data()},
-                                 [&](const std::array<int64_t, 3>& at) {
-                                   o[at[2]] = cmp(pa[at[0]], pb[at[1]]);
-                                 });
-  });
+  auto run = [&]<class T>() {
+    kernels::compare(op, a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<bool>(),
+                     out_shape);
+  };
+  if (a.dtype() == DType::kInt64) {
+    run.template operator()<int64_t>();
+  } else {
+    dispatch_float(a.dtype(), name, run);
+  }
   return out;
 }
 }  // namespace
 
+using kernels::Compare;
 Tensor greater(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "greater", [](auto u, auto v) { return u > v; });
+  return compare(a, b, Compare::kGreater, "greater");
 }
 Tensor greater_equal(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "greater_equal", [](auto u, auto v) { return u >= v; });
+  return compare(a, b, Compare::kGreaterEqual, "greater_equal");
 }
-Tensor equal(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "equal", [](auto u, auto v) { return u == v; });
+Tensor equal(const Tensor& a, const Tensor& b) { return compare(a, b, Compare::kEqual, "equal"); }
+Tensor less(const Tensor& a, const Tensor& b) { return compare(a, b, Compare::kLess, "less"); }
+Tensor less_equal(const Tensor& a, const Tensor& b) {
+  return compare(a, b, Compare::kLessEqual, "less_equal");
+}
+Tensor not_equal(const Tensor& a, const Tensor& b) {
+  return compare(a, b, Compare::kNotEqual, "not_equal");
 }
 
 // d where(c, a, b) = (where(c, g, 0), where(c, 0, g)), each summed to its input's shape.

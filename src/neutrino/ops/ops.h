@@ -33,11 +33,17 @@ Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor gelu(const Tensor& x, const std::string& approximate = "none");  // "none" or "tanh"
 Tensor softplus(const Tensor& x);                                        // log(1 + exp(x)), stable
+Tensor erf(const Tensor& x);   // the error function, as torch.erf
+Tensor silu(const Tensor& x);  // x * sigmoid(x) (swish)
 
-// Comparisons return bool tensors (no gradient).
+// Comparisons, broadcasting, of two float32, float64 or int64 tensors of one dtype; they return
+// bool tensors (no gradient).
 Tensor greater(const Tensor& a, const Tensor& b);
 Tensor greater_equal(const Tensor& a, const Tensor& b);
 Tensor equal(const Tensor& a, const Tensor& b);
+Tensor less(const Tensor& a, const Tensor& b);
+Tensor less_equal(const Tensor& a, const Tensor& b);
+Tensor not_equal(const Tensor& a, const Tensor& b);
 
 // cond ? a : b, broadcasting all three; cond is bool.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
@@ -50,6 +56,8 @@ Tensor max(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64, no gradient
 // Sums broadcast dimensions away so the result has `shape` (the backward of broadcasting).
 Tensor sum_to(const Tensor& x, const Shape& shape);
+// Inclusive prefix sums along dim: y[.., i, ..] = sum_{j <= i} x[.., j, ..] (torch.cumsum).
+Tensor cumsum(const Tensor& x, int64_t dim);
 
 // ---- linear algebra ------------------------------------------------------------------------
 // (..., n, k) @ (..., k, m) with broadcast batch dims; 2-D @ 2-D is the plain product.
@@ -75,6 +83,23 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor embedding(const Tensor& weight, const Tensor& indices);  // weight[indices]
 // Adds `source` into zeros(shape) at `index` along dim (the backward of index_select).
 Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& source);
+// Views of consecutive pieces along dim, as torch.split: of split_size each (the last may be
+// smaller), or of the given sizes (which must add up to the dim). Each piece is differentiable.
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim = 0);
+// `chunks` pieces of ceil(size / chunks) along dim (fewer when they run out), as torch.chunk.
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
+// Tensors of one shape joined along a new dim (dim may be -1 .. rank), as torch.stack.
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim = 0);
+// Zeroes x[..., i, j] where j - i > k (tril: keeps the lower triangle and k diagonals above it)
+// or where j - i < k (triu), over the last two dims; float, int64 or bool.
+Tensor tril(const Tensor& x, int64_t k = 0);
+Tensor triu(const Tensor& x, int64_t k = 0);
+
+// ---- creation -------------------------------------------------------------------------------
+// start, start + step, ... up to end (excluded), as torch.arange: float32, float64 or int64 (whose
+// bounds and step must be whole numbers). No gradient.
+Tensor arange(double start, double end, double step = 1, DType dtype = DType::kFloat32);
 
 // ---- neural-network ops ---------------------------------------------------------------------
 Tensor softmax(const Tensor& x, int64_t dim);

@@ -1,4 +1,4 @@
-// Reductions (sum, mean, max, argmax) and the softmax family.
+// Reductions (sum, mean, max, argmax), cumsum and the softmax family.
 #include <algorithm>
 
 #include "neutrino/backend/kernels.h"
@@ -159,6 +159,33 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
     });
   }
   return out;
+}
+
+// ---- cumsum -----------------------------------------------------------------------------------
+
+namespace {
+// Prefix sums of x along dim d, from the back when `reverse`. The backward of a forward scan is the
+// reverse scan of g (y_i = sum_{j <= i} x_j gives dL/dx_j = sum_{i >= j} g_i), and the other way.
+Tensor scan(const Tensor& x, int64_t d, bool reverse) {
+  const Tensor xc = materialize(x);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= x.size(i);
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
+  const int64_t n = x.dim() == 0 ? 1 : x.size(d);
+  dispatch_float(x.dtype(), "cumsum", [&]<class T>() {
+    kernels::cumsum(xc.data<T>(), out.data<T>(), outer, n, inner, reverse);
+  });
+  record(out, "cumsum", {x},
+         [d, reverse](const Tensor& g) { return std::vector<Tensor>{scan(g, d, !reverse)}; });
+  return out;
+}
+}  // namespace
+
+// x of any shape to the same shape.
+Tensor cumsum(const Tensor& x, int64_t dim) {
+  check_float(x, "cumsum");
+  return scan(x, normalize_dim(dim, x.dim(), "cumsum"), false);
 }
 
 }  // namespace neutrino

@@ -1,7 +1,9 @@
 // Shape and indexing ops. reshape (of contiguous input), permute, transpose, slice and expand return
 // views that share storage; the rest copy.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "neutrino/backend/kernels.h"
 #include "neutrino/ops/op_util.h"
@@ -263,6 +265,125 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   Shape shape = indices.shape();
   shape.push_back(weight.size(1));
   return reshape(index_select(weight, 0, reshape(indices, {indices.numel()})), shape);
+}
+
+// ---- pieces, stacking and triangles -------------------------------------------------------
+
+// Pieces of x (.., n, ..) along dim: views (.., sizes[i], ..) at the running offsets. Each is a
+// slice, whose backward places its gradient back at its offset; autograd sums the pieces.
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+  const int64_t d = normalize_dim(dim, x.dim(), "split");
+  int64_t total = 0;
+  for (int64_t s : sizes) {
+    NEUTRINO_CHECK_VALUE(s >= 0, "split: negative size {}", s);
+    total += s;
+  }
+  NEUTRINO_CHECK_SHAPE(total == x.size(d), "split: sizes adding up to {} do not split dim {} of {}",
+                       total, d, x.shape_string());
+  std::vector<Tensor> pieces;
+  int64_t start = 0;
+  for (int64_t s : sizes) {
+    pieces.push_back(slice(x, d, start, start + s));
+    start += s;
+  }
+  return pieces;
+}
+
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
+  const int64_t d = normalize_dim(dim, x.dim(), "split");
+  NEUTRINO_CHECK_VALUE(split_size > 0, "split: split_size must be positive, got {}", split_size);
+  std::vector<int64_t> sizes;
+  for (int64_t left = x.size(d); left > 0; left -= split_size)
+    sizes.push_back(std::min(left, split_size));
+  if (sizes.empty()) sizes.push_back(0);  // an empty dim gives one empty piece, as in PyTorch
+  return split(x, sizes, d);
+}
+
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  NEUTRINO_CHECK_VALUE(chunks > 0, "chunk: chunks must be positive, got {}", chunks);
+  const int64_t d = normalize_dim(dim, x.dim(), "chunk");
+  const int64_t size = x.size(d);
+  return split(x, std::max<int64_t>((size + chunks - 1) / chunks, 1), d);
+}
+
+// k tensors of shape S -> one of S with k inserted at dim: each gets a unit dim there (a view) and
+// they are concatenated, whose backward slices the gradient back apart.
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
+  NEUTRINO_CHECK_VALUE(!xs.empty(), "stack: no tensors given");
+  const Shape& shape = xs.front().shape();
+  const int64_t d = normalize_dim(dim, xs.front().dim() + 1, "stack");
+  std::vector<Tensor> parts;
+  for (const Tensor& t : xs) {
+    NEUTRINO_CHECK_SHAPE(t.shape() == shape, "stack: shape {} differs from the first tensor's {}",
+                         t.shape_string(), shape_str(shape));
+    Shape unit = shape;
+    unit.insert(unit.begin() + d, 1);
+    parts.push_back(reshape(t, unit));
+  }
+  return concat(parts, d);
+}
+
+namespace {
+// x (..., rows, cols) with the other triangle zeroed; the backward zeroes the same part of g.
+Tensor triangle(const Tensor& x, int64_t k, bool lower) {
+  const char* name = lower ? "tril" : "triu";
+  NEUTRINO_CHECK_VALUE(x.defined(), "{}: got an undefined tensor", name);
+  NEUTRINO_CHECK_SHAPE(x.dim() >= 2, "{}: expected a tensor of at least 2 dims, got {}", name,
+                       x.shape_string());
+  NEUTRINO_CHECK_VALUE(
+      is_floating(x.dtype()) || x.dtype() == DType::kInt64 || x.dtype() == DType::kBool,
+      "{}: expected a float, int64 or bool tensor, got {}", name, dtype_name(x.dtype()));
+  const Tensor xc = materialize(x);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  const int64_t rows = x.size(-2), cols = x.size(-1);
+  const int64_t batch = rows * cols == 0 ? 0 : x.numel() / (rows * cols);
+  auto run = [&]<class T>() {
+    kernels::triangle(xc.data<T>(), out.data<T>(), batch, rows, cols, k, lower);
+  };
+  if (x.dtype() == DType::kInt64) {
+    run.template operator()<int64_t>();
+  } else if (x.dtype() == DType::kBool) {
+    run.template operator()<bool>();
+  } else {
+    dispatch_float(x.dtype(), name, run);
+  }
+  record(out, name, {x},
+         [k, lower](const Tensor& g) { return std::vector<Tensor>{triangle(g, k, lower)}; });
+  return out;
+}
+}  // namespace
+
+Tensor tril(const Tensor& x, int64_t k) { return triangle(x, k, true); }
+Tensor triu(const Tensor& x, int64_t k) { return triangle(x, k, false); }
+
+// ---- creation -------------------------------------------------------------------------------
+
+// ceil((end - start) / step) values; the float ones computed in double, as PyTorch does.
+Tensor arange(double start, double end, double step, DType dtype) {
+  NEUTRINO_CHECK_VALUE(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
+                       "arange: start {}, end {} and step {} must be finite", start, end, step);
+  NEUTRINO_CHECK_VALUE(step != 0, "arange: step must not be 0");
+  NEUTRINO_CHECK_VALUE(
+      dtype == DType::kFloat32 || dtype == DType::kFloat64 || dtype == DType::kInt64,
+      "arange: dtype must be float32, float64 or int64, got {}", dtype_name(dtype));
+  if (dtype == DType::kInt64) {
+    NEUTRINO_CHECK_VALUE(
+        start == std::floor(start) && end == std::floor(end) && step == std::floor(step),
+        "arange: an int64 range needs whole numbers, got start {}, end {}, step {}", start, end,
+        step);
+  }
+  const double count = std::ceil((end - start) / step);
+  NEUTRINO_CHECK_VALUE(count < 1e12, "arange: {} values from {} to {} by {} are too many", count,
+                       start, end, step);
+  const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
+  Tensor out = Tensor::empty({n}, dtype);
+  dispatch_all(dtype, [&]<class T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> ||
+                  std::is_same_v<T, int64_t>) {
+      kernels::arange(out.data<T>(), n, start, step);
+    }
+  });
+  return out;
 }
 
 // ---- matmul --------------------------------------------------------------------------------
