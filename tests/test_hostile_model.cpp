@@ -185,9 +185,9 @@ TEST(HostileModel, ConfigNumbersOutOfRangeNameTheField) {
                       {"compile.optimizer.adam.learning_rate: expected a finite number, got .nan"});
   // The constructors' own range checks name the field's path too.
   expect_config_error(dir, config(dense, "fit: {callbacks: [ReduceLROnPlateau: {factor: 2}]}\n"),
-                      {"fit.callbacks[0]: ReduceLROnPlateau: factor must be in (0, 1)"});
+                      {"fit.callbacks[0].ReduceLROnPlateau.factor: must be in [0.0, 1.0], got 2.0"});
   expect_config_error(dir, config(dense, "compile: {optimizer: {adam: {beta_2: 5}}}\n"),
-                      {"compile.optimizer: "});
+                      {"compile.optimizer.adam.beta_2: must be in [0.0, 1.0], got 5.0"});
   // Non-finite numbers read from JSON (1e400 parses as infinity) name the field too, as inf/nan.
   io::ConfigReader r(nlohmann::json{{"x", std::nan("")}, {"y", 1e308 * 10}}, "m.safetensors: compile");
   expect_error<ValueError>([&] { r.get_int("x", 0); }, {"m.safetensors: compile.x: expected an integer, got nan"});

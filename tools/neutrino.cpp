@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "neutrino/cli/commands.h"
+#include "neutrino/cli/config.h"
 #include "neutrino/core/error.h"
 
 namespace {
@@ -115,6 +116,9 @@ int main(int argc, char** argv) {
   auto* s = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
   s->add_option("model", summary_path, "model file or YAML config")->required()->check(CLI::ExistingFile);
 
+  auto* o = app.add_subcommand("options", "List every layer, optimizer and callback option a config "
+                                          "takes, with its default");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -130,6 +134,10 @@ int main(int argc, char** argv) {
     }
     if (*e) return run_eval(eval);
     if (*p) return run_predict(predict);
+    if (*o) {
+      fmt::print("{}", neutrino::cli::describe_config_options());
+      return 0;
+    }
     return run_summary(summary_path);
   } catch (const neutrino::InternalError& error) {
     fmt::print(stderr, "neutrino: internal error (please report): {}\n", error.what());

@@ -12,9 +12,84 @@
 #include <nlohmann/json.hpp>
 
 #include "neutrino/io/config_reader.h"
+#include "neutrino/io/option_fields.h"
 #include "neutrino/io/file_io.h"
 #include "neutrino/nn/layer_config.h"
 #include "neutrino/train/model_file.h"
+
+// ---- option tables: each field once; the structs' initializers are the defaults -----------------
+
+namespace neutrino::optim {
+constexpr double kAnyRate = 1e6;  // learning rates and decays: finite, non-negative
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, SGDOptions>
+void option_fields(Self& o, F&& f) {
+  f("learning_rate", o.learning_rate, 0.0, kAnyRate);
+  f("momentum", o.momentum, 0.0, 1.0);
+  f("nesterov", o.nesterov);
+  f("weight_decay", o.weight_decay, 0.0, kAnyRate);
+  f("global_clipnorm", o.global_clipnorm, 0.0, 1e30);
+}
+
+// Adam and AdamW have the same fields (AdamW's weight_decay default differs).
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, AdamOptions> ||
+           std::same_as<std::remove_const_t<Self>, AdamWOptions>
+void option_fields(Self& o, F&& f) {
+  f("learning_rate", o.learning_rate, 0.0, kAnyRate);
+  f("beta_1", o.beta_1, 0.0, 1.0);
+  f("beta_2", o.beta_2, 0.0, 1.0);
+  f("epsilon", o.epsilon, 0.0, 1.0);
+  f("amsgrad", o.amsgrad);
+  f("weight_decay", o.weight_decay, 0.0, kAnyRate);
+  f("global_clipnorm", o.global_clipnorm, 0.0, 1e30);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, RMSpropOptions>
+void option_fields(Self& o, F&& f) {
+  f("learning_rate", o.learning_rate, 0.0, kAnyRate);
+  f("rho", o.rho, 0.0, 1.0);
+  f("momentum", o.momentum, 0.0, 1.0);
+  f("epsilon", o.epsilon, 0.0, 1.0);
+  f("centered", o.centered);
+  f("weight_decay", o.weight_decay, 0.0, kAnyRate);
+  f("global_clipnorm", o.global_clipnorm, 0.0, 1e30);
+}
+}  // namespace neutrino::optim
+
+namespace neutrino::train {
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, EarlyStoppingOptions>
+void option_fields(Self& o, F&& f) {
+  f("monitor", o.monitor);
+  f("min_delta", o.min_delta, 0.0, 1e30);
+  f("patience", o.patience);
+  f("mode", o.mode);
+  f("restore_best_weights", o.restore_best_weights);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, ModelCheckpointOptions>
+void option_fields(Self& o, F&& f) {
+  f("monitor", o.monitor);
+  f("save_best_only", o.save_best_only);
+  f("mode", o.mode);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, ReduceLROnPlateauOptions>
+void option_fields(Self& o, F&& f) {
+  f("monitor", o.monitor);
+  f("factor", o.factor, 0.0, 1.0);
+  f("patience", o.patience);
+  f("mode", o.mode);
+  f("min_delta", o.min_delta, 0.0, 1e30);
+  f("cooldown", o.cooldown);
+  f("min_lr", o.min_lr, 0.0, 1e6);
+}
+}  // namespace neutrino::train
 
 namespace neutrino::cli {
 
@@ -266,43 +341,31 @@ std::shared_ptr<optim::Optimizer> make_optimizer_from(const std::string& json_te
 }
 
 namespace {
+template <class Options>
+std::shared_ptr<optim::Optimizer> read_optimizer(io::ConfigReader& r) {
+  Options options;
+  io::read_fields(r, options);
+  if constexpr (std::is_same_v<Options, optim::SGDOptions>) return std::make_shared<optim::SGD>(options);
+  if constexpr (std::is_same_v<Options, optim::AdamOptions>) return std::make_shared<optim::Adam>(options);
+  if constexpr (std::is_same_v<Options, optim::AdamWOptions>) return std::make_shared<optim::AdamW>(options);
+  if constexpr (std::is_same_v<Options, optim::RMSpropOptions>) {
+    return std::make_shared<optim::RMSprop>(options);
+  }
+}
+
 std::shared_ptr<optim::Optimizer> optimizer_from(const std::string& json_text,
                                                  const std::string& path) {
   const auto [name, options] = io::named_entry(io::parse_json(json_text, path), path);
   io::ConfigReader r(options, path + "." + name);
-  const double wd = r.get_double("weight_decay", name == "adamw" ? 0.004 : 0.0);
-  const double clip = r.get_double("global_clipnorm", 0.0);
   std::shared_ptr<optim::Optimizer> out;
   if (name == "sgd") {
-    out = std::make_shared<optim::SGD>(optim::SGDOptions{
-        .learning_rate = r.get_double("learning_rate", 0.01),
-        .momentum = r.get_double("momentum", 0.0),
-        .nesterov = r.get_bool("nesterov", false),
-        .weight_decay = wd,
-        .global_clipnorm = clip});
-  } else if (name == "adam" || name == "adamw") {
-    const optim::AdamOptions o{.learning_rate = r.get_double("learning_rate", 0.001),
-                               .beta_1 = r.get_double("beta_1", 0.9),
-                               .beta_2 = r.get_double("beta_2", 0.999),
-                               .epsilon = r.get_double("epsilon", 1e-7),
-                               .amsgrad = r.get_bool("amsgrad", false),
-                               .weight_decay = wd,
-                               .global_clipnorm = clip};
-    if (name == "adam") {
-      out = std::make_shared<optim::Adam>(o);
-    } else {
-      out = std::make_shared<optim::AdamW>(optim::AdamWOptions{
-          o.learning_rate, o.beta_1, o.beta_2, o.epsilon, o.amsgrad, o.weight_decay, o.global_clipnorm});
-    }
+    out = read_optimizer<optim::SGDOptions>(r);
+  } else if (name == "adam") {
+    out = read_optimizer<optim::AdamOptions>(r);
+  } else if (name == "adamw") {
+    out = read_optimizer<optim::AdamWOptions>(r);
   } else if (name == "rmsprop") {
-    out = std::make_shared<optim::RMSprop>(optim::RMSpropOptions{
-        .learning_rate = r.get_double("learning_rate", 0.001),
-        .rho = r.get_double("rho", 0.9),
-        .momentum = r.get_double("momentum", 0.0),
-        .epsilon = r.get_double("epsilon", 1e-7),
-        .centered = r.get_bool("centered", false),
-        .weight_decay = wd,
-        .global_clipnorm = clip});
+    out = read_optimizer<optim::RMSpropOptions>(r);
   } else {
     throw ValueError(fmt::format("{}: unknown optimizer '{}' (known: sgd, adam, adamw, rmsprop)",
                                  path, name));
@@ -346,19 +409,15 @@ train::CallbackPtr callback_from(const json& entry, const std::string& where) {
   const auto [name, options] = io::named_entry(entry, where);
   io::ConfigReader r(options, where + "." + name);
   if (name == "EarlyStopping") {
-    out.push_back(std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions{
-        .monitor = r.get_string("monitor", "val_loss"),
-        .min_delta = r.get_double("min_delta", 0.0),
-        .patience = static_cast<int>(r.get_int("patience", 0, 0, INT32_MAX)),
-        .mode = r.get_string("mode", "auto"),
-        .restore_best_weights = r.get_bool("restore_best_weights", false)}));
+    train::EarlyStoppingOptions o;
+    io::read_fields(r, o);
+    out.push_back(std::make_shared<train::EarlyStopping>(o));
   } else if (name == "ModelCheckpoint") {
     NEUTRINO_CHECK_VALUE(r.has("filepath"), "{}.filepath: missing required field", r.path());
     const std::string filepath = r.get_string("filepath", "");
-    out.push_back(std::make_shared<train::ModelCheckpoint>(
-        filepath, train::ModelCheckpointOptions{.monitor = r.get_string("monitor", "val_loss"),
-                                                .save_best_only = r.get_bool("save_best_only", false),
-                                                .mode = r.get_string("mode", "auto")}));
+    train::ModelCheckpointOptions o;
+    io::read_fields(r, o);
+    out.push_back(std::make_shared<train::ModelCheckpoint>(filepath, o));
   } else if (name == "CSVLogger") {
     NEUTRINO_CHECK_VALUE(r.has("filename"), "{}.filename: missing required field", r.path());
     const std::string filename = r.get_string("filename", "");
@@ -366,14 +425,9 @@ train::CallbackPtr callback_from(const json& entry, const std::string& where) {
   } else if (name == "TerminateOnNaN") {
     out.push_back(std::make_shared<train::TerminateOnNaN>());
   } else if (name == "ReduceLROnPlateau") {
-    out.push_back(std::make_shared<train::ReduceLROnPlateau>(train::ReduceLROnPlateauOptions{
-        .monitor = r.get_string("monitor", "val_loss"),
-        .factor = r.get_double("factor", 0.1),
-        .patience = static_cast<int>(r.get_int("patience", 10, 0, INT32_MAX)),
-        .mode = r.get_string("mode", "auto"),
-        .min_delta = r.get_double("min_delta", 1e-4),
-        .cooldown = static_cast<int>(r.get_int("cooldown", 0, 0, INT32_MAX)),
-        .min_lr = r.get_double("min_lr", 0.0, 0.0)}));
+    train::ReduceLROnPlateauOptions o;
+    io::read_fields(r, o);
+    out.push_back(std::make_shared<train::ReduceLROnPlateau>(o));
   } else if (name == "LearningRateScheduler") {
     // A schedule by name: step_decay {drop, epochs_drop} or cosine_decay {epochs, alpha,
     // warmup_epochs}, evaluated per epoch from the starting learning rate.
@@ -402,5 +456,35 @@ train::CallbackPtr callback_from(const json& entry, const std::string& where) {
   return out.front();
 }
 }  // namespace
+
+namespace {
+template <class Options>
+std::string option_line(const std::string& head) {
+  std::string line = "  " + head + ":";
+  const char* sep = " ";
+  for (const auto& [key, value] : io::describe_fields<Options>()) {
+    line += fmt::format("{}{}={}", sep, key, value);
+    sep = ", ";
+  }
+  return line + "\n";
+}
+}  // namespace
+
+std::string describe_config_options() {
+  std::string out = nn::describe_layer_options();
+  out += "optimizers (compile.optimizer):\n";
+  out += option_line<optim::SGDOptions>("sgd");
+  out += option_line<optim::AdamOptions>("adam");
+  out += option_line<optim::AdamWOptions>("adamw");
+  out += option_line<optim::RMSpropOptions>("rmsprop");
+  out += "callbacks (fit.callbacks):\n";
+  out += option_line<train::EarlyStoppingOptions>("EarlyStopping");
+  out += option_line<train::ModelCheckpointOptions>("ModelCheckpoint(filepath)");
+  out += option_line<train::ReduceLROnPlateauOptions>("ReduceLROnPlateau");
+  out += "  CSVLogger(filename): append=false\n  TerminateOnNaN\n";
+  out += "  LearningRateScheduler: schedule=\"step_decay\" (drop=0.5, epochs_drop=10) or "
+         "\"cosine_decay\" (epochs=10, alpha=0.0, warmup_epochs=0)\n";
+  return out;
+}
 
 }  // namespace neutrino::cli

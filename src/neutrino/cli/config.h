@@ -47,4 +47,8 @@ nn::Loss make_loss_from(const std::string& json_text, const std::string& path);
 std::vector<train::CallbackPtr> make_callbacks_from(const std::string& json_text,
                                                     const std::string& path);
 
+// `neutrino options`: every layer, optimizer and callback option with its default, from the
+// same field tables that read configs.
+std::string describe_config_options();
+
 }  // namespace neutrino::cli

@@ -1,11 +1,80 @@
 #include "neutrino/nn/layer_config.h"
 
 #include "neutrino/io/config_reader.h"
+#include "neutrino/io/option_fields.h"
 #include "neutrino/nn/merge.h"
 
 namespace neutrino::nn {
 
 using nlohmann::json;
+
+// Each options struct's fields, once (io/option_fields.h): layer_from_config reads them,
+// layer_to_config writes them, and `neutrino options` lists them; the structs' initializers are
+// the defaults. input_shape and name are common to all layers and read apart.
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, DenseOptions>
+void option_fields(Self& o, F&& f) {
+  f("activation", o.activation);
+  f("use_bias", o.use_bias);
+  f("kernel_initializer", o.kernel_initializer);
+  f("bias_initializer", o.bias_initializer);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, Conv2DOptions>
+void option_fields(Self& o, F&& f) {
+  f("strides", o.strides, 1, kMaxWindow);
+  f("padding", o.padding);
+  f("dilation_rate", o.dilation_rate, 1, kMaxWindow);
+  f("groups", o.groups, 1, kMaxLayerElements);
+  f("activation", o.activation);
+  f("use_bias", o.use_bias);
+  f("kernel_initializer", o.kernel_initializer);
+  f("bias_initializer", o.bias_initializer);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, Pool2DOptions>
+void option_fields(Self& o, F&& f) {
+  f("strides", o.strides, 0, kMaxWindow);
+  f("padding", o.padding);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, BatchNormalizationOptions>
+void option_fields(Self& o, F&& f) {
+  f("momentum", o.momentum, 0.0, 1.0);
+  f("epsilon", o.epsilon, 1e-30, 1e6);
+  f("center", o.center);
+  f("scale", o.scale);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, LayerNormalizationOptions>
+void option_fields(Self& o, F&& f) {
+  f("epsilon", o.epsilon, 1e-30, 1e6);
+  f("center", o.center);
+  f("scale", o.scale);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, EmbeddingOptions>
+void option_fields(Self& o, F&& f) {
+  f("embeddings_initializer", o.embeddings_initializer);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, ReLUOptions>
+void option_fields(Self& o, F&& f) {
+  f("max_value", o.max_value, 0.0, 1e30);
+  f("negative_slope", o.negative_slope, 0.0, 1e30);
+}
+
+template <class Self, class F>
+  requires std::same_as<std::remove_const_t<Self>, ConcatenateOptions>
+void option_fields(Self& o, F&& f) {
+  f("axis", o.axis, -64, 64);
+}
 
 namespace {
 json shape_json(const Shape& shape) { return json(std::vector<int64_t>(shape.begin(), shape.end())); }
@@ -47,43 +116,36 @@ std::string layer_to_config(const Layer& layer) {
   c["name"] = layer.name();
   if (!layer.declared_input_shape().empty()) c["input_shape"] = shape_json(layer.declared_input_shape());
   if (const auto* d = as<Dense>(layer)) {
-    const DenseOptions& o = d->options();
-    c.update({{"units", d->units()}, {"activation", o.activation.empty() ? "linear" : o.activation},
-              {"use_bias", o.use_bias}, {"kernel_initializer", o.kernel_initializer},
-              {"bias_initializer", o.bias_initializer}});
+    c["units"] = d->units();
+    io::write_fields(d->options(), c);
   } else if (const auto* a = as<Activation>(layer)) {
     c["activation"] = a->activation();
   } else if (const auto* r = as<Dropout>(layer)) {
     c["rate"] = r->rate();
   } else if (const auto* v = as<Conv2D>(layer)) {
-    const Conv2DOptions& o = v->options();
-    c.update({{"filters", v->filters()}, {"kernel_size", {v->kernel_size().h, v->kernel_size().w}},
-              {"strides", {o.strides.h, o.strides.w}}, {"padding", o.padding},
-              {"dilation_rate", {o.dilation_rate.h, o.dilation_rate.w}}, {"groups", o.groups},
-              {"activation", o.activation.empty() ? "linear" : o.activation},
-              {"use_bias", o.use_bias}, {"kernel_initializer", o.kernel_initializer},
-              {"bias_initializer", o.bias_initializer}});
+    c.update({{"filters", v->filters()}, {"kernel_size", {v->kernel_size().h, v->kernel_size().w}}});
+    io::write_fields(v->options(), c);
   } else if (const auto* p = as<MaxPooling2D>(layer)) {  // also AveragePooling2D
-    c.update({{"pool_size", {p->pool_size().h, p->pool_size().w}},
-              {"strides", p->options().strides}, {"padding", p->options().padding}});
+    c["pool_size"] = {p->pool_size().h, p->pool_size().w};
+    io::write_fields(p->options(), c);
   } else if (const auto* b = as<BatchNormalization>(layer)) {
-    const auto& o = b->options();
-    c.update({{"momentum", o.momentum}, {"epsilon", o.epsilon}, {"center", o.center}, {"scale", o.scale}});
+    io::write_fields(b->options(), c);
   } else if (const auto* l = as<LayerNormalization>(layer)) {
-    const auto& o = l->options();
-    c.update({{"epsilon", o.epsilon}, {"center", o.center}, {"scale", o.scale}});
+    io::write_fields(l->options(), c);
   } else if (const auto* e = as<Embedding>(layer)) {
     c.update({{"input_dim", e->input_dim()}, {"output_dim", e->output_dim()}});
+    io::write_fields(e->options(), c);
   } else if (const auto* u = as<ReLU>(layer)) {
-    c.update({{"max_value", u->options().max_value}, {"negative_slope", u->options().negative_slope}});
+    io::write_fields(u->options(), c);
   } else if (const auto* z = as<ZeroPadding2D>(layer)) {
     c["padding"] = {{z->rows().h, z->rows().w}, {z->columns().h, z->columns().w}};
   } else if (const auto* k = as<Concatenate>(layer)) {
-    c["axis"] = k->axis();
+    io::write_fields(k->options(), c);
   } else if (!as<Flatten>(layer) && !as<MergeLayer>(layer) && !as<GlobalAveragePooling2D>(layer)) {
     throw ValueError(fmt::format("layer '{}' of type {} cannot be saved as a config", layer.name(),
                                  layer.type_name()));
   }
+  if (c.contains("activation") && c["activation"] == "") c["activation"] = "linear";
   return json{{layer.type_name(), c}}.dump();
 }
 
@@ -102,10 +164,7 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
     if (type == "Dense") {
       DenseOptions o{.input_shape = input_shape, .name = name};
       const int64_t units = r.require_int("units", 1, kMaxSize);
-      o.activation = r.get_string("activation", "");
-      o.use_bias = r.get_bool("use_bias", true);
-      o.kernel_initializer = r.get_string("kernel_initializer", o.kernel_initializer);
-      o.bias_initializer = r.get_string("bias_initializer", o.bias_initializer);
+      io::read_fields(r, o);
       layer = std::make_shared<Dense>(units, o);
     } else if (type == "Activation") {
       NEUTRINO_CHECK_VALUE(r.has("activation"), "{}: missing required field",
@@ -122,22 +181,12 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
       const int64_t filters = r.require_int("filters", 1, kMaxSize);
       NEUTRINO_CHECK_VALUE(r.has("kernel_size"), "{}: missing required field", r.path_of("kernel_size"));
       const auto [kh, kw] = r.get_pair("kernel_size", {0, 0}, 1, kMaxWindow);
-      const auto [sh, sw] = r.get_pair("strides", {1, 1}, 1, kMaxWindow);
-      const auto [dh, dw] = r.get_pair("dilation_rate", {1, 1}, 1, kMaxWindow);
-      o.strides = Size2(sh, sw);
-      o.dilation_rate = Size2(dh, dw);
-      o.padding = r.get_string("padding", "valid");
-      o.groups = r.get_int("groups", 1, 1, kMaxSize);
-      o.activation = r.get_string("activation", "");
-      o.use_bias = r.get_bool("use_bias", true);
-      o.kernel_initializer = r.get_string("kernel_initializer", o.kernel_initializer);
-      o.bias_initializer = r.get_string("bias_initializer", o.bias_initializer);
+      io::read_fields(r, o);
       layer = std::make_shared<Conv2D>(filters, Size2(kh, kw), o);
     } else if (type == "MaxPooling2D" || type == "AveragePooling2D") {
       const auto [ph, pw] = r.get_pair("pool_size", {2, 2}, 1, kMaxWindow);
       Pool2DOptions o{.input_shape = input_shape, .name = name};
-      o.strides = r.get_int("strides", 0, 0, kMaxWindow);
-      o.padding = r.get_string("padding", "valid");
+      io::read_fields(r, o);
       if (type == "MaxPooling2D") {
         layer = std::make_shared<MaxPooling2D>(Size2(ph, pw), o);
       } else {
@@ -145,27 +194,21 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
       }
     } else if (type == "BatchNormalization") {
       BatchNormalizationOptions o{.input_shape = input_shape, .name = name};
-      o.momentum = r.get_double("momentum", o.momentum, 0, 1);
-      o.epsilon = r.get_double("epsilon", o.epsilon, 1e-30, 1e6);
-      o.center = r.get_bool("center", o.center);
-      o.scale = r.get_bool("scale", o.scale);
+      io::read_fields(r, o);
       layer = std::make_shared<BatchNormalization>(o);
     } else if (type == "LayerNormalization") {
       LayerNormalizationOptions o{.input_shape = input_shape, .name = name};
-      o.epsilon = r.get_double("epsilon", o.epsilon, 1e-30, 1e6);
-      o.center = r.get_bool("center", o.center);
-      o.scale = r.get_bool("scale", o.scale);
+      io::read_fields(r, o);
       layer = std::make_shared<LayerNormalization>(o);
     } else if (type == "Embedding") {
       const int64_t input_dim = r.require_int("input_dim", 1, kMaxSize);
       const int64_t output_dim = r.require_int("output_dim", 1, kMaxSize);
       EmbeddingOptions o{.input_shape = input_shape, .name = name};
-      o.embeddings_initializer = r.get_string("embeddings_initializer", o.embeddings_initializer);
+      io::read_fields(r, o);
       layer = std::make_shared<Embedding>(input_dim, output_dim, o);
     } else if (type == "ReLU") {
       ReLUOptions o{.input_shape = input_shape, .name = name};
-      o.max_value = r.get_double("max_value", o.max_value, 0, 1e30);
-      o.negative_slope = r.get_double("negative_slope", o.negative_slope, 0, 1e30);
+      io::read_fields(r, o);
       layer = std::make_shared<ReLU>(o);
     } else if (type == "GlobalAveragePooling2D") {
       layer = std::make_shared<GlobalAveragePooling2D>(LayerOptions{input_shape, name});
@@ -180,8 +223,9 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
       if (type == "Multiply") layer = std::make_shared<Multiply>(o);
       if (type == "Average") layer = std::make_shared<Average>(o);
     } else if (type == "Concatenate") {
-      layer = std::make_shared<Concatenate>(ConcatenateOptions{
-          .input_shape = input_shape, .name = name, .axis = r.get_int("axis", -1, -64, 64)});
+      ConcatenateOptions o{.input_shape = input_shape, .name = name};
+      io::read_fields(r, o);
+      layer = std::make_shared<Concatenate>(o);
     } else {
       throw ValueError(fmt::format(
           "{}: unknown layer '{}' (known: Dense, Activation, ReLU, Dropout, Flatten, Conv2D, "
@@ -198,6 +242,35 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
   }
   r.finish();
   return layer;
+}
+
+namespace {
+template <class Options>
+std::string option_line(const std::string& head) {
+  std::string line = "  " + head + ":";
+  const char* sep = " ";
+  for (const auto& [key, value] : io::describe_fields<Options>()) {
+    line += fmt::format("{}{}={}", sep, key, value);
+    sep = ", ";
+  }
+  return line + "\n";
+}
+}  // namespace
+
+std::string describe_layer_options() {
+  std::string out = "layers (every layer also takes name, input_shape and, in a graph, inputs):\n";
+  out += option_line<DenseOptions>("Dense(units)");
+  out += "  Activation(activation)\n  Dropout(rate)\n  Flatten\n";
+  out += option_line<Conv2DOptions>("Conv2D(filters, kernel_size)");
+  out += option_line<Pool2DOptions>("MaxPooling2D(pool_size=2), AveragePooling2D(pool_size=2)");
+  out += "  GlobalAveragePooling2D, GlobalMaxPooling2D\n  ZeroPadding2D: padding=1\n";
+  out += option_line<BatchNormalizationOptions>("BatchNormalization");
+  out += option_line<LayerNormalizationOptions>("LayerNormalization");
+  out += option_line<EmbeddingOptions>("Embedding(input_dim, output_dim)");
+  out += option_line<ReLUOptions>("ReLU");
+  out += "  Add, Subtract, Multiply, Average\n";
+  out += option_line<ConcatenateOptions>("Concatenate");
+  return out;
 }
 
 }  // namespace neutrino::nn

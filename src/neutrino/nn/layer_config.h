@@ -18,5 +18,8 @@ std::string layer_to_config(const Layer& layer);
 // [1, kMaxWindow]; units, filters, input_shape within kMaxLayerElements).
 LayerPtr layer_from_config(const std::string& json_text, const std::string& path);
 LayerPtr layer_from_config(const nlohmann::json& config, const std::string& path);
+// Every layer type with its options and their defaults, one line per type, from the same field
+// tables the reader uses: "Dense(units): activation=\"\", use_bias=true, ...".
+std::string describe_layer_options();
 
 }  // namespace neutrino::nn

@@ -358,6 +358,7 @@ class Embedding : public Layer {
   WeightShapes weight_shapes(const Shape& input_shape) const override;
   int64_t input_dim() const { return input_dim_; }
   int64_t output_dim() const { return output_dim_; }
+  const EmbeddingOptions& options() const { return options_; }
 
  protected:
   void build_weights(const Shape& input_shape) override;

@@ -82,6 +82,7 @@ class Concatenate : public MergeLayer {
   NEUTRINO_LAYER_CLONE(Concatenate)
   Shape output_shape_for(const std::vector<Shape>& input_shapes) const override;
   int64_t axis() const { return options_.axis; }
+  const ConcatenateOptions& options() const { return options_; }
 
  protected:
   Tensor call_inputs(const std::vector<Tensor>& inputs) override;
