@@ -90,9 +90,9 @@ def model_file_cases(s):
             ("st_header_not_json", struct.pack("<Q", 8) + b"not json", None),
             ("st_truncated_data", raw[:-8], None),
             ("st_offsets_past_end", raw.replace(b'"data_offsets":[0,12]', b'"data_offsets":[0,9999999999]', 1), None),
-            ("zip_as_model", npz({"x.npy": npy("<f4", (2,), f32([1, 2]))}), None),
-            ("pickle_as_model", b"\x80\x02}q\x00." + b"\0" * 64, None),
-            ("npy_as_model", npy("<f4", (2,), f32([1, 2])), None)]:
+            ("zip_as_model", npz({"x.npy": npy("<f4", (2,), f32([1, 2]))}), "not a safetensors file: it is a ZIP"),
+            ("pickle_as_model", b"\x80\x02}q\x00." + b"\0" * 64, "a Python pickle"),
+            ("npy_as_model", npy("<f4", (2,), f32([1, 2])), "a NumPy .npy file")]:
         path = s.write(f"model/{name}.safetensors", content)
         case(name, "summary", path, None, REFUSE, message)
     return out
