@@ -8,6 +8,7 @@ packages=(
   ocl-icd-opencl-dev   # oneDNN's CMake config needs the OpenCL headers; libdnnl-dev only recommends them
   dataset-fashion-mnist python3-sklearn   # built-in datasets
   libgtest-dev libgmock-dev
+  time python3   # /usr/bin/time and python3 for tests/hostile/cost_check.py (the hostile-input cost bound)
   clang-14 libclang-rt-14-dev libomp-14-dev   # libFuzzer targets (clang's OpenMP for the library)
 )
 

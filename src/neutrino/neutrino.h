@@ -3,6 +3,7 @@
 #pragma once
 
 #include "neutrino/autograd/autograd.h"
+#include "neutrino/backend/runtime.h"
 #include "neutrino/core/error.h"
 #include "neutrino/core/random.h"
 #include "neutrino/io/tensor_file.h"

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -20,23 +21,86 @@ dnnl::stream& stream() {
   return s;
 }
 
+namespace {
+struct PrimitiveCache {
+  std::mutex mutex;
+  std::unordered_map<std::string, std::shared_ptr<void>> entries;
+  uint64_t hits = 0, misses = 0;
+};
+PrimitiveCache& primitive_cache() {
+  static PrimitiveCache cache;
+  return cache;
+}
+
+struct ConstantEntry {
+  std::vector<char> source;
+  Tensor converted;
+};
+struct ConstantCache {
+  std::mutex mutex;
+  std::map<std::pair<const Convert*, const void*>, ConstantEntry> entries;
+  size_t bytes_held = 0;
+  uint64_t hits = 0, misses = 0;
+};
+ConstantCache& constant_cache() {
+  static ConstantCache cache;
+  return cache;
+}
+
+// Bumped by clear_caches(); each thread's bound() memories belong to one generation.
+std::atomic<uint64_t> cache_generation{0};
+}  // namespace
+
 std::shared_ptr<void> cached(const std::string& problem,
                              const std::function<std::shared_ptr<void>()>& make) {
-  static std::mutex mutex;
-  static std::unordered_map<std::string, std::shared_ptr<void>> cache;
+  PrimitiveCache& cache = primitive_cache();
   // oneDNN plans a primitive's split over threads when it is created, so the thread count it is
   // made for (which follows the machine's load) is part of the key.
   std::string key(1, static_cast<char>(omp_get_max_threads()));
   key += problem;
   {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto found = cache.find(key);
-    if (found != cache.end()) return found->second;
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto found = cache.entries.find(key);
+    if (found != cache.entries.end()) {
+      ++cache.hits;
+      return found->second;
+    }
+    ++cache.misses;
   }
   // Made outside the lock: two threads may both make it, and the first one stored wins.
   std::shared_ptr<void> made = make();
-  std::lock_guard<std::mutex> lock(mutex);
-  return cache.emplace(key, std::move(made)).first->second;
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  return cache.entries.emplace(key, std::move(made)).first->second;
+}
+
+CacheCounts primitive_cache_counts() {
+  PrimitiveCache& cache = primitive_cache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  return {cache.entries.size(), cache.hits, cache.misses, 0};
+}
+
+CacheCounts constant_cache_counts() {
+  ConstantCache& cache = constant_cache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  return {cache.entries.size(), cache.hits, cache.misses, cache.bytes_held};
+}
+
+void clear_caches() {
+  // The generation moves first, under the primitive cache's lock: a thread that gets a new
+  // object from cached() after the clear then also sees the new generation in bound().
+  std::unordered_map<std::string, std::shared_ptr<void>> primitives;
+  std::map<std::pair<const Convert*, const void*>, ConstantEntry> constants;
+  {
+    std::lock_guard<std::mutex> lock(primitive_cache().mutex);
+    cache_generation.fetch_add(1, std::memory_order_acq_rel);
+    primitives.swap(primitive_cache().entries);
+  }
+  {
+    std::lock_guard<std::mutex> lock(constant_cache().mutex);
+    constants.swap(constant_cache().entries);
+    constant_cache().bytes_held = 0;
+  }
+  // Destroyed here, outside the locks.
 }
 
 dnnl::memory bound(const void* owner, int slot, const dnnl::memory::desc& md, const void* data) {
@@ -51,6 +115,12 @@ dnnl::memory bound(const void* owner, int slot, const dnnl::memory::desc& md, co
     }
   };
   thread_local std::unordered_map<Key, dnnl::memory, Hash> memories;
+  thread_local uint64_t generation = 0;
+  const uint64_t current = cache_generation.load(std::memory_order_acquire);
+  if (generation != current) {
+    memories.clear();
+    generation = current;
+  }
   void* handle = const_cast<void*>(data);
   auto [at, inserted] = memories.try_emplace(Key{owner, slot});
   if (inserted) {
@@ -86,38 +156,35 @@ dnnl::memory Convert::output_for(const dnnl::memory& user, Tensor& keep) const {
 
 dnnl::memory Convert::constant(const dnnl::memory& from, Tensor& keep) const {
   if (!needed_) return from;
-  struct Entry {
-    std::vector<char> source;
-    Tensor converted;
-  };
-  static std::mutex mutex;
-  static std::map<std::pair<const Convert*, const void*>, Entry> entries;
-  static size_t bytes_held = 0;
+  ConstantCache& cache = constant_cache();
   constexpr size_t kMaxBytes = size_t{256} << 20;  // beyond this the cache starts again
   const size_t bytes = from_.get_size();
   const void* source = from.get_data_handle();
   const std::pair<const Convert*, const void*> key{this, source};
   {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto found = entries.find(key);
-    if (found != entries.end() && std::memcmp(found->second.source.data(), source, bytes) == 0) {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto found = cache.entries.find(key);
+    if (found != cache.entries.end() &&
+        std::memcmp(found->second.source.data(), source, bytes) == 0) {
+      ++cache.hits;
       keep = found->second.converted;
       return bound(this, 2, to_, keep.data<float>());
     }
+    ++cache.misses;
   }
   const dnnl::memory to = (*this)(from, keep);
-  Entry entry{std::vector<char>(static_cast<const char*>(source),
-                                static_cast<const char*>(source) + bytes),
-              keep};
-  std::lock_guard<std::mutex> lock(mutex);
-  if (bytes_held + 2 * bytes > kMaxBytes) {
-    entries.clear();
-    bytes_held = 0;
+  ConstantEntry entry{std::vector<char>(static_cast<const char*>(source),
+                                        static_cast<const char*>(source) + bytes),
+                      keep};
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  if (cache.bytes_held + 2 * bytes > kMaxBytes) {
+    cache.entries.clear();
+    cache.bytes_held = 0;
   }
-  auto [at, inserted] = entries.try_emplace(key);
-  if (!inserted) bytes_held -= at->second.source.size() * 2;
+  auto [at, inserted] = cache.entries.try_emplace(key);
+  if (!inserted) cache.bytes_held -= at->second.source.size() * 2;
   at->second = std::move(entry);
-  bytes_held += 2 * bytes;
+  cache.bytes_held += 2 * bytes;
   return to;
 }
 

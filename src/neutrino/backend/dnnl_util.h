@@ -24,6 +24,20 @@ std::shared_ptr<T> cached(const std::string& key, const std::function<std::share
       cached(key, std::function<std::shared_ptr<void>()>([&] { return std::shared_ptr<void>(make()); })));
 }
 
+// The two process-wide caches here, for neutrino::runtime: the primitives of cached() and the
+// converted weights of Convert::constant().
+struct CacheCounts {
+  size_t entries = 0;
+  uint64_t hits = 0, misses = 0;
+  size_t bytes = 0;  // held data, where the cache knows it (constant weights)
+};
+CacheCounts primitive_cache_counts();
+CacheCounts constant_cache_counts();
+// Empties both, and makes every thread drop its bound() memories at its next call (they are
+// keyed by the address of a cached object, which a new object may reuse). Objects in use stay
+// alive through their shared_ptr.
+void clear_caches();
+
 // A buffer of at least `bytes` from our caching allocator, kept alive by the returned tensor.
 Tensor scratch(size_t bytes);
 

@@ -1,6 +1,8 @@
 #include "neutrino/core/random.h"
 
+#include <atomic>
 #include <cmath>
+#include <mutex>
 #include <numbers>
 #include <sstream>
 
@@ -81,11 +83,43 @@ void Generator::set_state(const std::string& text) {
   spare_ = std::strtod(spare_text.c_str(), nullptr);
 }
 
+namespace {
+// The seed every thread's stream follows. `generation` changes at each manual_seed, so a thread
+// notices with one atomic load per global_generator() call; the rest is read under the mutex,
+// once per thread per seeding.
+struct GlobalSeed {
+  std::mutex mutex;
+  uint64_t seed = 42;
+  uint64_t next_ordinal = 0;  // threads that have drawn since the last seeding
+  std::atomic<uint64_t> generation{1};
+};
+GlobalSeed& global_seed() {
+  static GlobalSeed g;
+  return g;
+}
+}  // namespace
+
 Generator& global_generator() {
-  static Generator generator(42);
+  thread_local Generator generator;
+  thread_local uint64_t generation = 0;
+  GlobalSeed& g = global_seed();
+  if (generation != g.generation.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(g.mutex);
+    const uint64_t ordinal = g.next_ordinal++;
+    uint64_t seed = g.seed;
+    // Thread k > 0 of a seeding: a splitmix64 step away from the seed, its own stream.
+    generator.seed_with(ordinal == 0 ? seed : splitmix64(seed) ^ ordinal);
+    generation = g.generation.load(std::memory_order_relaxed);
+  }
   return generator;
 }
 
-void manual_seed(uint64_t seed) { global_generator().seed_with(seed); }
+void manual_seed(uint64_t seed) {
+  GlobalSeed& g = global_seed();
+  std::lock_guard<std::mutex> lock(g.mutex);
+  g.seed = seed;
+  g.next_ordinal = 0;
+  g.generation.fetch_add(1, std::memory_order_acq_rel);
+}
 
 }  // namespace neutrino

@@ -1,5 +1,5 @@
-// One global, seedable random stream. Same seed and thread count give bit-identical results: every
-// draw goes through this generator on the calling thread, and our own distributions (not <random>'s,
+// Seedable random streams. Same seed and thread count give bit-identical results: every draw
+// goes through a generator on the calling thread, and our own distributions (not <random>'s,
 // whose output differs between standard libraries) turn its bits into numbers.
 #pragma once
 
@@ -26,7 +26,15 @@ class Generator {
   double spare_ = 0;
 };
 
-// The process-wide generator used by initializers, dropout and shuffling.
+// The default generator of initializers, dropout and shuffling: one stream per thread, so it is
+// safe to use from several threads at once. A lock per draw would be the other way, but dropout
+// and initializers draw once per element (a mutex there costs more than the whole draw), and the
+// callers hold the returned reference across their loops.
+//
+// manual_seed(s) reseeds every thread's stream. The first thread that draws after it continues
+// exactly Generator(s), so a program that draws from one thread (any one) gets the same numbers
+// as before; each further thread gets its own stream, seeded from s and the order in which the
+// threads first drew. state() and set_state() (checkpoints) are the calling thread's stream.
 Generator& global_generator();
 // Seeds the global generator (Keras's tf.random.set_seed, PyTorch's torch.manual_seed).
 void manual_seed(uint64_t seed);

@@ -107,9 +107,16 @@ class Lines {
 };
 
 // Splits one line into `out` (reused across lines so long files do not reallocate per row).
-void split_line(std::string_view line, char delimiter, const std::string& source, int64_t line_no,
-                std::vector<Field>& out) {
+// Splits `line` into `out`, keeping at most `max_fields` fields, and returns how many it has. The
+// rest are only counted: a hostile line of millions of empty fields must not cost a Field (24
+// bytes) for every two bytes of text, when one past the expected count already makes it an error.
+size_t split_line(std::string_view line, char delimiter, const std::string& source, int64_t line_no,
+                  std::vector<Field>& out, size_t max_fields) {
   out.clear();
+  size_t count = 0;
+  const auto emit = [&](Field field) {
+    if (count++ < max_fields) out.push_back(field);
+  };
   const size_t n = line.size();
   size_t i = 0;
   while (true) {
@@ -121,7 +128,7 @@ void split_line(std::string_view line, char delimiter, const std::string& source
         i = line.find('"', i);
         NEUTRINO_CHECK_IO(i != std::string_view::npos,
                           "{}:{}: column {}: a quoted field is not closed on its line", source,
-                          line_no, out.size() + 1);
+                          line_no, count + 1);
         if (i + 1 < n && line[i + 1] == '"') {
           escaped = true;
           i += 2;
@@ -129,20 +136,21 @@ void split_line(std::string_view line, char delimiter, const std::string& source
         }
         break;
       }
-      out.push_back({line.substr(begin, i - begin), escaped});
+      emit({line.substr(begin, i - begin), escaped});
       ++i;
       while (i < n && is_trim(line[i], delimiter)) ++i;
       NEUTRINO_CHECK_IO(i == n || line[i] == delimiter,
                         "{}:{}: column {}: unexpected {} after a closing quote", source, line_no,
-                        out.size(), shown(line.substr(i, 1)));
+                        count, shown(line.substr(i, 1)));
     } else {
       const size_t begin = i;
       while (i < n && line[i] != delimiter) ++i;
-      out.push_back({trim(line.substr(begin, i - begin), delimiter), false});
+      emit({trim(line.substr(begin, i - begin), delimiter), false});
     }
     if (i >= n) break;
     ++i;  // the delimiter; a line ending in one has an empty last field, pushed next round
   }
+  return count;
 }
 
 enum class NumberStatus { kOk, kEmpty, kNotNumber, kNotFinite, kOutOfRange };
@@ -213,10 +221,10 @@ class Reader {
     if (header_) {
       NEUTRINO_CHECK_IO(next_row(lines, line), "{}: empty file: no header row{}", source_,
                         skipped_note());
-      split_line(line, options_.delimiter, source_, lines.number(), fields);
       header_line_ = lines.number();
-      for (const Field& field : fields) header_names_.push_back(unescape(field));
-      set_columns(fields.size());
+      set_columns(split_line(line, options_.delimiter, source_, lines.number(), fields,
+                             kMaxCsvColumns + 1),
+                  fields);
     }
     const size_t expected_rows = count_rows(lines);
     while (next_row(lines, line)) {
@@ -224,13 +232,14 @@ class Reader {
         ++rows_;
         continue;
       }
-      split_line(line, options_.delimiter, source_, lines.number(), fields);
+      const size_t found = split_line(line, options_.delimiter, source_, lines.number(), fields,
+                                      columns_ == 0 ? kMaxCsvColumns + 1 : columns_ + 1);
       if (columns_ == 0) {
         header_line_ = lines.number();
-        set_columns(fields.size());
+        set_columns(found, {});
       }
       if (rows_ == 0) allocate(expected_rows, text.size());
-      add_row(fields, lines.number());
+      add_row(fields, found, lines.number());
       ++rows_;
     }
     if (rows_ == 0) {
@@ -251,7 +260,10 @@ class Reader {
   bool first_row_is_numeric(Lines lines, std::vector<Field>& fields) {
     std::string_view line;
     if (!next_row(lines, line)) return false;
-    split_line(line, options_.delimiter, source_, lines.number(), fields);
+    if (split_line(line, options_.delimiter, source_, lines.number(), fields, kMaxCsvColumns + 1) >
+        kMaxCsvColumns) {
+      return false;  // too wide to be data or a header: the header path reports it
+    }
     double value = 0;
     return std::all_of(fields.begin(), fields.end(), [&](const Field& f) {
       return !f.escaped && parse_number(f.text, value) == NumberStatus::kOk;
@@ -316,7 +328,11 @@ class Reader {
   }
 
   // Fixes the column count and resolves the label column against it.
-  void set_columns(size_t count) {
+  // `names`: the header's fields (empty without a header).
+  void set_columns(size_t count, const std::vector<Field>& names) {
+    NEUTRINO_CHECK_IO(count <= kMaxCsvColumns, "{}:{}: {} columns, more than the limit of {}",
+                      source_, header_line_, count, kMaxCsvColumns);
+    for (const Field& field : names) header_names_.push_back(unescape(field));
     columns_ = count;
     label_ = resolve_label();
     NEUTRINO_CHECK_IO(label_ < 0 || columns_ > 1,
@@ -384,11 +400,12 @@ class Reader {
     return out;
   }
 
-  void add_row(const std::vector<Field>& fields, int64_t line_no) {
-    if (fields.size() != columns_) {
+  // `found`: the line's field count (only the first columns_ + 1 are in `fields`).
+  void add_row(const std::vector<Field>& fields, size_t found, int64_t line_no) {
+    if (found != columns_) {
       throw IOError(fmt::format(
           "{}:{}: expected {} fields (as in the {} on line {}), found {}", source_, line_no,
-          columns_, header_ ? "header" : "first row", header_line_, fields.size()));
+          columns_, header_ ? "header" : "first row", header_line_, found));
     }
     for (size_t j = 0; j < columns_; ++j) {
       const Field& field = fields[j];

@@ -15,6 +15,8 @@
 // - Header: with `header`, the first row after `skip_rows` names the columns and fixes their count;
 //   without it, the first data row fixes the count, and feature_names and label_name stay empty.
 //   With `detect_header`, a first row of numbers only is data, any other first row the header.
+// - Columns: at most kMaxCsvColumns. A row is split only as far as one field past the count it
+//   must have, so a line of millions of fields costs no more memory than its text.
 // - Rows: each must have exactly that many fields, else the error names the line, the expected
 //   and the actual count. A dataset with no data rows (an empty file, a header only) is refused,
 //   and so is one whose only column is the label.
@@ -36,6 +38,7 @@
 // neutrino::ValueError.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -43,6 +46,10 @@
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino::data {
+
+// Wider files are refused: the header's names and one row's fields are held at once, and a
+// 10 MB line of empty fields must not cost 200 MB of them. Far above any tabular dataset.
+inline constexpr size_t kMaxCsvColumns = size_t{1} << 20;
 
 struct CsvOptions {
   bool header = true;      // first row names the columns

@@ -99,8 +99,18 @@ void decode(const uint8_t* src, size_t count, const IdxType& type, void* out) {
   }
 }
 
-// Parses an uncompressed IDX image of exactly `size` bytes.
-Tensor parse_idx(const uint8_t* data, size_t size, const std::string& source) {
+// What an IDX header declares: the element type and shape, the header's size and the data's.
+struct IdxLayout {
+  const IdxType* type;
+  Shape shape;
+  size_t header;
+  uint64_t count;
+  uint64_t nbytes;
+};
+constexpr size_t kMaxHeaderSize = kMagicSize + 4 * kMaxDims;
+
+// Checks the header at the start of `data` (`size` bytes, which may end before the data).
+IdxLayout parse_idx_header(const uint8_t* data, size_t size, const std::string& source) {
   NEUTRINO_CHECK_IO(size >= kMagicSize,
                     "{}: file is {} bytes, too short for an IDX header (at least {} bytes)", source,
                     size, kMagicSize);
@@ -140,7 +150,12 @@ Tensor parse_idx(const uint8_t* data, size_t size, const std::string& source) {
     if (extent != 0) bound *= extent;
     count *= extent;  // at most `bound`
   }
-  const uint64_t nbytes = count * type->size;
+  return {type, shape, header, count, count * type->size};
+}
+
+// Parses an uncompressed IDX image of exactly `size` bytes.
+Tensor parse_idx(const uint8_t* data, size_t size, const std::string& source) {
+  const auto [type, shape, header, count, nbytes] = parse_idx_header(data, size, source);
   const uint64_t available = size - header;
   NEUTRINO_CHECK_IO(available >= nbytes,
                     "{}: truncated: IDX header says {} {} data for shape {} ({} bytes from offset "
@@ -160,7 +175,7 @@ Tensor parse_idx(const uint8_t* data, size_t size, const std::string& source) {
 namespace detail {
 
 std::vector<uint8_t> gunzip(const uint8_t* data, size_t size, uint64_t max_output,
-                            const std::string& source_name) {
+                            const std::string& source_name, bool stop_at_limit) {
   z_stream zs{};
   // 16 + MAX_WBITS: expect a gzip wrapper, whose CRC-32 and length trailer inflate checks.
   NEUTRINO_CHECK_IO(inflateInit2(&zs, 16 + MAX_WBITS) == Z_OK, "{}: cannot start zlib: {}",
@@ -180,12 +195,13 @@ std::vector<uint8_t> gunzip(const uint8_t* data, size_t size, uint64_t max_outpu
       fed += chunk;
     }
     if (filled == out.size()) {
+      if (stop_at_limit && filled >= max_output) break;
       NEUTRINO_CHECK_IO(filled <= max_output,
                         "{}: gzip stream decompresses to more than {} bytes, the limit",
                         source_name, max_output);
       const uint64_t grown =
           std::max<uint64_t>({uint64_t{1} << 16, uint64_t{filled} * 2, uint64_t{size} * 4});
-      out.resize(static_cast<size_t>(std::min(grown, max_output + 1)));
+      out.resize(static_cast<size_t>(std::min(grown, max_output + (stop_at_limit ? 0 : 1))));
     }
     zs.next_out = out.data() + filled;
     zs.avail_out = static_cast<uInt>(std::min(out.size() - filled, kZlibChunk));
@@ -224,8 +240,22 @@ std::vector<uint8_t> gunzip(const uint8_t* data, size_t size, uint64_t max_outpu
 
 Tensor read_idx_bytes(const uint8_t* data, size_t size, const std::string& source_name) {
   if (is_gzip(data, size)) {
+    // The header says how many bytes the stream must inflate to, so one byte more is enough to
+    // refuse it: a small file never makes us hold bytes that would be refused as trailing anyway.
+    const std::vector<uint8_t> head =
+        detail::gunzip(data, size, kMaxHeaderSize, source_name, /*stop_at_limit=*/true);
+    const IdxLayout layout = parse_idx_header(head.data(), head.size(), source_name);
+    const uint64_t expected = layout.header + layout.nbytes;
+    const uint64_t limit = std::min(expected, kMaxIdxDecompressedBytes) + 1;
     const std::vector<uint8_t> raw =
-        detail::gunzip(data, size, kMaxIdxDecompressedBytes, source_name);
+        detail::gunzip(data, size, limit, source_name, /*stop_at_limit=*/true);
+    NEUTRINO_CHECK_IO(raw.size() <= kMaxIdxDecompressedBytes,
+                      "{}: gzip stream decompresses to more than {} bytes, the limit",
+                      source_name, kMaxIdxDecompressedBytes);
+    NEUTRINO_CHECK_IO(raw.size() <= expected,
+                      "{}: trailing bytes after the IDX data at offset {}: the gzip stream "
+                      "inflates to more than the {} bytes its header declares",
+                      source_name, expected, expected);
     return parse_idx(raw.data(), raw.size(), source_name);
   }
   return parse_idx(data, size, source_name);

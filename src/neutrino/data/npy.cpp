@@ -388,8 +388,10 @@ struct InflateGuard {
 
 // Raw deflate (no zlib or gzip wrapper), which must inflate to exactly `usize` bytes and use
 // exactly `csize` bytes of input. The output grows with what comes out, never from `usize` alone.
+// With `prefix`, only the first `usize` bytes (or fewer, when the stream is shorter) are wanted:
+// enough to read the NPY header before trusting the directory's size.
 std::vector<uint8_t> inflate_member(const uint8_t* src, uint64_t csize, uint64_t usize,
-                                    const std::string& where) {
+                                    const std::string& where, bool prefix = false) {
   NEUTRINO_CHECK_IO(usize <= csize * kMaxDeflateRatio + 1024,
                     "{}: declared size {} is impossible for {} bytes of deflate data", where, usize,
                     csize);
@@ -407,11 +409,12 @@ std::vector<uint8_t> inflate_member(const uint8_t* src, uint64_t csize, uint64_t
       fed += chunk;
     }
     if (filled == out.size()) {
+      if (prefix && filled >= usize) break;
       // One byte past `usize` is room to notice a stream that inflates to more than declared.
       NEUTRINO_CHECK_IO(filled <= usize, "{}: inflates to more than its declared {} bytes", where,
                         usize);
-      out.resize(static_cast<size_t>(
-          std::min<uint64_t>(usize + 1, std::max<uint64_t>({1 << 16, filled * 2, csize * 4}))));
+      out.resize(static_cast<size_t>(std::min<uint64_t>(
+          usize + (prefix ? 0 : 1), std::max<uint64_t>({1 << 16, filled * 2, csize * 4}))));
     }
     zs.next_out = out.data() + filled;
     zs.avail_out = static_cast<uInt>(std::min(out.size() - filled, kZlibChunk));
@@ -424,11 +427,12 @@ std::vector<uint8_t> inflate_member(const uint8_t* src, uint64_t csize, uint64_t
     NEUTRINO_CHECK_IO(ret == Z_OK, "{}: corrupt deflate data near byte {}: {}", where,
                       fed - zs.avail_in, zs.msg != nullptr ? zs.msg : zError(ret));
   }
+  out.resize(filled);
+  if (prefix) return out;
   NEUTRINO_CHECK_IO(filled == usize, "{}: inflates to {} bytes, but the directory says {}", where,
                     filled, usize);
   NEUTRINO_CHECK_IO(fed - zs.avail_in == csize, "{}: {} bytes after the end of the deflate data",
                     where, csize - (fed - zs.avail_in));
-  out.resize(filled);
   return out;
 }
 
@@ -541,12 +545,19 @@ std::vector<Member> read_directory(const uint8_t* d, size_t size, const std::str
   return members;
 }
 
-}  // namespace
-
 // ---------------------------------------------------------------------------------------------
 
-Tensor read_npy_bytes(const uint8_t* data, size_t size, const std::string& source_name) {
-  const std::string& src = source_name;
+// What an NPY header declares, and where its data begins.
+struct NpyLayout {
+  NpyHeader header;
+  Descr descr;
+  size_t begin;
+  uint64_t count, nbytes;
+};
+
+// Checks the magic, version and header at the start of `data` (`size` bytes, which may end
+// before the array data).
+NpyLayout parse_npy_layout(const uint8_t* data, size_t size, const std::string& src) {
   NEUTRINO_CHECK_IO(size >= 10, "{}: file is {} bytes, too short for an NPY header", src, size);
   NEUTRINO_CHECK_IO(std::memcmp(data, kNpyMagic, sizeof(kNpyMagic)) == 0,
                     "{}: bad NPY magic (expected \\x93NUMPY at offset 0)", src);
@@ -573,8 +584,26 @@ Tensor read_npy_bytes(const uint8_t* data, size_t size, const std::string& sourc
   check_shape_bound(header.shape, src);
   uint64_t count = 1;
   for (const int64_t dim : header.shape) count *= static_cast<uint64_t>(dim);  // within the bound
-  const uint64_t nbytes = count * descr.size;
-  const size_t begin = prefix + header_len;
+  return {header, descr, prefix + header_len, count, count * descr.size};
+}
+
+// The most an NPY file can hold before its array data: the version 2/3 prefix and the header.
+constexpr size_t kMaxNpyPrelude = 12 + kMaxNpyHeaderBytes;
+
+// A member's directory size must be what its NPY header declares, checked on its first bytes
+// before it is inflated: a member of zeros claiming gigabytes is refused without holding them.
+void check_member_size(const uint8_t* head, size_t head_size, uint64_t usize,
+                       const std::string& where) {
+  const NpyLayout layout = parse_npy_layout(head, head_size, where);
+  const uint64_t expected = layout.begin + layout.nbytes;
+  NEUTRINO_CHECK_IO(usize <= expected, "{}: {} trailing bytes after the NPY data at offset {}",
+                    where, usize - expected, expected);
+}
+}  // namespace
+
+Tensor read_npy_bytes(const uint8_t* data, size_t size, const std::string& source_name) {
+  const std::string& src = source_name;
+  const auto [header, descr, begin, count, nbytes] = parse_npy_layout(data, size, src);
   const uint64_t available = size - begin;
   NEUTRINO_CHECK_IO(available >= nbytes,
                     "{}: truncated: NPY shape {} of '{}' needs {} bytes from offset {} but {} "
@@ -685,6 +714,9 @@ std::map<std::string, Tensor> read_npz_bytes(const uint8_t* data, size_t size,
     const uint8_t* stored = data + m.data_begin;
     std::vector<uint8_t> inflated;
     if (m.method == 8) {
+      const std::vector<uint8_t> head = inflate_member(
+          stored, m.csize, std::min<uint64_t>(m.usize, kMaxNpyPrelude), where, /*prefix=*/true);
+      check_member_size(head.data(), head.size(), m.usize, where);
       inflated = inflate_member(stored, m.csize, m.usize, where);
       stored = inflated.data();
     }

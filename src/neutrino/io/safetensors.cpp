@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -138,10 +139,37 @@ void check_file_size(uint64_t size, const std::string& source) {
                     size, kPrefixSize);
 }
 
+// What a file is that starts with `prefix` (8 bytes) when it is a known other format, else empty.
+// The usual mistake is a PyTorch or NumPy file where a .safetensors file belongs, and its first
+// bytes read as a huge header length. Asked only once that length is impossible: a valid header
+// length can start with any byte (0x80 0x02 is a 640-byte header, not a pickle).
+std::string_view other_format(const uint8_t* prefix) {
+  const auto starts = [&](std::string_view magic) {
+    return std::memcmp(prefix, magic.data(), magic.size()) == 0;
+  };
+  if (starts("PK\x03\x04")) {
+    return "a ZIP archive (a PyTorch .pt/.pth file written by torch.save, or a NumPy .npz)";
+  }
+  if (starts("\x93NUMPY")) return "a NumPy .npy file";
+  if (starts("\x89HDF")) return "an HDF5 file (a Keras .h5 model?)";
+  if (starts("\x1f\x8b")) return "a gzip file";
+  if (prefix[0] == 0x80 && prefix[1] >= 2 && prefix[1] <= 5) {
+    return "a Python pickle (a PyTorch .pt/.pth file from before torch 1.6, or a .pkl)";
+  }
+  return {};
+}
+
 // Reads the header length N from the 8-byte prefix and checks it against the file size before
 // anything is allocated from it. 8 + N cannot overflow: N is at most kMaxHeaderSize.
 uint64_t check_header_length(const uint8_t* prefix, uint64_t file_size, const std::string& source) {
   const uint64_t n = load_le64(prefix);
+  if (n > kMaxHeaderSize || n > file_size - kPrefixSize) {
+    const std::string_view format = other_format(prefix);
+    NEUTRINO_CHECK_IO(format.empty(),
+                      "{}: not a safetensors file: it is {}. PyTorch weights convert with "
+                      "safetensors.torch.save_file(model.state_dict(), \"model.safetensors\")",
+                      source, format);
+  }
   NEUTRINO_CHECK_IO(n <= kMaxHeaderSize,
                     "{}: safetensors header length {} exceeds the limit of {} bytes", source, n,
                     kMaxHeaderSize);

@@ -1,6 +1,10 @@
 #include "neutrino/nn/module.h"
 
-#include <set>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <string>
+#include <vector>
 
 #include "neutrino/core/error.h"
 
@@ -100,28 +104,61 @@ std::map<std::string, Tensor> Module::state_dict() const {
   return out;
 }
 
+namespace {
+// "'a', 'b'" for an error message, at most kMaxListed names then a count, so a state dict of a
+// whole other model does not make a message of thousands of lines.
+std::string quoted_list(const std::vector<std::string>& names) {
+  constexpr size_t kMaxListed = 20;
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < kMaxListed; ++i) {
+    out += (i > 0 ? ", '" : "'") + names[i] + "'";
+  }
+  if (names.size() > kMaxListed) out += fmt::format(", ... ({} more)", names.size() - kMaxListed);
+  return out;
+}
+
+std::string counted(size_t n, const char* what) {
+  return fmt::format("{} {} tensor{}", n, what, n == 1 ? "" : "s");
+}
+}  // namespace
+
 void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool strict) {
   std::map<std::string, Tensor> own = state_dict();
-  std::set<std::string> used;
-  for (auto& [name, target] : own) {
+  // A Keras-style model has no weights until it knows its input shape: loading into it would
+  // report every tensor as unexpected, which hides the real fix.
+  NEUTRINO_CHECK_VALUE(!own.empty() || state.empty(),
+                       "load_state_dict: the model has no parameters yet, but the state holds {}: "
+                       "build the model first (give the first layer an input_shape, or call "
+                       "build(input_shape))",
+                       counted(state.size(), "named"));
+  // Every problem is found before anything is copied, and reported at once: a PyTorch state dict
+  // with other names shows all of them, and a failed load leaves the model as it was.
+  std::vector<std::string> missing, unexpected, mismatched;
+  for (const auto& [name, target] : own) {
     auto found = state.find(name);
     if (found == state.end()) {
-      NEUTRINO_CHECK_VALUE(!strict, "load_state_dict: missing tensor '{}'", name);
-      continue;
+      missing.push_back(name);
+    } else if (found->second.shape() != target.shape()) {
+      mismatched.push_back(fmt::format("'{}' has shape {} in the file but {} in the model", name,
+                                       found->second.shape_string(), target.shape_string()));
     }
-    NEUTRINO_CHECK_SHAPE(found->second.shape() == target.shape(),
-                         "load_state_dict: '{}' has shape {} in the file but {} in the model", name,
-                         found->second.shape_string(), target.shape_string());
-    target.copy_(found->second);
-    used.insert(name);
   }
-  if (strict) {
-    for (auto& [name, tensor] : state) {
-      NEUTRINO_CHECK_VALUE(used.count(name) > 0 || name.ends_with("num_batches_tracked"),
-                           "load_state_dict: unexpected tensor '{}' (the model has no such "
-                           "parameter or buffer)",
-                           name);
+  for (const auto& [name, tensor] : state) {
+    if (own.count(name) == 0 && !name.ends_with("num_batches_tracked")) unexpected.push_back(name);
+  }
+  if (strict && (!missing.empty() || !unexpected.empty())) {
+    std::vector<std::string> parts;
+    if (!missing.empty()) parts.push_back(counted(missing.size(), "missing") + ": " + quoted_list(missing));
+    if (!unexpected.empty()) {
+      parts.push_back(counted(unexpected.size(), "unexpected") + " (the model has no such parameter "
+                      "or buffer): " + quoted_list(unexpected));
     }
+    throw ValueError(fmt::format("load_state_dict: {}", fmt::join(parts, "; ")));
+  }
+  NEUTRINO_CHECK_SHAPE(mismatched.empty(), "load_state_dict: {}", fmt::join(mismatched, "; "));
+  for (auto& [name, target] : own) {
+    auto found = state.find(name);
+    if (found != state.end()) target.copy_(found->second);
   }
 }
 

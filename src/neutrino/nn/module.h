@@ -48,8 +48,10 @@ class Module {
   std::vector<Tensor> parameters() const;
   // Parameters and buffers by name (what PyTorch's state_dict() holds).
   std::map<std::string, Tensor> state_dict() const;
-  // Copies values in by name; with strict, a missing or unexpected name is an error. Shapes must
-  // match exactly; the error names the tensor and both shapes.
+  // Copies values in by name; with strict, missing or unexpected names are an error that lists
+  // them all. Shapes must match exactly; the error names each tensor and both shapes. Nothing is
+  // copied unless everything fits. An unbuilt module (no parameters yet) given a non-empty state
+  // is an error that says to build it first.
   void load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
 
   // The registered child modules, by name.

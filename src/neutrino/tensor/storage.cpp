@@ -28,7 +28,24 @@ class BlockCache {
     void* block = it->second.back();
     it->second.pop_back();
     cached_ -= size;
+    --blocks_;
+    ++hits_;
     return block;
+  }
+
+  Storage::CacheStats stats() {
+    std::lock_guard lock(mutex_);
+    return {blocks_, cached_, hits_, allocation_count.load(std::memory_order_relaxed)};
+  }
+
+  void release() {
+    std::lock_guard lock(mutex_);
+    for (auto& [size, blocks] : free_) {
+      for (void* block : blocks) std::free(block);
+    }
+    free_.clear();
+    cached_ = 0;
+    blocks_ = 0;
   }
 
   // Keeps the block, or returns false when the cache is full (the caller frees it).
@@ -37,6 +54,7 @@ class BlockCache {
     if (cached_ + size > kMaxCached) return false;
     free_[size].push_back(block);
     cached_ += size;
+    ++blocks_;
     return true;
   }
 
@@ -44,6 +62,8 @@ class BlockCache {
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t cached_ = 0;
+  size_t blocks_ = 0;
+  uint64_t hits_ = 0;
 };
 
 // Never destroyed: storages owned by other statics may be released after main returns.
@@ -60,6 +80,8 @@ size_t block_size(size_t nbytes) {
 }  // namespace
 
 uint64_t Storage::allocations() { return allocation_count.load(std::memory_order_relaxed); }
+Storage::CacheStats Storage::cache_stats() { return block_cache().stats(); }
+void Storage::release_cached() { block_cache().release(); }
 
 Storage::Storage(size_t nbytes, bool zero_fill) : nbytes_(nbytes) {
   const size_t size = block_size(nbytes);
