@@ -64,8 +64,8 @@ def model_file_cases(s):
         case(f"arch_{count + 2}_layers", "summary", variant(f"layers_{count}", "architecture", json.dumps(many)),
              None, expect, message)
     case("arch_not_sequential", "summary",
-         variant("arch_class", "architecture", json.dumps(dict(layers, class_name="Functional"))),
-         None, REFUSE, "only Sequential")
+         variant("arch_class", "architecture", json.dumps(dict(layers, class_name="Pipeline"))),
+         None, REFUSE, "expected Sequential or Functional")
     case("preprocessing_unknown_kind", "eval", variant("pre_kind", "preprocessing", '[{"kind": "rotate"}]'),
          None, REFUSE, "unknown preprocessing step 'rotate'")
     case("preprocessing_zero_std", "predict", variant(
@@ -181,7 +181,7 @@ def config_cases(s):
             ("epochs_1e300", "  epochs: 1e300\n", "fit.epochs: expected an integer"),
             ("patience_2^32", "  epochs: 2\n  callbacks: [EarlyStopping: {patience: 4294967296}]\n",
              "fit.callbacks[0].EarlyStopping.patience"),
-            ("reduce_lr_factor_2", "  epochs: 2\n  callbacks: [ReduceLROnPlateau: {factor: 2}]\n", "factor must be in (0, 1)")]:
+            ("reduce_lr_factor_2", "  epochs: 2\n  callbacks: [ReduceLROnPlateau: {factor: 2}]\n", "ReduceLROnPlateau.factor: must be in [0.0, 1.0]")]:
         train(name, x(fit), message)
     train("batch_size_0", x().replace("  batch_size: 4", "  batch_size: 0"), "fit.batch_size")
     train("verbose_7", x().replace("  verbose: 0", "  verbose: 7"), "fit.verbose: must be in [0, 2], got 7")

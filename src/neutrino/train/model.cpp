@@ -89,7 +89,7 @@ const std::vector<nn::LayerPtr>& Model::layers() const {
   return graph_ ? graph_->layers() : none;
 }
 
-void Model::build(const std::vector<Shape>& input_shapes) {
+void Model::build_inputs(const std::vector<Shape>& input_shapes) {
   NEUTRINO_CHECK_VALUE(graph_ != nullptr, "Model '{}': a subclassed model builds on its first "
                        "batch", name_);
   graph_->build(input_shapes);
@@ -250,7 +250,7 @@ void Model::prepare_to_train(const Inputs& x) {
   if (graph_ && !built()) {
     std::vector<Shape> shapes;
     for (const Tensor& t : x.tensors()) shapes.emplace_back(t.shape().begin() + 1, t.shape().end());
-    build(shapes);
+    build_inputs(shapes);
   }
   if (!built()) {
     // A subclassed model's layers build on their first call: one sample, without a graph.

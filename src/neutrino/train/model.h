@@ -155,8 +155,9 @@ class Model : public nn::Module {
   // The graph's distinct layers (none for a subclassed model).
   const std::vector<nn::LayerPtr>& layers() const;
   // Builds every layer for these per-sample input shapes (without the batch dim).
-  void build(const Shape& input_shape) { build(std::vector<Shape>{input_shape}); }
-  void build(const std::vector<Shape>& input_shapes);
+  void build(const Shape& input_shape) { build_inputs({input_shape}); }
+  // One shape per input, for a model with several.
+  void build_inputs(const std::vector<Shape>& input_shapes);
   // A graph with every layer built, or a subclassed model after its first batch.
   bool built() const;
   // The per-sample input shapes (built graphs; a subclassed model: those of its first batch).

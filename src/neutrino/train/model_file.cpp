@@ -131,7 +131,7 @@ void plan_and_build(Model& model, const std::vector<Shape>& shapes, const std::s
     const std::string what = e.what();
     throw ValueError(what.starts_with(path) ? what : fmt::format("{}: {}", path, what));
   }
-  model.build(shapes);
+  model.build_inputs(shapes);
 }
 }  // namespace
 
