@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "neutrino/cli/config.h"
 #include "neutrino/neutrino.h"
@@ -305,4 +306,27 @@ TEST(GraphModel, CliTrainsAndResumesAConfigWithInputs) {
   const auto bad = run_cli("train " + (dir / "bad.yaml").string() + " -o " + (dir / "x.safetensors").string());
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.output.find("'missing'"), std::string::npos) << bad.output;
+}
+
+TEST(GeneratorGuard, ModelsAndFitDependOnTheGivenGeneratorOnly) {
+  auto [x, y] = stripes(40, 9);
+  const Tensor flat = reshape(x, {40, 36});
+  auto run = [&](uint64_t global_seed, bool own_generator) {
+    manual_seed(global_seed);
+    Generator gen(77);
+    auto make = [&] {
+      std::optional<GeneratorGuard> guard;
+      if (own_generator) guard.emplace(gen);  // the initializers draw from gen
+      return Sequential({Dense(8, "relu", {.input_shape = {36}}), Dropout(0.5), Dense(3, "softmax")});
+    };
+    Sequential model = make();
+    model.compile(optim::Adam({.learning_rate = 0.01}), "sparse_categorical_crossentropy");
+    model.fit(flat, y, {.epochs = 3, .batch_size = 8, .verbose = 0,
+                        .generator = own_generator ? &gen : nullptr});
+    return flat_weights(model);
+  };
+  // Dropout masks, the shuffle and the initial weights all come from gen: the global seed is moot.
+  EXPECT_EQ(run(1, true), run(2, true));
+  // Without it they follow the global seed (the check above could fail).
+  EXPECT_NE(run(1, false), run(2, false));
 }

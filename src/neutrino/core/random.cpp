@@ -99,7 +99,15 @@ GlobalSeed& global_seed() {
 }
 }  // namespace
 
+namespace {
+thread_local Generator* guarded = nullptr;  // the innermost GeneratorGuard's generator
+}  // namespace
+
+GeneratorGuard::GeneratorGuard(Generator& generator) : previous_(guarded) { guarded = &generator; }
+GeneratorGuard::~GeneratorGuard() { guarded = previous_; }
+
 Generator& global_generator() {
+  if (guarded != nullptr) return *guarded;
   thread_local Generator generator;
   thread_local uint64_t generation = 0;
   GlobalSeed& g = global_seed();

@@ -35,7 +35,25 @@ class Generator {
 // exactly Generator(s), so a program that draws from one thread (any one) gets the same numbers
 // as before; each further thread gets its own stream, seeded from s and the order in which the
 // threads first drew. state() and set_state() (checkpoints) are the calling thread's stream.
+//
+// Under a GeneratorGuard, global_generator() is the guard's generator instead (on that thread).
 Generator& global_generator();
+
+// Makes `generator` the one that initializers, dropout and fit's shuffling draw from on this
+// thread, for the guard's lifetime (PyTorch's generator= argument, for a whole block): a model
+// built, or a fit run (FitOptions::generator), under it depends on that generator alone, not on
+// the global seed or on what other code drew. Guards nest.
+class GeneratorGuard {
+ public:
+  explicit GeneratorGuard(Generator& generator);
+  ~GeneratorGuard();
+  GeneratorGuard(const GeneratorGuard&) = delete;
+  GeneratorGuard& operator=(const GeneratorGuard&) = delete;
+
+ private:
+  Generator* previous_;
+};
+
 // Seeds the global generator (Keras's tf.random.set_seed, PyTorch's torch.manual_seed).
 void manual_seed(uint64_t seed);
 

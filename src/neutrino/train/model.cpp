@@ -364,6 +364,8 @@ History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) 
     fmt::print("mixed_precision: bf16 not supported on this CPU, training in fp32\n");
   }
 
+  std::optional<GeneratorGuard> generator;
+  if (options.generator != nullptr) generator.emplace(*options.generator);
   History history;
   FitState state{.epochs = options.epochs, .shuffle_seed = options.seed.value_or(0),
                  .history = &history, .callbacks = &options.callbacks,

@@ -85,8 +85,11 @@ struct FitOptions {
   double validation_split = 0.0;
   int verbose = 1;  // 0 silent, 1 progress bar, 2 one line per epoch
   std::vector<CallbackPtr> callbacks = {};
-  // Seeds the per-epoch shuffle; by default drawn from the global generator.
+  // Seeds the per-epoch shuffle; by default drawn from the generator.
   std::optional<uint64_t> seed = std::nullopt;
+  // The generator of dropout and the shuffle seed for this fit (and what checkpoints save);
+  // null: the global one (see GeneratorGuard).
+  Generator* generator = nullptr;
   // Applied to each training batch's x (augmentation), with a generator seeded per batch.
   std::function<Tensor(const Tensor&, Generator&)> augment = nullptr;
   // After every epoch, a full training checkpoint (weights, optimizer state, epoch, RNG, shuffle
