@@ -457,30 +457,18 @@ train::CallbackPtr callback_from(const json& entry, const std::string& where) {
 }
 }  // namespace
 
-namespace {
-template <class Options>
-std::string option_line(const std::string& head) {
-  std::string line = "  " + head + ":";
-  const char* sep = " ";
-  for (const auto& [key, value] : io::describe_fields<Options>()) {
-    line += fmt::format("{}{}={}", sep, key, value);
-    sep = ", ";
-  }
-  return line + "\n";
-}
-}  // namespace
 
 std::string describe_config_options() {
   std::string out = nn::describe_layer_options();
   out += "optimizers (compile.optimizer):\n";
-  out += option_line<optim::SGDOptions>("sgd");
-  out += option_line<optim::AdamOptions>("adam");
-  out += option_line<optim::AdamWOptions>("adamw");
-  out += option_line<optim::RMSpropOptions>("rmsprop");
+  out += io::describe_line<optim::SGDOptions>("sgd");
+  out += io::describe_line<optim::AdamOptions>("adam");
+  out += io::describe_line<optim::AdamWOptions>("adamw");
+  out += io::describe_line<optim::RMSpropOptions>("rmsprop");
   out += "callbacks (fit.callbacks):\n";
-  out += option_line<train::EarlyStoppingOptions>("EarlyStopping");
-  out += option_line<train::ModelCheckpointOptions>("ModelCheckpoint(filepath)");
-  out += option_line<train::ReduceLROnPlateauOptions>("ReduceLROnPlateau");
+  out += io::describe_line<train::EarlyStoppingOptions>("EarlyStopping");
+  out += io::describe_line<train::ModelCheckpointOptions>("ModelCheckpoint(filepath)");
+  out += io::describe_line<train::ReduceLROnPlateauOptions>("ReduceLROnPlateau");
   out += "  CSVLogger(filename): append=false\n  TerminateOnNaN\n";
   out += "  LearningRateScheduler: schedule=\"step_decay\" (drop=0.5, epochs_drop=10) or "
          "\"cosine_decay\" (epochs=10, alpha=0.0, warmup_epochs=0)\n";

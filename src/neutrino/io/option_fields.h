@@ -98,4 +98,16 @@ std::vector<std::pair<std::string, std::string>> describe_fields() {
   return rows;
 }
 
+// "  HEAD: key=default, key=default" for `neutrino options`.
+template <class Options>
+std::string describe_line(const std::string& head) {
+  std::string line = "  " + head + ":";
+  const char* sep = " ";
+  for (const auto& [key, value] : describe_fields<Options>()) {
+    line += sep + key + "=" + value;
+    sep = ", ";
+  }
+  return line + "\n";
+}
+
 }  // namespace neutrino::io

@@ -244,32 +244,20 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
   return layer;
 }
 
-namespace {
-template <class Options>
-std::string option_line(const std::string& head) {
-  std::string line = "  " + head + ":";
-  const char* sep = " ";
-  for (const auto& [key, value] : io::describe_fields<Options>()) {
-    line += fmt::format("{}{}={}", sep, key, value);
-    sep = ", ";
-  }
-  return line + "\n";
-}
-}  // namespace
 
 std::string describe_layer_options() {
   std::string out = "layers (every layer also takes name, input_shape and, in a graph, inputs):\n";
-  out += option_line<DenseOptions>("Dense(units)");
+  out += io::describe_line<DenseOptions>("Dense(units)");
   out += "  Activation(activation)\n  Dropout(rate)\n  Flatten\n";
-  out += option_line<Conv2DOptions>("Conv2D(filters, kernel_size)");
-  out += option_line<Pool2DOptions>("MaxPooling2D(pool_size=2), AveragePooling2D(pool_size=2)");
+  out += io::describe_line<Conv2DOptions>("Conv2D(filters, kernel_size)");
+  out += io::describe_line<Pool2DOptions>("MaxPooling2D(pool_size=2), AveragePooling2D(pool_size=2)");
   out += "  GlobalAveragePooling2D, GlobalMaxPooling2D\n  ZeroPadding2D: padding=1\n";
-  out += option_line<BatchNormalizationOptions>("BatchNormalization");
-  out += option_line<LayerNormalizationOptions>("LayerNormalization");
-  out += option_line<EmbeddingOptions>("Embedding(input_dim, output_dim)");
-  out += option_line<ReLUOptions>("ReLU");
+  out += io::describe_line<BatchNormalizationOptions>("BatchNormalization");
+  out += io::describe_line<LayerNormalizationOptions>("LayerNormalization");
+  out += io::describe_line<EmbeddingOptions>("Embedding(input_dim, output_dim)");
+  out += io::describe_line<ReLUOptions>("ReLU");
   out += "  Add, Subtract, Multiply, Average\n";
-  out += option_line<ConcatenateOptions>("Concatenate");
+  out += io::describe_line<ConcatenateOptions>("Concatenate");
   return out;
 }
 

@@ -3,6 +3,13 @@
 namespace neutrino::nn {
 
 namespace {
+// op(op(inputs[0], inputs[1]), inputs[2]) ...
+Tensor fold(const std::vector<Tensor>& inputs, Tensor (*op)(const Tensor&, const Tensor&)) {
+  Tensor out = inputs.front();
+  for (size_t i = 1; i < inputs.size(); ++i) out = op(out, inputs[i]);
+  return out;
+}
+
 std::string shapes_str(const std::vector<Shape>& shapes) {
   std::string out;
   for (const Shape& s : shapes) out += (out.empty() ? "" : ", ") + shape_str(s);
@@ -30,11 +37,7 @@ Tensor MergeLayer::call(const Tensor& /*x*/) {
 
 Add::Add(LayerOptions options) : MergeLayer(options.input_shape, options.name) {}
 
-Tensor Add::call_inputs(const std::vector<Tensor>& inputs) {
-  Tensor out = inputs.front();
-  for (size_t i = 1; i < inputs.size(); ++i) out = add(out, inputs[i]);
-  return out;
-}
+Tensor Add::call_inputs(const std::vector<Tensor>& inputs) { return fold(inputs, add); }
 
 Subtract::Subtract(LayerOptions options) : MergeLayer(options.input_shape, options.name) {}
 
@@ -42,18 +45,12 @@ Tensor Subtract::call_inputs(const std::vector<Tensor>& inputs) { return sub(inp
 
 Multiply::Multiply(LayerOptions options) : MergeLayer(options.input_shape, options.name) {}
 
-Tensor Multiply::call_inputs(const std::vector<Tensor>& inputs) {
-  Tensor out = inputs.front();
-  for (size_t i = 1; i < inputs.size(); ++i) out = mul(out, inputs[i]);
-  return out;
-}
+Tensor Multiply::call_inputs(const std::vector<Tensor>& inputs) { return fold(inputs, mul); }
 
 Average::Average(LayerOptions options) : MergeLayer(options.input_shape, options.name) {}
 
 Tensor Average::call_inputs(const std::vector<Tensor>& inputs) {
-  Tensor out = inputs.front();
-  for (size_t i = 1; i < inputs.size(); ++i) out = add(out, inputs[i]);
-  return mul(out, 1.0 / static_cast<double>(inputs.size()));
+  return mul(fold(inputs, add), 1.0 / static_cast<double>(inputs.size()));
 }
 
 Concatenate::Concatenate(ConcatenateOptions options)
