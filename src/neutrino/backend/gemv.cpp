@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/relu.h"
 #include "neutrino/backend/parallel.h"
 
 namespace neutrino::kernels {
@@ -66,7 +67,7 @@ void rows_range(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
     for (; j < end; ++j) yr[j] = dot(xr, w + j * k, k);
     for (j = begin; j < end; ++j) {
       const float v = yr[j] + (bias != nullptr ? bias[j] : 0.0f);
-      yr[j] = relu ? std::max(v, 0.0f) : v;
+      yr[j] = relu ? relu_of(v) : v;
     }
   }
 }

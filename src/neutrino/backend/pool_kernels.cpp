@@ -8,6 +8,7 @@
 
 #include "neutrino/backend/kernels.h"
 #include "neutrino/backend/parallel.h"
+#include "neutrino/backend/relu.h"
 
 namespace neutrino::kernels {
 
@@ -60,8 +61,8 @@ bool is_pool2x2(const ConvGeometry& g) {
 template <class T>
 void max_pool2x2(const T* x, const ConvGeometry& g, T* y) {
   const bool even = g.height % 2 == 0 && g.width % 2 == 0;
-#pragma omp parallel for schedule(static) if (g.channels * g.height * g.width > kParallelPool)
-  for (int64_t c = 0; c < g.channels; ++c) {
+#pragma omp parallel for schedule(static) if (g.planes() * g.height * g.width > kParallelPool)
+  for (int64_t c = 0; c < g.planes(); ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
     if (even) {
@@ -97,7 +98,7 @@ template <class T>
 void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeometry& g,
                           T* grad_x) {
 #pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.planes(); ++c) {
     const T* plane = x + c * g.height * g.width;
     T* gplane = grad_x + c * g.height * g.width;
     const T* out = y + c * g.out_h * g.out_w;
@@ -172,7 +173,7 @@ void max_pool2x2_nhwc_impl(const S* x, int64_t n, int64_t h, int64_t w, int64_t 
           const V m = pool_max(pool_max(Codec::load(top[at + ch]), Codec::load(top[at + c + ch])),
                                pool_max(Codec::load(bottom[at + ch]),
                                         Codec::load(bottom[at + c + ch])));
-          out[ox * c + ch] = Codec::store(relu ? (m > V(0) ? m : V(0)) : m);
+          out[ox * c + ch] = Codec::store(relu ? relu_of(m) : m);
         }
       }
     }
@@ -198,7 +199,7 @@ void window_backward(const S* __restrict p00, const S* __restrict p01, const S* 
     const bool e2 = (!e0) & (!e1) & ((d == mv) | (m_nan & (d != d)));
     const bool e3 = (!e0) & (!e1) & (!e2);
     // Zero has all-zero bits in every storage type.
-    const S g = ((!relu) | (mv > V(0))) ? gy[ch] : S{0};
+    const S g = ((!relu) | relu_passes(mv)) ? gy[ch] : S{0};
     g00[ch] = e0 ? g : S{0};
     g01[ch] = e1 ? g : S{0};
     g10[ch] = e2 ? g : S{0};
@@ -256,7 +257,7 @@ void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
 template <class T>
 void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
 #pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.planes(); ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
     int64_t* idx = indices + c * g.out_h * g.out_w;
@@ -289,7 +290,7 @@ void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeom
                          T* grad_x) {
   const int64_t out_plane = g.out_h * g.out_w;
 #pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.planes(); ++c) {
     T* gx = grad_x + c * g.height * g.width;
     for (int64_t i = 0; i < out_plane; ++i) {
       const int64_t at = indices[c * out_plane + i];
@@ -301,7 +302,7 @@ void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeom
 template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y) {
 #pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.planes(); ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
     for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
@@ -320,7 +321,7 @@ template <class T>
 void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad,
                          T* grad_x) {
 #pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.planes(); ++c) {
     T* gx = grad_x + c * g.height * g.width;
     const T* gy = grad_y + c * g.out_h * g.out_w;
     for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,

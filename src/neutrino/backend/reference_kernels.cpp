@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/relu.h"
 
 namespace neutrino::kernels {
 
@@ -80,7 +81,7 @@ void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double be
       for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], a), b);
       return;
     case Unary::kRelu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : T(0);
+      for (int64_t i = 0; i < n; ++i) y[i] = relu_of(x[i]);
       return;
     case Unary::kLeakyRelu:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : a * x[i];
@@ -510,7 +511,7 @@ void softmax(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log
 template <class T>
 void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld) {
   const int64_t plane = ld;
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.group_channels(); ++c) {
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
         T* col = columns + ((c * g.kernel_h + ky) * g.kernel_w + kx) * plane;
@@ -535,7 +536,7 @@ void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld) {
 template <class T>
 void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
   const int64_t plane = ld;
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.group_channels(); ++c) {
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
         const T* col = columns + ((c * g.kernel_h + ky) * g.kernel_w + kx) * plane;
