@@ -6,6 +6,7 @@
 
 #include "neutrino/backend/dnnl_conv.h"
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/parallel.h"
 
 namespace neutrino::kernels {
 
@@ -17,24 +18,26 @@ namespace {
 template <class T>
 void batch_im2col(const T* x, const ConvGeometry& g, int64_t grp, T* cols) {
   const int64_t ld = g.batch * g.out_plane();
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.batch; ++n) {
-    im2col(x + (n * g.channels + grp * g.group_channels()) * g.in_plane(), g,
-           cols + n * g.out_plane(), ld);
-  }
+  parallel_for(g.batch, true, [&](int64_t first, int64_t last) {
+    for (int64_t n = first; n < last; ++n) {
+      im2col(x + (n * g.channels + grp * g.group_channels()) * g.in_plane(), g,
+             cols + n * g.out_plane(), ld);
+    }
+  });
 }
 
 // (N, O, plane) rows of group `grp` -> (O/groups, N * plane).
 template <class T>
 void gather_group(const T* y, const ConvGeometry& g, int64_t grp, T* out) {
   const int64_t plane = g.out_plane(), ld = g.batch * plane, og = g.group_out_channels();
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.batch; ++n) {
-    for (int64_t o = 0; o < og; ++o) {
-      const T* from = y + (n * g.out_channels + grp * og + o) * plane;
-      std::copy(from, from + plane, out + o * ld + n * plane);
+  parallel_for(g.batch, true, [&](int64_t first, int64_t last) {
+    for (int64_t n = first; n < last; ++n) {
+      for (int64_t o = 0; o < og; ++o) {
+        const T* from = y + (n * g.out_channels + grp * og + o) * plane;
+        std::copy(from, from + plane, out + o * ld + n * plane);
+      }
     }
-  }
+  });
 }
 
 // y = W_g @ columns_g per group, then (O/groups, N * plane) -> (N, O, plane) adding the bias on
@@ -48,16 +51,17 @@ void reference_forward(const ConvGeometry& g, const T* x, const T* w, const T* b
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     batch_im2col(x, g, grp, cols.get());
     gemm(og, ld, kdim, w + grp * og * kdim, kdim, 1, cols.get(), ld, 1, y_g.get(), false);
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < g.batch; ++n) {
-      for (int64_t o = 0; o < og; ++o) {
-        const int64_t channel = grp * og + o;
-        const T shift = b != nullptr ? b[channel] : T(0);
-        const T* from = y_g.get() + o * ld + n * plane;
-        T* to = y + (n * g.out_channels + channel) * plane;
-        for (int64_t i = 0; i < plane; ++i) to[i] = from[i] + shift;
+    parallel_for(g.batch, true, [&](int64_t first, int64_t last) {
+      for (int64_t n = first; n < last; ++n) {
+        for (int64_t o = 0; o < og; ++o) {
+          const int64_t channel = grp * og + o;
+          const T shift = b != nullptr ? b[channel] : T(0);
+          const T* from = y_g.get() + o * ld + n * plane;
+          T* to = y + (n * g.out_channels + channel) * plane;
+          for (int64_t i = 0; i < plane; ++i) to[i] = from[i] + shift;
+        }
       }
-    }
+    });
   }
   if (relu) unary(Unary::kRelu, y, y, g.batch * g.out_channels * plane);
 }
@@ -71,11 +75,12 @@ void reference_backward_data(const ConvGeometry& g, const T* gy, const T* w, T* 
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     gather_group(gy, g, grp, gy_g.get());
     gemm(kdim, ld, og, w + grp * og * kdim, 1, kdim, gy_g.get(), ld, 1, cols.get(), false);
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < g.batch; ++n) {
-      col2im(cols.get() + n * g.out_plane(), g,
-             gx + (n * g.channels + grp * g.group_channels()) * g.in_plane(), ld);
-    }
+    parallel_for(g.batch, true, [&](int64_t first, int64_t last) {
+      for (int64_t n = first; n < last; ++n) {
+        col2im(cols.get() + n * g.out_plane(), g,
+               gx + (n * g.channels + grp * g.group_channels()) * g.in_plane(), ld);
+      }
+    });
   }
 }
 

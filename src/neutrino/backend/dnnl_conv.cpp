@@ -9,6 +9,7 @@
 
 #include "neutrino/backend/dnnl_conv.h"
 #include "neutrino/backend/dnnl_util.h"
+#include "neutrino/backend/parallel.h"
 #include "neutrino/backend/thread_budget.h"
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/precision.h"
@@ -121,7 +122,7 @@ void* mut(const void* p) { return const_cast<void*>(p); }
 class SmallWorkScope {
  public:
   explicit SmallWorkScope(const ConvGeometry& g) : previous_(follow_load()) {
-    if (g.macs() < (int64_t{1} << 20)) omp_set_num_threads(1);
+    if (g.macs() < kGrainConvMacs) omp_set_num_threads(1);
   }
   ~SmallWorkScope() { omp_set_num_threads(previous_); }
   SmallWorkScope(const SmallWorkScope&) = delete;

@@ -117,7 +117,7 @@ void conv3x3_relu_max_pool2x2(const float* x, int64_t n, int64_t c, int64_t h, i
     }
   };
   // A batch-1 layer stays on the calling thread.
-  for_range(rows, n * c * h * w * out_c * 9 >= (int64_t{1} << 21), run);
+  parallel_for(rows, n * c * h * w * out_c * 9 >= kGrainFusedConvMacs, run);
 }
 
 }  // namespace neutrino::kernels

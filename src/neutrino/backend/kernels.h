@@ -247,4 +247,27 @@ void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y)
 template <class T>
 void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad, T* grad_x);
 
+// ---- optimizer updates (optimizer_kernels.cpp), over n contiguous values, float and double ----
+// w *= factor (decoupled weight decay).
+template <class T>
+void scale_in_place(T* w, int64_t n, double factor);
+// sum of x^2, accumulated in double in order (the global gradient norm).
+template <class T>
+double sum_of_squares(const T* x, int64_t n);
+// b = momentum * b + g; w -= lr * (nesterov ? g + momentum * b : b); velocity is unused (may be
+// null) when momentum is 0, and then w -= lr * g.
+template <class T>
+void sgd_step(T* w, const T* g, T* velocity, int64_t n, double lr, double momentum, bool nesterov);
+// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 (vmax = max(vmax, v) for amsgrad, else null);
+// w -= step_size * m / (sqrt(v or vmax) / bias2_sqrt + eps).
+template <class T>
+void adam_step(T* w, const T* g, T* m, T* v, T* vmax, int64_t n, double b1, double b2,
+               double step_size, double bias2_sqrt, double eps);
+// v = rho v + (1 - rho) g^2 (centered: avg = rho avg + (1 - rho) g, denominator v - avg^2);
+// step = g / (sqrt(denominator) + eps); with momentum buf = momentum buf + step, w -= lr buf,
+// else w -= lr step. avg and buf may be null.
+template <class T>
+void rmsprop_step(T* w, const T* g, T* v, T* avg, T* buf, int64_t n, double lr, double rho,
+                  double momentum, double epsilon);
+
 }  // namespace neutrino::kernels
