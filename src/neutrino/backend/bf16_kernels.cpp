@@ -3,24 +3,21 @@
 // they compile to AVX-512 widening loads, shifts and float compares, at memory speed.
 #include "neutrino/backend/kernels.h"
 #include "neutrino/backend/parallel.h"
+#include "neutrino/backend/relu.h"
 
 namespace neutrino::kernels {
 
-namespace {
-// Below this many values a kernel runs on the calling thread.
-constexpr int64_t kParallel = 1 << 16;
-}  // namespace
 
 void convert(const float* from, bfloat16* to, int64_t n) {
   uint16_t* out = bf16_bits(to);
-  for_range(n, n > kParallel, [=](int64_t begin, int64_t end) {
+  parallel_for(n, n > kGrainElements, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) out[i] = float_to_bf16_bits(from[i]);
   });
 }
 
 void convert(const bfloat16* from, float* to, int64_t n) {
   const uint16_t* in = bf16_bits(from);
-  for_range(n, n > kParallel, [=](int64_t begin, int64_t end) {
+  parallel_for(n, n > kGrainElements, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) to[i] = bf16_bits_to_float(in[i]);
   });
 }
@@ -28,20 +25,34 @@ void convert(const bfloat16* from, float* to, int64_t n) {
 void relu(const bfloat16* x, bfloat16* y, int64_t n) {
   const uint16_t* xb = bf16_bits(x);
   uint16_t* yb = bf16_bits(y);
-  for_range(n, n > kParallel, [=](int64_t begin, int64_t end) {
+  parallel_for(n, n > kGrainElements, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
-      yb[i] = bf16_bits_to_float(xb[i]) > 0.0f ? xb[i] : uint16_t{0};
+      yb[i] = relu_passes(bf16_bits_to_float(xb[i])) ? xb[i] : uint16_t{0};
   });
 }
 
-void relu_backward(const bfloat16* grad_y, const bfloat16* y, bfloat16* grad_x, int64_t n) {
+template <>
+void relu_backward<bfloat16>(const bfloat16* grad_y, const bfloat16* y, bfloat16* grad_x, int64_t n) {
   const uint16_t* gb = bf16_bits(grad_y);
   const uint16_t* yb = bf16_bits(y);
   uint16_t* out = bf16_bits(grad_x);
-  for_range(n, n > kParallel, [=](int64_t begin, int64_t end) {
+  parallel_for(n, n > kGrainElements, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
-      out[i] = bf16_bits_to_float(yb[i]) > 0.0f ? gb[i] : uint16_t{0};
+      out[i] = relu_grad(bf16_bits_to_float(yb[i]), gb[i]);
   });
 }
+
+}  // namespace neutrino::kernels
+
+namespace neutrino::kernels {
+
+template <class T>
+void relu_backward(const T* grad_y, const T* y, T* grad_x, int64_t n) {
+  parallel_for(n, n > kGrainElements, [=](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) grad_x[i] = relu_grad(y[i], grad_y[i]);
+  });
+}
+template void relu_backward<float>(const float*, const float*, float*, int64_t);
+template void relu_backward<double>(const double*, const double*, double*, int64_t);
 
 }  // namespace neutrino::kernels

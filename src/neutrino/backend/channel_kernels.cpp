@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/parallel.h"
 
 namespace neutrino::kernels {
 
@@ -25,7 +26,7 @@ void sum_rows(const float* __restrict x, int64_t n, int64_t c, float* __restrict
 }  // namespace
 
 void channel_sums(const float* x, int64_t rows, int64_t c, float* out) {
-  const bool parallel = rows * c > (1 << 16);
+  const bool parallel = rows * c > kGrainElements;
   const int max_threads = parallel ? omp_get_max_threads() : 1;
   // Reused from call to call, so a training step allocates nothing here.
   thread_local std::vector<double> totals;

@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include "neutrino/backend/dnnl_conv.h"
 #include "neutrino/backend/dnnl_util.h"
+#include "neutrino/backend/parallel.h"
 #include "neutrino/backend/thread_budget.h"
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/precision.h"
@@ -24,14 +26,14 @@ struct Dims {
   memory::dims src, weights, dst, bias, strides, dilates, pad_l, pad_r;
 };
 
-Dims dims_of(const ConvProblem& p) {
+Dims dims_of(const ConvGeometry& p) {
   Dims d;
-  d.src = {p.batch, p.in_c, p.height, p.width};
-  d.dst = {p.batch, p.out_c, p.out_h, p.out_w};
-  d.weights = p.groups == 1 ? memory::dims{p.out_c, p.in_c, p.kernel_h, p.kernel_w}
-                            : memory::dims{p.groups, p.out_c / p.groups, p.in_c / p.groups,
+  d.src = {p.batch, p.channels, p.height, p.width};
+  d.dst = {p.batch, p.out_channels, p.out_h, p.out_w};
+  d.weights = p.groups == 1 ? memory::dims{p.out_channels, p.channels, p.kernel_h, p.kernel_w}
+                            : memory::dims{p.groups, p.group_out_channels(), p.group_channels(),
                                            p.kernel_h, p.kernel_w};
-  d.bias = {p.out_c};
+  d.bias = {p.out_channels};
   d.strides = {p.stride_h, p.stride_w};
   d.dilates = {p.dilation_h - 1, p.dilation_w - 1};  // oneDNN counts the gaps
   d.pad_l = {p.pad_top, p.pad_left};
@@ -40,18 +42,18 @@ Dims dims_of(const ConvProblem& p) {
 }
 
 // The caller's layouts.
-dt x_type(const ConvProblem& p) { return p.x_bf16 ? dt::bf16 : dt::f32; }
-dt y_type(const ConvProblem& p) { return p.y_bf16 ? dt::bf16 : dt::f32; }
-memory::desc plain_src(const Dims& d, const ConvProblem& p) {
+dt x_type(const ConvLayout& p) { return p.x_dtype == DType::kBFloat16 ? dt::bf16 : dt::f32; }
+dt y_type(const ConvLayout& p) { return p.y_dtype == DType::kBFloat16 ? dt::bf16 : dt::f32; }
+memory::desc plain_src(const Dims& d, const ConvLayout& p) {
   return {d.src, x_type(p), p.x_nhwc ? tag::nhwc : tag::nchw};
 }
-memory::desc plain_dst(const Dims& d, const ConvProblem& p) {
+memory::desc plain_dst(const Dims& d, const ConvLayout& p) {
   return {d.dst, y_type(p), p.y_nhwc ? tag::nhwc : tag::nchw};
 }
 // The primitive's own layouts: channels-last buffers stay channels-last (oneDNN has direct
 // kernels for it, and a reorder would cost a pass over the data); plain NCHW ones let oneDNN pick.
-tag x_tag(const ConvProblem& p) { return p.x_nhwc ? tag::nhwc : tag::any; }
-tag y_tag(const ConvProblem& p) { return p.y_nhwc ? tag::nhwc : tag::any; }
+tag x_tag(const ConvLayout& p) { return p.x_nhwc ? tag::nhwc : tag::any; }
+tag y_tag(const ConvLayout& p) { return p.y_nhwc ? tag::nhwc : tag::any; }
 
 memory::desc plain_weights(const Dims& d) {
   return {d.weights, dt::f32, d.weights.size() == 4 ? tag::oihw : tag::goihw};
@@ -60,24 +62,27 @@ memory::desc plain_bias(const Dims& d) { return {d.bias, dt::f32, tag::x}; }
 
 // The cache key: the kind of primitive and every field of the problem, as raw bytes (formatting
 // them as text cost about a microsecond per call).
-std::string key_of(const char* kind, const ConvProblem& p, dt compute, bool a, bool b) {
-  const int64_t fields[] = {omp_get_max_threads(), p.batch, p.in_c, p.height, p.width, p.out_c,
-                            p.kernel_h, p.kernel_w, p.out_h, p.out_w, p.stride_h, p.stride_w,
-                            p.pad_top, p.pad_left, p.pad_bottom, p.pad_right, p.dilation_h,
-                            p.dilation_w, p.groups, static_cast<int64_t>(compute), a, b, p.x_nhwc,
-                            p.y_nhwc, p.x_bf16, p.y_bf16};
+std::string key_of(const char* kind, const ConvGeometry& p, const ConvLayout& l, dt compute,
+                   bool a, bool b) {
+  const int64_t fields[] = {omp_get_max_threads(), p.batch, p.channels, p.height, p.width,
+                            p.out_channels, p.kernel_h, p.kernel_w, p.out_h, p.out_w, p.stride_h,
+                            p.stride_w, p.pad_top, p.pad_left, p.pad_bottom, p.pad_right,
+                            p.dilation_h, p.dilation_w, p.groups, static_cast<int64_t>(compute), a,
+                            b, l.x_nhwc, l.y_nhwc, l.x_dtype == DType::kBFloat16,
+                            l.y_dtype == DType::kBFloat16};
   std::string key = fmt::format("conv.{}:", kind);
   key.append(reinterpret_cast<const char*>(fields), sizeof(fields));
   return key;
 }
 
-dt compute_type(const ConvProblem& p) {
-  return p.x_bf16 || p.y_bf16 || compute_precision() == Precision::kBFloat16 ? dt::bf16 : dt::f32;
+dt compute_type(const ConvLayout& p) {
+  return p.x_dtype == DType::kBFloat16 || p.y_dtype == DType::kBFloat16 || compute_precision() == Precision::kBFloat16 ? dt::bf16 : dt::f32;
 }
 
-dnnl::convolution_forward::primitive_desc forward_pd(const ConvProblem& p, dt compute, bool bias,
-                                                     bool relu, bool training) {
-  const Dims d = dims_of(p);
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const ConvLayout& p,
+                                                     dt compute, bool bias, bool relu,
+                                                     bool training) {
+  const Dims d = dims_of(g);
   const dnnl::convolution_forward::desc desc(
       training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
       dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, x_tag(p)),
@@ -116,10 +121,8 @@ void* mut(const void* p) { return const_cast<void*>(p); }
 // plans its work split when a primitive is created.
 class SmallWorkScope {
  public:
-  explicit SmallWorkScope(const ConvProblem& p) : previous_(follow_load()) {
-    const int64_t macs = p.batch * p.out_c * p.out_h * p.out_w * (p.in_c / p.groups) *
-                         p.kernel_h * p.kernel_w;
-    if (macs < (int64_t{1} << 20)) omp_set_num_threads(1);
+  explicit SmallWorkScope(const ConvGeometry& g) : previous_(follow_load()) {
+    if (g.macs() < kGrainConvMacs) omp_set_num_threads(1);
   }
   ~SmallWorkScope() { omp_set_num_threads(previous_); }
   SmallWorkScope(const SmallWorkScope&) = delete;
@@ -130,9 +133,9 @@ class SmallWorkScope {
 };
 }  // namespace
 
-void conv2d_forward(const ConvProblem& p, const void* x, const float* w, const float* bias,
-                    void* y, bool relu, bool training) {
-  const SmallWorkScope scope(p);
+void dnnl_conv2d_forward(const ConvGeometry& g, const ConvLayout& p, const void* x, const float* w,
+                         const float* bias, void* y, bool relu, bool training) {
+  const SmallWorkScope scope(g);
   const dt compute = compute_type(p);
   const bool has_bias = bias != nullptr;
   // A convolution computes the same in either propagation kind, but this oneDNN picks its
@@ -141,15 +144,15 @@ void conv2d_forward(const ConvProblem& p, const void* x, const float* w, const f
   // (The weights still change from call to call in training: their reorder is not kept.)
   const bool training_kind = training && has_bias;
   const auto fwd = cached<Forward>(
-      key_of(training_kind ? "fwd_train" : "fwd_infer", p, compute, has_bias, relu), [&] {
-        const Dims d = dims_of(p);
-        const auto pd = forward_pd(p, compute, has_bias, relu, training_kind);
+      key_of(training_kind ? "fwd_train" : "fwd_infer", g, p, compute, has_bias, relu), [&] {
+        const Dims d = dims_of(g);
+        const auto pd = forward_pd(g, p, compute, has_bias, relu, training_kind);
         return std::make_shared<Forward>(Forward{dnnl::convolution_forward(pd),
                                                  Convert(plain_src(d, p), pd.src_desc()),
                                                  Convert(plain_weights(d), pd.weights_desc()),
                                                  Convert(pd.dst_desc(), plain_dst(d, p))});
       });
-  const Dims d = dims_of(p);
+  const Dims d = dims_of(g);
   Tensor keep_src, keep_weights, keep_dst;
   const memory user_y = bound(fwd.get(), 0, plain_dst(d, p), y);
   const memory src = fwd->src(bound(fwd.get(), 1, plain_src(d, p), x), keep_src);
@@ -166,23 +169,24 @@ void conv2d_forward(const ConvProblem& p, const void* x, const float* w, const f
   stream().wait();
 }
 
-void conv2d_backward_data(const ConvProblem& p, const void* gy, const float* w, void* gx) {
-  const SmallWorkScope scope(p);
+void dnnl_conv2d_backward_data(const ConvGeometry& g, const ConvLayout& p, const void* gy,
+                               const float* w, void* gx) {
+  const SmallWorkScope scope(g);
   const dt compute = compute_type(p);
-  const auto bwd = cached<BackwardData>(key_of("bwd_data", p, compute, false, false), [&] {
-    const Dims d = dims_of(p);
+  const auto bwd = cached<BackwardData>(key_of("bwd_data", g, p, compute, false, false), [&] {
+    const Dims d = dims_of(g);
     const dnnl::convolution_backward_data::desc desc(
         dnnl::algorithm::convolution_direct, memory::desc(d.src, x_type(p), x_tag(p)),
         memory::desc(d.weights, compute, tag::any), memory::desc(d.dst, compute, y_tag(p)),
         d.strides, d.dilates, d.pad_l, d.pad_r);
     const dnnl::convolution_backward_data::primitive_desc pd(
-        desc, engine(), forward_pd(p, compute, false, false, true));
+        desc, engine(), forward_pd(g, p, compute, false, false, true));
     return std::make_shared<BackwardData>(BackwardData{
         dnnl::convolution_backward_data(pd),
         Convert(plain_dst(d, p), pd.diff_dst_desc()), Convert(plain_weights(d), pd.weights_desc()),
         Convert(pd.diff_src_desc(), plain_src(d, p))});
   });
-  const Dims d = dims_of(p);
+  const Dims d = dims_of(g);
   Tensor keep_gy, keep_weights, keep_gx;
   const memory user_gx(plain_src(d, p), engine(), gx);
   const memory diff_dst = bwd->diff_dst(memory(plain_dst(d, p), engine(), mut(gy)), keep_gy);
@@ -195,25 +199,25 @@ void conv2d_backward_data(const ConvProblem& p, const void* gy, const float* w, 
   stream().wait();
 }
 
-void conv2d_backward_weights(const ConvProblem& p, const void* x, const void* gy, float* gw,
-                             float* gb) {
-  const SmallWorkScope scope(p);
+void dnnl_conv2d_backward_weights(const ConvGeometry& g, const ConvLayout& p, const void* x,
+                                  const void* gy, float* gw, float* gb) {
+  const SmallWorkScope scope(g);
   const dt compute = compute_type(p);
   const bool has_bias = gb != nullptr;
-  const auto bwd = cached<BackwardWeights>(key_of("bwd_weights", p, compute, has_bias, false), [&] {
-    const Dims d = dims_of(p);
+  const auto bwd = cached<BackwardWeights>(key_of("bwd_weights", g, p, compute, has_bias, false), [&] {
+    const Dims d = dims_of(g);
     const dnnl::convolution_backward_weights::desc desc(
         dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, x_tag(p)),
         memory::desc(d.weights, dt::f32, tag::any), has_bias ? plain_bias(d) : memory::desc(),
         memory::desc(d.dst, compute, y_tag(p)), d.strides, d.dilates, d.pad_l, d.pad_r);
     const dnnl::convolution_backward_weights::primitive_desc pd(
-        desc, engine(), forward_pd(p, compute, false, false, true));
+        desc, engine(), forward_pd(g, p, compute, false, false, true));
     return std::make_shared<BackwardWeights>(BackwardWeights{
         dnnl::convolution_backward_weights(pd),
         Convert(plain_src(d, p), pd.src_desc()), Convert(plain_dst(d, p), pd.diff_dst_desc()),
         Convert(pd.diff_weights_desc(), plain_weights(d))});
   });
-  const Dims d = dims_of(p);
+  const Dims d = dims_of(g);
   Tensor keep_src, keep_gy, keep_gw;
   const memory user_gw(plain_weights(d), engine(), gw);
   const memory src = bwd->src(memory(plain_src(d, p), engine(), mut(x)), keep_src);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/relu.h"
 #include "neutrino/backend/parallel.h"
 
 namespace neutrino::kernels {
@@ -23,8 +24,8 @@ inline Vec load(const float* p) {
   return v;
 }
 inline void store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof(Vec)); }
-// Our relu's rule: x if x > 0, else 0 (NaN included).
-inline Vec relu(Vec a) { return a > 0 ? a : Vec{}; }
+// relu's one rule (backend/relu.h) on a vector: x if x > 0, else 0 (NaN included).
+inline Vec relu(Vec a) { return relu_of(a); }
 // After relu there is no NaN, so a plain comparison is the pool's rule.
 inline Vec larger(Vec a, Vec b) { return a > b ? a : b; }
 
@@ -116,7 +117,7 @@ void conv3x3_relu_max_pool2x2(const float* x, int64_t n, int64_t c, int64_t h, i
     }
   };
   // A batch-1 layer stays on the calling thread.
-  for_range(rows, n * c * h * w * out_c * 9 >= (int64_t{1} << 21), run);
+  parallel_for(rows, n * c * h * w * out_c * 9 >= kGrainFusedConvMacs, run);
 }
 
 }  // namespace neutrino::kernels

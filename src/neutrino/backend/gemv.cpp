@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/relu.h"
 #include "neutrino/backend/parallel.h"
 
 namespace neutrino::kernels {
@@ -66,7 +67,7 @@ void rows_range(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
     for (; j < end; ++j) yr[j] = dot(xr, w + j * k, k);
     for (j = begin; j < end; ++j) {
       const float v = yr[j] + (bias != nullptr ? bias[j] : 0.0f);
-      yr[j] = relu ? std::max(v, 0.0f) : v;
+      yr[j] = relu ? relu_of(v) : v;
     }
   }
 }
@@ -76,7 +77,7 @@ void linear_few_rows(int64_t m, int64_t n, int64_t k, const float* x, const floa
                      const float* bias, float* y, bool relu) {
   // Each thread takes a block of outputs, whole groups of four where possible.
   const int64_t groups = (n + 3) / 4;
-  for_range(groups, n * k >= (1 << 16), [&](int64_t begin, int64_t end) {
+  parallel_for(groups, n * k >= kGrainDotWeights, [&](int64_t begin, int64_t end) {
     rows_range(m, n, k, x, w, bias, y, relu, std::min(n, begin * 4), std::min(n, end * 4));
   });
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "neutrino/backend/conv_geometry.h"
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino::kernels {
@@ -112,16 +113,26 @@ void gemm(int64_t m, int64_t n, int64_t k, const double* a, int64_t a_row, int64
           const double* b, int64_t b_row, int64_t b_col, double* c, bool accumulate);
 
 // y (m, n) = act(x (m, k) @ w^T + bias), w (n, k) row-major as PyTorch stores Linear weights,
-// bias (n) or null; all contiguous. On oneDNN's matmul with the bias and relu fused (bf16 inside
-// under bf16 compute precision).
+// bias (n) or null; all contiguous. The one entry for Dense: it picks the kernel. From 32 rows
+// and 4096 weights, oneDNN's matmul with the bias and relu fused (bf16 inside under bf16 compute
+// precision); 1-4 rows in float32 precision, dot products against four weight rows at a time
+// split over the cores (linear_few_rows); anything else (and float64), the GEMM with the bias as
+// its starting value and relu in place.
+void linear(int64_t m, int64_t n, int64_t k, const float* x, const float* w, const float* bias,
+            float* y, bool relu);
+void linear(int64_t m, int64_t n, int64_t k, const double* x, const double* w, const double* bias,
+            double* y, bool relu);
+// A bfloat16 x (mixed precision) with float32 weights and a float32 y: computed in bf16 by
+// oneDNN where the float32 entry would use it and the CPU has bf16, else widened to float32 first.
+void linear(int64_t m, int64_t n, int64_t k, const bfloat16* x, const float* w, const float* bias,
+            float* y, bool relu);
+
+// The kernels behind linear(), for tests: oneDNN's matmul (x float32 or bfloat16), and the
+// few-rows dot products.
 void linear_forward(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
                     const float* bias, float* y, bool relu);
-// The same for a bfloat16 x (mixed precision), computed in bf16; y is float32.
 void linear_forward(int64_t m, int64_t n, int64_t k, const bfloat16* x, const float* w,
                     const float* bias, float* y, bool relu);
-
-// The same for m <= 4 rows (batch-1 inference): dot products against the weight rows, split over
-// the cores.
 void linear_few_rows(int64_t m, int64_t n, int64_t k, const float* x, const float* w,
                      const float* bias, float* y, bool relu);
 
@@ -151,45 +162,44 @@ void arange(T* out, int64_t n, double start, double step);
 template <class T>
 void softmax(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log);
 
-// Convolution by im2col: one image of a group, (C, H, W) -> columns (C*KH*KW, OH*OW).
-struct ConvGeometry {
-  int64_t channels, height, width;  // of the input, per group
-  int64_t kernel_h, kernel_w, out_h, out_w;
-  int64_t stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
-  int64_t pad_bottom = 0, pad_right = 0;  // only average pooling's padded count reads these
-};
-// `ld` is the row stride of the columns matrix (OH*OW for one image alone; larger when the
-// columns of a whole batch sit side by side).
+// Convolution by im2col: one image of group `group` of a geometry, (C/groups, H, W) ->
+// columns (C/groups * KH * KW, OH * OW). `ld` is the row stride of the columns matrix (OH*OW for
+// one image alone; larger when the columns of a whole batch sit side by side).
 template <class T>
 void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld);
 // The adjoint: adds columns back into a zeroed image.
 template <class T>
 void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld);
 
-// Convolution on oneDNN primitives, tensors in PyTorch's layouts: x (N, C, H, W),
-// w (O, C/groups, KH, KW), y (N, O, OH, OW). The x-shaped (x, gx) and y-shaped (y, gy) buffers
-// are float32, or bfloat16 where x_bf16 / y_bf16 say so; weights, bias and their gradients are
-// always float32. The arithmetic runs in bfloat16 (float32 accumulation) when either buffer is
-// bfloat16 or the thread's compute precision is bf16, else in float32. bias / gb may be null;
-// `relu` applies max(y, 0) in the same pass; `training` keeps what a backward needs.
-struct ConvProblem {
-  int64_t batch, in_c, height, width, out_c, kernel_h, kernel_w, out_h, out_w;
-  int64_t stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, dilation_h, dilation_w;
-  int64_t groups;
-  // Memory order of the x-shaped (x, gx) and y-shaped (y, gy) buffers: NHWC ("channels last")
-  // when set, NCHW otherwise. Channels-last lets conv -> pool -> conv run without reorders.
+// Memory of a convolution's buffers: the x-shaped ones (x, gx) and the y-shaped ones (y, gy) are
+// float32, bfloat16 or float64, NCHW or channels-last (NHWC) as the flags say. Weights, bias and
+// their gradients are float32 (float64 for float64 buffers).
+struct ConvLayout {
+  DType x_dtype = DType::kFloat32, y_dtype = DType::kFloat32;
   bool x_nhwc = false, y_nhwc = false;
-  bool x_bf16 = false, y_bf16 = false;
 };
-void conv2d_forward(const ConvProblem& p, const void* x, const float* w, const float* bias,
-                    void* y, bool relu, bool training);
-void conv2d_backward_data(const ConvProblem& p, const void* gy, const float* w, void* gx);
+// Whether a convolution of `dtype` activations writes its output channels-last (so that conv ->
+// pool -> conv needs no reorder): float32 and bfloat16 do, float64 (the reference) does not.
+bool conv2d_prefers_channels_last(DType dtype);
+// The three convolution entries, tensors in PyTorch's layouts: x (N, C, H, W),
+// w (O, C/groups, KH, KW), y (N, O, OH, OW). Each owns its dispatch: float32 and bfloat16 run on
+// oneDNN's primitives (bf16 arithmetic with float32 accumulation when either buffer is bfloat16
+// or the thread's compute precision is bf16, small problems on the calling thread alone); float64
+// runs the reference, im2col + one GEMM per group over the whole batch (NCHW only). bias / gb
+// may be null; `relu` applies max(y, 0) in the same pass; `training` keeps what a backward needs.
+void conv2d_forward(const ConvGeometry& g, const ConvLayout& l, const void* x, const void* w,
+                    const void* bias, void* y, bool relu, bool training);
+void conv2d_backward_data(const ConvGeometry& g, const ConvLayout& l, const void* gy,
+                          const void* w, void* gx);
 // gw (and gb when not null) are overwritten with the gradients summed over the batch.
-void conv2d_backward_weights(const ConvProblem& p, const void* x, const void* gy, float* gw,
-                             float* gb);
+void conv2d_backward_weights(const ConvGeometry& g, const ConvLayout& l, const void* x,
+                             const void* gy, void* gw, void* gb);
 
-// Pooling over (planes, H, W) contiguous planes; window geometry reuses ConvGeometry with
-// channels = number of planes. Max pooling records the argmax (flat h*w index, -1 if the window
+// relu's backward over n values of one layout: grad_x = grad_y * [y > 0] (backend/relu.h).
+template <class T>
+void relu_backward(const T* grad_y, const T* y, T* grad_x, int64_t n);
+
+// Pooling over the g.planes() contiguous (H, W) planes of an NCHW tensor. Max pooling records the argmax (flat h*w index, -1 if the window
 // is all padding) for the backward.
 template <class T>
 void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices);
@@ -229,10 +239,35 @@ void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
                                          int64_t c, bfloat16* grad_x, bool relu);
 // y = max(x, 0) and grad_x = grad_y * [y > 0] over n bfloat16 values (bf16_kernels.cpp).
 void relu(const bfloat16* x, bfloat16* y, int64_t n);
-void relu_backward(const bfloat16* grad_y, const bfloat16* y, bfloat16* grad_x, int64_t n);
+template <>
+void relu_backward<bfloat16>(const bfloat16* grad_y, const bfloat16* y, bfloat16* grad_x,
+                             int64_t n);
 template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y);
 template <class T>
 void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad, T* grad_x);
+
+// ---- optimizer updates (optimizer_kernels.cpp), over n contiguous values, float and double ----
+// w *= factor (decoupled weight decay).
+template <class T>
+void scale_in_place(T* w, int64_t n, double factor);
+// sum of x^2, accumulated in double in order (the global gradient norm).
+template <class T>
+double sum_of_squares(const T* x, int64_t n);
+// b = momentum * b + g; w -= lr * (nesterov ? g + momentum * b : b); velocity is unused (may be
+// null) when momentum is 0, and then w -= lr * g.
+template <class T>
+void sgd_step(T* w, const T* g, T* velocity, int64_t n, double lr, double momentum, bool nesterov);
+// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 (vmax = max(vmax, v) for amsgrad, else null);
+// w -= step_size * m / (sqrt(v or vmax) / bias2_sqrt + eps).
+template <class T>
+void adam_step(T* w, const T* g, T* m, T* v, T* vmax, int64_t n, double b1, double b2,
+               double step_size, double bias2_sqrt, double eps);
+// v = rho v + (1 - rho) g^2 (centered: avg = rho avg + (1 - rho) g, denominator v - avg^2);
+// step = g / (sqrt(denominator) + eps); with momentum buf = momentum buf + step, w -= lr buf,
+// else w -= lr step. avg and buf may be null.
+template <class T>
+void rmsprop_step(T* w, const T* g, T* v, T* avg, T* buf, int64_t n, double lr, double rho,
+                  double momentum, double epsilon);
 
 }  // namespace neutrino::kernels

@@ -8,6 +8,7 @@
 
 #include "neutrino/backend/kernels.h"
 #include "neutrino/backend/parallel.h"
+#include "neutrino/backend/relu.h"
 
 namespace neutrino::kernels {
 
@@ -44,9 +45,6 @@ inline T pool_max(T a, T b) {
 }
 }  // namespace
 
-// Below this many input elements a pool runs on the calling thread: a batch-1 layer is done
-// before a second core would wake up.
-constexpr int64_t kParallelPool = 1 << 16;
 
 
 bool is_pool2x2(const ConvGeometry& g) {
@@ -60,8 +58,9 @@ bool is_pool2x2(const ConvGeometry& g) {
 template <class T>
 void max_pool2x2(const T* x, const ConvGeometry& g, T* y) {
   const bool even = g.height % 2 == 0 && g.width % 2 == 0;
-#pragma omp parallel for schedule(static) if (g.channels * g.height * g.width > kParallelPool)
-  for (int64_t c = 0; c < g.channels; ++c) {
+  parallel_for(g.planes(), g.planes() * g.height * g.width > kGrainElements,
+               [&](int64_t first, int64_t last) {
+  for (int64_t c = first; c < last; ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
     if (even) {
@@ -88,6 +87,7 @@ void max_pool2x2(const T* x, const ConvGeometry& g, T* y) {
       }
     }
   }
+  });
 }
 
 // The gradient of each window goes to its first element equal to the window's output (the first
@@ -96,8 +96,8 @@ void max_pool2x2(const T* x, const ConvGeometry& g, T* y) {
 template <class T>
 void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeometry& g,
                           T* grad_x) {
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+parallel_for(g.planes(), true, [&](int64_t first, int64_t last) {
+  for (int64_t c = first; c < last; ++c) {
     const T* plane = x + c * g.height * g.width;
     T* gplane = grad_x + c * g.height * g.width;
     const T* out = y + c * g.out_h * g.out_w;
@@ -135,6 +135,7 @@ void max_pool2x2_backward(const T* x, const T* y, const T* grad_y, const ConvGeo
       std::fill(gplane + (g.height - 1) * g.width, gplane + g.height * g.width, T(0));
     }
   }
+  });
 }
 
 // The channels-last kernels are written once over a storage type S and a codec that reads S as
@@ -159,7 +160,7 @@ void max_pool2x2_nhwc_impl(const S* x, int64_t n, int64_t h, int64_t w, int64_t 
                            bool relu) {
   using V = decltype(Codec::load(S{}));
   const int64_t oh = h / 2, ow = w / 2;
-  for_range(n * oh, n * h * w * c > kParallelPool, [=](int64_t begin, int64_t end) {
+  parallel_for(n * oh, n * h * w * c > kGrainElements, [=](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / oh, oy = row % oh;
       const S* __restrict top = x + (b * h + 2 * oy) * w * c;
@@ -172,7 +173,7 @@ void max_pool2x2_nhwc_impl(const S* x, int64_t n, int64_t h, int64_t w, int64_t 
           const V m = pool_max(pool_max(Codec::load(top[at + ch]), Codec::load(top[at + c + ch])),
                                pool_max(Codec::load(bottom[at + ch]),
                                         Codec::load(bottom[at + c + ch])));
-          out[ox * c + ch] = Codec::store(relu ? (m > V(0) ? m : V(0)) : m);
+          out[ox * c + ch] = Codec::store(relu ? relu_of(m) : m);
         }
       }
     }
@@ -198,7 +199,7 @@ void window_backward(const S* __restrict p00, const S* __restrict p01, const S* 
     const bool e2 = (!e0) & (!e1) & ((d == mv) | (m_nan & (d != d)));
     const bool e3 = (!e0) & (!e1) & (!e2);
     // Zero has all-zero bits in every storage type.
-    const S g = ((!relu) | (mv > V(0))) ? gy[ch] : S{0};
+    const S g = ((!relu) | relu_passes(mv)) ? gy[ch] : S{0};
     g00[ch] = e0 ? g : S{0};
     g01[ch] = e1 ? g : S{0};
     g10[ch] = e2 ? g : S{0};
@@ -212,8 +213,8 @@ void max_pool2x2_nhwc_backward_impl(const S* x, const S* y, const S* grad_y, int
   const int64_t oh = h / 2, ow = w / 2;
   // An odd last row or column is outside every window.
   if (h % 2 != 0 || w % 2 != 0) std::fill(grad_x, grad_x + n * h * w * c, S{0});
-#pragma omp parallel for schedule(static) if (n * h * w * c > kParallelPool)
-  for (int64_t row = 0; row < n * oh; ++row) {
+  parallel_for(n * oh, n * h * w * c > kGrainElements, [=](int64_t first, int64_t last) {
+  for (int64_t row = first; row < last; ++row) {
     const int64_t b = row / oh, oy = row % oh;
     for (int64_t ox = 0; ox < ow; ++ox) {
       const int64_t at = ((b * h + 2 * oy) * w + 2 * ox) * c;
@@ -224,6 +225,7 @@ void max_pool2x2_nhwc_backward_impl(const S* x, const S* y, const S* grad_y, int
                              g00 + w * c + c, c, relu);
     }
   }
+  });
 }
 
 }  // namespace
@@ -255,8 +257,8 @@ void max_pool2x2_nhwc_backward<bfloat16>(const bfloat16* x, const bfloat16* y,
 
 template <class T>
 void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+parallel_for(g.planes(), true, [&](int64_t first, int64_t last) {
+  for (int64_t c = first; c < last; ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
     int64_t* idx = indices + c * g.out_h * g.out_w;
@@ -282,26 +284,28 @@ void max_pool2d(const T* x, const ConvGeometry& g, T* y, int64_t* indices) {
       idx[oy * g.out_w + ox] = best_at;
     });
   }
+  });
 }
 
 template <class T>
 void max_pool2d_backward(const T* grad_y, const int64_t* indices, const ConvGeometry& g,
                          T* grad_x) {
   const int64_t out_plane = g.out_h * g.out_w;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+parallel_for(g.planes(), true, [&](int64_t first, int64_t last) {
+  for (int64_t c = first; c < last; ++c) {
     T* gx = grad_x + c * g.height * g.width;
     for (int64_t i = 0; i < out_plane; ++i) {
       const int64_t at = indices[c * out_plane + i];
       if (at >= 0) gx[at] += grad_y[c * out_plane + i];
     }
   }
+  });
 }
 
 template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y) {
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+parallel_for(g.planes(), true, [&](int64_t first, int64_t last) {
+  for (int64_t c = first; c < last; ++c) {
     const T* plane = x + c * g.height * g.width;
     T* out = y + c * g.out_h * g.out_w;
     for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
@@ -314,13 +318,14 @@ void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y)
       out[oy * g.out_w + ox] = count > 0 ? total / static_cast<T>(count) : T(0);
     });
   }
+  });
 }
 
 template <class T>
 void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad,
                          T* grad_x) {
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < g.channels; ++c) {
+parallel_for(g.planes(), true, [&](int64_t first, int64_t last) {
+  for (int64_t c = first; c < last; ++c) {
     T* gx = grad_x + c * g.height * g.width;
     const T* gy = grad_y + c * g.out_h * g.out_w;
     for_each_window(g, [&](int64_t oy, int64_t ox, int64_t ys, int64_t xs, int64_t y0,
@@ -333,6 +338,7 @@ void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_incl
       }
     });
   }
+  });
 }
 
 #define NEUTRINO_INSTANTIATE(T)                                                                  \

@@ -7,6 +7,8 @@
 #include <type_traits>
 
 #include "neutrino/backend/kernels.h"
+#include "neutrino/backend/parallel.h"
+#include "neutrino/backend/relu.h"
 
 namespace neutrino::kernels {
 
@@ -32,17 +34,17 @@ void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double be
 // depend on the split, so results stay bit-identical.
 template <class T>
 void unary(Unary op, const T* x, T* y, int64_t n, double alpha, double beta) {
-  constexpr int64_t kChunk = 1 << 15;
-  if (n < 2 * kChunk) {
+  if (n < 2 * kUnaryChunk) {
     unary_serial(op, x, y, n, alpha, beta);
     return;
   }
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t begin = c * kChunk;
-    unary_serial(op, x + begin, y + begin, std::min(kChunk, n - begin), alpha, beta);
-  }
+  const int64_t chunks = (n + kUnaryChunk - 1) / kUnaryChunk;
+  parallel_for(chunks, true, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) {
+      const int64_t begin = c * kUnaryChunk;
+      unary_serial(op, x + begin, y + begin, std::min(kUnaryChunk, n - begin), alpha, beta);
+    }
+  });
 }
 
 namespace {
@@ -80,7 +82,7 @@ void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double be
       for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], a), b);
       return;
     case Unary::kRelu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : T(0);
+      for (int64_t i = 0; i < n; ++i) y[i] = relu_of(x[i]);
       return;
     case Unary::kLeakyRelu:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : a * x[i];
@@ -315,15 +317,16 @@ void copy_strided(const T* src, const Shape& shape_in, const int64_t* strides_in
         }
       };
       // Large copies (a batch of images) spread their outermost dim over the cores.
-      if (!outer_shape.empty() && outer_shape[0] > 1 && shape_numel(shape) > (1 << 15)) {
+      if (!outer_shape.empty() && outer_shape[0] > 1 && shape_numel(shape) > kGrainCopy) {
         const Shape inner_shape(outer_shape.begin() + 1, outer_shape.end());
-#pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < outer_shape[0]; ++b) {
-          strided_for_each<2>(inner_shape, {outer_src.data() + 1, outer_dst.data() + 1},
-                              [&](const std::array<int64_t, 2>& o) {
-                                tiles({o[0] + b * outer_src[0], o[1] + b * outer_dst[0]});
-                              });
-        }
+        parallel_for(outer_shape[0], true, [&](int64_t first, int64_t last) {
+          for (int64_t b = first; b < last; ++b) {
+            strided_for_each<2>(inner_shape, {outer_src.data() + 1, outer_dst.data() + 1},
+                                [&](const std::array<int64_t, 2>& o) {
+                                  tiles({o[0] + b * outer_src[0], o[1] + b * outer_dst[0]});
+                                });
+          }
+        });
         return;
       }
       strided_for_each<2>(outer_shape, {outer_src.data(), outer_dst.data()}, tiles);
@@ -510,7 +513,7 @@ void softmax(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log
 template <class T>
 void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld) {
   const int64_t plane = ld;
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.group_channels(); ++c) {
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
         T* col = columns + ((c * g.kernel_h + ky) * g.kernel_w + kx) * plane;
@@ -535,7 +538,7 @@ void im2col(const T* image, const ConvGeometry& g, T* columns, int64_t ld) {
 template <class T>
 void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
   const int64_t plane = ld;
-  for (int64_t c = 0; c < g.channels; ++c) {
+  for (int64_t c = 0; c < g.group_channels(); ++c) {
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
         const T* col = columns + ((c * g.kernel_h + ky) * g.kernel_w + kx) * plane;

@@ -19,15 +19,6 @@ void check_init(const std::string& name) {
   NEUTRINO_CHECK_VALUE(is_initializer(name), "unknown initializer '{}'", name);
 }
 
-// Keras's "same" padding: total = max((ceil(in / s) - 1) * s + (k - 1) * d + 1 - in, 0), the
-// smaller half before.
-std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t kernel, int64_t stride,
-                                         int64_t dilation) {
-  const int64_t out = (in + stride - 1) / stride;
-  const int64_t total = std::max<int64_t>((out - 1) * stride + (kernel - 1) * dilation + 1 - in, 0);
-  return {total / 2, total - total / 2};
-}
-
 void check_padding(const std::string& padding, const std::string& layer) {
   NEUTRINO_CHECK_VALUE(padding == "valid" || padding == "same",
                        "{}: padding must be 'valid' or 'same', got '{}'", layer, padding);
@@ -291,10 +282,9 @@ Shape Conv2D::output_shape(const Shape& in) const {
                        "pixels, more than the {}x{} input", name(), d.h, d.w, kernel_.h, kernel_.w,
                        span_h, span_w, in[1], in[2]);
   const Conv2dParams p = params_for(in[1], in[2]);
-  const int64_t oh =
-      (in[1] + p.pad_top + p.pad_bottom - p.dilation_h * (kernel_.h - 1) - 1) / p.stride_h + 1;
-  const int64_t ow =
-      (in[2] + p.pad_left + p.pad_right - p.dilation_w * (kernel_.w - 1) - 1) / p.stride_w + 1;
+  const ConvGeometry g =
+      conv_geometry({1, in[0], in[1], in[2]}, {filters_, in[0] / options_.groups, kernel_.h, kernel_.w}, p);
+  const int64_t oh = g.out_h, ow = g.out_w;
   NEUTRINO_CHECK_SHAPE(oh > 0 && ow > 0, "Conv2D '{}': input {} is too small for a {}x{} kernel",
                        name(), shape_str(in), kernel_.h, kernel_.w);
   return {filters_, oh, ow};
@@ -356,10 +346,9 @@ Shape MaxPooling2D::output_shape(const Shape& in) const {
   NEUTRINO_CHECK_SHAPE(in.size() == 3, "{} '{}': input must be (channels, height, width), got {}",
                        type_name(), name(), shape_str(in));
   const Pool2dParams p = params_for(in[1], in[2]);
-  const int64_t oh = (in[1] + p.pad_top + p.pad_bottom - p.kernel_h) / p.stride_h + 1;
-  const int64_t ow = (in[2] + p.pad_left + p.pad_right - p.kernel_w) / p.stride_w + 1;
-  NEUTRINO_CHECK_SHAPE(in[1] + p.pad_top + p.pad_bottom >= p.kernel_h &&
-                           in[2] + p.pad_left + p.pad_right >= p.kernel_w,
+  const ConvGeometry g = pool_geometry({1, in[0], in[1], in[2]}, p);
+  const int64_t oh = g.out_h, ow = g.out_w;
+  NEUTRINO_CHECK_SHAPE(oh > 0 && ow > 0,
                        "{} '{}': input {} is smaller than the {}x{} pool", type_name(), name(),
                        shape_str(in), p.kernel_h, p.kernel_w);
   return {in[0], oh, ow};

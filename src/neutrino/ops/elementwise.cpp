@@ -1,4 +1,5 @@
-// Elementwise ops: unary math, activations and broadcasting binary ops, with their backwards.
+// Elementwise ops: the helpers every op uses, copies and conversions, broadcasting binary ops,
+// scalar and unary math (activations are in activation.cpp), comparisons and where.
 #include <cmath>
 #include <cstring>
 
@@ -233,22 +234,6 @@ Tensor rsub(double a, const Tensor& b) {
   return out;
 }
 
-namespace {
-// A unary op whose backward is g * dydx(x, y).
-template <class Grad>
-Tensor unary_op(const Tensor& x, Unary op, const char* name, Grad dydx, double alpha = 0,
-                double beta = 0) {
-  Tensor out = apply_unary(x, static_cast<int>(op), name, alpha, beta);
-  if (any_requires_grad({&x})) {
-    const Tensor y = out.detach();
-    record(out, name, {x}, [x, y, dydx](const Tensor& g) {
-      return std::vector<Tensor>{mul(g, dydx(x, y))};
-    });
-  }
-  return out;
-}
-}  // namespace
-
 Tensor neg(const Tensor& x) {
   Tensor out = apply_unary(x, static_cast<int>(Unary::kNeg), "neg");
   record(out, "neg", {x}, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
@@ -303,68 +288,12 @@ Tensor clamp(const Tensor& x, double min, double max) {
       min, max);
 }
 
-// d relu(x) = [x > 0]
-Tensor relu(const Tensor& x) {
-  return unary_op(x, Unary::kRelu, "relu", [](const Tensor&, const Tensor& y) {
-    return apply_unary(y, static_cast<int>(Unary::kStep), "relu", 0.0, 0.0);
-  });
-}
-
-Tensor leaky_relu(const Tensor& x, double negative_slope) {
-  return unary_op(
-      x, Unary::kLeakyRelu, "leaky_relu",
-      [negative_slope](const Tensor& in, const Tensor&) {
-        return apply_unary(in, static_cast<int>(Unary::kStep), "leaky_relu", 0.0, negative_slope);
-      },
-      negative_slope);
-}
-
-// d sigmoid(x) = y (1 - y)
-Tensor sigmoid(const Tensor& x) {
-  return unary_op(x, Unary::kSigmoid, "sigmoid",
-                  [](const Tensor&, const Tensor& y) { return mul(y, rsub(1.0, y)); });
-}
-
-// d tanh(x) = 1 - y^2
-Tensor tanh(const Tensor& x) {
-  return unary_op(x, Unary::kTanh, "tanh",
-                  [](const Tensor&, const Tensor& y) { return rsub(1.0, mul(y, y)); });
-}
-
-// d softplus(x) = sigmoid(x)
-Tensor softplus(const Tensor& x) {
-  return unary_op(x, Unary::kSoftplus, "softplus",
-                  [](const Tensor& in, const Tensor&) { return sigmoid(in); });
-}
-
 // erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, any shape to the same shape;
 // d erf(x) = 2/sqrt(pi) exp(-x^2), written in ops so that it is differentiable again.
 Tensor erf(const Tensor& x) {
   return unary_op(x, Unary::kErf, "erf", [](const Tensor& in, const Tensor&) {
     return mul(exp(neg(mul(in, in))), 1.1283791670955126);  // 2 / sqrt(pi)
   });
-}
-
-// silu(x) = x sigmoid(x), any shape to the same shape;
-// d silu(x) = s + x s (1 - s) = s (1 + x (1 - s)) with s = sigmoid(x).
-Tensor silu(const Tensor& x) {
-  return unary_op(x, Unary::kSilu, "silu", [](const Tensor& in, const Tensor&) {
-    const Tensor s = sigmoid(in);
-    return mul(s, add(mul(in, rsub(1.0, s)), 1.0));
-  });
-}
-
-Tensor gelu(const Tensor& x, const std::string& approximate) {
-  NEUTRINO_CHECK_VALUE(approximate == "none" || approximate == "tanh",
-                       "gelu: approximate must be 'none' or 'tanh', got '{}'", approximate);
-  const bool exact = approximate == "none";
-  return unary_op(x, exact ? Unary::kGeluErf : Unary::kGeluTanh, "gelu",
-                  [exact](const Tensor& in, const Tensor&) {
-                    return apply_unary(in,
-                                       static_cast<int>(exact ? Unary::kGeluErfGrad
-                                                              : Unary::kGeluTanhGrad),
-                                       "gelu");
-                  });
 }
 
 // ---- comparisons and selection -------------------------------------------------------------

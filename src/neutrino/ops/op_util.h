@@ -23,6 +23,19 @@ void check_same_float(const Tensor& a, const Tensor& b, const char* op);
 void check_float(const Tensor& t, const char* op);
 // Elementwise kernel on a contiguous copy of x, no graph.
 Tensor apply_unary(const Tensor& x, int op, const char* name, double alpha = 0, double beta = 0);
+// A unary op whose backward is g * dydx(x, y), y the op's output.
+template <class Op, class Grad>
+Tensor unary_op(const Tensor& x, Op op, const char* name, Grad dydx, double alpha = 0,
+                double beta = 0) {
+  Tensor out = apply_unary(x, static_cast<int>(op), name, alpha, beta);
+  if (any_requires_grad({&x})) {
+    const Tensor y = out.detach();
+    record(out, name, {x}, [x, y, dydx](const Tensor& g) {
+      return std::vector<Tensor>{mul(g, dydx(x, y))};
+    });
+  }
+  return out;
+}
 // Same dtype as `like`, float value.
 inline Tensor scalar_like(double value, const Tensor& like) {
   return Tensor::scalar(value, like.dtype());

@@ -1,11 +1,16 @@
 // The differentiable ops. Each checks its arguments (errors name the op and the shapes), runs a
-// kernel from backend/kernels.h, and records its backward. Floating ops accept float32 and float64
+// kernel from backend/kernels.h, and records its backward. Each lives in its family's file:
+// elementwise.cpp (arithmetic, math, comparisons, where), activation.cpp (relu .. gelu),
+// reduce.cpp (sums, max, softmax, cumsum), linalg.cpp (matmul, linear), conv.cpp (conv2d and the
+// fused first layer), pool.cpp, shape.cpp (views, indexing, pieces, arange), nn_ops.cpp
+// (normalization, dropout, the fused loss). Floating ops accept float32 and float64
 // (float64 is for gradient checks); index tensors are int64, masks bool.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "neutrino/backend/conv_geometry.h"
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino {
@@ -110,24 +115,14 @@ Tensor dropout(const Tensor& x, double p, bool training);
 // (softmax(logits) - one_hot(labels)) / N.
 Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels);
 
-struct Conv2dParams {
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
-  int64_t dilation_h = 1, dilation_w = 1;
-  int64_t groups = 1;
-};
+// Conv2dParams and Pool2dParams (stride, padding per side, dilation, groups; pool window) are in
+// backend/conv_geometry.h, with the output-size rule that ops and layers share.
 // x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O) or undefined.
 // float32 runs on oneDNN's convolution primitives (bf16 inside under PrecisionGuard); float64 on
 // im2col + GEMM, the reference the tests compare against.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
               Epilogue epilogue = Epilogue::kNone);
 
-struct Pool2dParams {
-  int64_t kernel_h = 2, kernel_w = 2;
-  int64_t stride_h = 2, stride_w = 2;
-  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
-  bool count_include_pad = true;  // avg pooling only
-};
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);
 // max_pool2d(conv2d(x, weight, bias, conv, kRelu), pool), in one pass when nothing needs a

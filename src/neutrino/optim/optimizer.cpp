@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "neutrino/autograd/autograd.h"
-#include "neutrino/backend/thread_budget.h"
+#include "neutrino/backend/kernels.h"
 #include "neutrino/ops/ops.h"
 
 namespace neutrino::optim {
@@ -16,20 +16,6 @@ void elementwise(const Tensor& param, F f) {
   dispatch_float(param.dtype(), "optimizer", [&]<class T>() { f.template operator()<T>(); });
 }
 
-// Calls f(begin, end) over fixed blocks of [0, n), on both cores when n is large. Each element's
-// update is independent, so results do not depend on the split.
-template <class F>
-void parallel_blocks(int64_t n, F f) {
-  constexpr int64_t kBlock = 1 << 14;
-  if (n < 2 * kBlock) {
-    f(int64_t{0}, n);
-    return;
-  }
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  kernels::follow_load();
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(n, (b + 1) * kBlock));
-}
 }  // namespace
 
 Optimizer::Optimizer(double learning_rate, double weight_decay, double global_clipnorm)
@@ -71,7 +57,9 @@ void Optimizer::step() {
     double total = 0;
     for (const Tensor& p : params_) {
       if (!p.grad().defined()) continue;
-      for (double g : p.grad().to_vector<double>()) total += g * g;
+      Tensor g = p.grad().contiguous();
+      if (!is_floating(g.dtype()) || g.dtype() == DType::kBFloat16) g = g.to(DType::kFloat64);
+      elementwise(g, [&]<class T>() { total += kernels::sum_of_squares(g.data<T>(), g.numel()); });
     }
     const double norm = std::sqrt(total);
     if (norm > global_clipnorm_) clip_scale = global_clipnorm_ / norm;
@@ -86,10 +74,7 @@ void Optimizer::step() {
     if (clip_scale != 1.0) grad = mul(grad, clip_scale);
     if (weight_decay_ > 0) {
       const double shrink = 1.0 - learning_rate_ * weight_decay_;
-      elementwise(p, [&]<class T>() {
-        T* w = p.data<T>();
-        for (int64_t j = 0, n = p.numel(); j < n; ++j) w[j] *= static_cast<T>(shrink);
-      });
+      elementwise(p, [&]<class T>() { kernels::scale_in_place(p.data<T>(), p.numel(), shrink); });
     }
     update(i, p, grad);
   }
@@ -176,20 +161,9 @@ void SGD::update(size_t index, const Tensor& param, const Tensor& grad) {
   const double momentum = options_.momentum;
   Tensor velocity = momentum > 0 ? slot("momentum", index) : Tensor();
   elementwise(param, [&]<class T>() {
-    T* w = param.data<T>();
-    const T* g = grad.data<T>();
-    const int64_t n = param.numel();
-    if (momentum == 0) {
-      for (int64_t j = 0; j < n; ++j) w[j] -= static_cast<T>(lr) * g[j];
-      return;
-    }
-    T* b = velocity.data<T>();
-    const T m = static_cast<T>(momentum);
-    for (int64_t j = 0; j < n; ++j) {
-      b[j] = m * b[j] + g[j];
-      const T direction = options_.nesterov ? g[j] + m * b[j] : b[j];
-      w[j] -= static_cast<T>(lr) * direction;
-    }
+    kernels::sgd_step(param.data<T>(), grad.data<T>(),
+                      velocity.defined() ? velocity.data<T>() : nullptr, param.numel(), lr,
+                      momentum, options_.nesterov);
   });
 }
 
@@ -203,30 +177,6 @@ Adam::Adam(AdamOptions options)
                            options.beta_2 < 1 && options.epsilon >= 0,
                        "Adam: betas must be in [0, 1) and epsilon >= 0");
 }
-
-namespace {
-// The per-element Adam step over [0, n). Pointers are restrict and every constant is a local,
-// so the loop vectorizes; amsgrad is a separate loop rather than a branch per element.
-template <class T>
-void adam_block(T* __restrict w, const T* __restrict g, T* __restrict m, T* __restrict v,
-                T* __restrict vmax, int64_t n, T b1, T b2, T step_size, T bias2_sqrt, T eps) {
-  const T one_b1 = T(1) - b1, one_b2 = T(1) - b2;
-  if (vmax == nullptr) {
-    for (int64_t j = 0; j < n; ++j) {
-      m[j] = b1 * m[j] + one_b1 * g[j];
-      v[j] = b2 * v[j] + one_b2 * g[j] * g[j];
-      w[j] -= step_size * m[j] / (std::sqrt(v[j]) / bias2_sqrt + eps);
-    }
-    return;
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    m[j] = b1 * m[j] + one_b1 * g[j];
-    v[j] = b2 * v[j] + one_b2 * g[j] * g[j];
-    vmax[j] = std::max(vmax[j], v[j]);
-    w[j] -= step_size * m[j] / (std::sqrt(vmax[j]) / bias2_sqrt + eps);
-  }
-}
-}  // namespace
 
 void Adam::update(size_t index, const Tensor& param, const Tensor& grad) {
   const double t = static_cast<double>(iterations());
@@ -243,11 +193,7 @@ void Adam::update(size_t index, const Tensor& param, const Tensor& grad) {
     T* m = m_t.data<T>();
     T* v = v_t.data<T>();
     T* vmax = vmax_t.defined() ? vmax_t.data<T>() : nullptr;
-    parallel_blocks(param.numel(), [&](int64_t begin, int64_t end) {
-      adam_block<T>(w + begin, g + begin, m + begin, v + begin,
-                    vmax != nullptr ? vmax + begin : nullptr, end - begin, T(b1), T(b2),
-                    T(step_size), T(bias2_sqrt), T(eps));
-    });
+    kernels::adam_step(w, g, m, v, vmax, param.numel(), b1, b2, step_size, bias2_sqrt, eps);
   });
 }
 
@@ -281,21 +227,7 @@ void RMSprop::update(size_t index, const Tensor& param, const Tensor& grad) {
     T* v = v_t.data<T>();
     T* avg = options_.centered ? mean_t.data<T>() : nullptr;
     T* buf = momentum > 0 ? buf_t.data<T>() : nullptr;
-    for (int64_t j = 0, n = param.numel(); j < n; ++j) {
-      v[j] = static_cast<T>(rho) * v[j] + static_cast<T>(1 - rho) * g[j] * g[j];
-      T denom_sq = v[j];
-      if (avg != nullptr) {
-        avg[j] = static_cast<T>(rho) * avg[j] + static_cast<T>(1 - rho) * g[j];
-        denom_sq -= avg[j] * avg[j];
-      }
-      const T step = g[j] / (std::sqrt(denom_sq) + static_cast<T>(options_.epsilon));
-      if (buf != nullptr) {
-        buf[j] = static_cast<T>(momentum) * buf[j] + step;
-        w[j] -= static_cast<T>(lr) * buf[j];
-      } else {
-        w[j] -= static_cast<T>(lr) * step;
-      }
-    }
+    kernels::rmsprop_step(w, g, v, avg, buf, param.numel(), lr, rho, momentum, options_.epsilon);
   });
 }
 
