@@ -68,6 +68,7 @@ Model residual_model() {
 // A PyTorch-style module with two inputs: the features and a 0/1 mask over them.
 class MaskedNet : public Module {
  public:
+  using Module::forward;  // keeps forward(x), which says it wants two inputs
   MaskedNet() {
     register_module("fc1", fc1_);
     register_module("fc2", fc2_);

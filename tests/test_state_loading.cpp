@@ -84,7 +84,7 @@ TEST(StateLoading, AnUnbuiltModelSaysBuildItFirst) {
 TEST(StateLoading, OtherFormatsAreNamed) {
   expect_not_safetensors(bytes_of(std::string("PK\x03\x04\x14\0\0\0", 8) + "archive/data.pkl"),
                          {"a ZIP archive", "torch.save", ".npz", "safetensors.torch.save_file"});
-  expect_not_safetensors(bytes_of(std::string("\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.", 16)),
+  expect_not_safetensors(bytes_of(std::string("\x80\x02\x8a\x0al\xfc\x9c" "F\xf9 j\xa8P\x19.", 16)),
                          {"a Python pickle", "before torch 1.6"});
   expect_not_safetensors(bytes_of(std::string("\x80\x05\x95\x00\x00\x00\x00\x00}\x94.", 11)), {"a Python pickle"});
   expect_not_safetensors(bytes_of(std::string("\x93NUMPY\x01\0v\0{'descr': '<f4'}", 24)), {"a NumPy .npy file"});
