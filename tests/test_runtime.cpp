@@ -125,7 +125,7 @@ TEST(Runtime, ClearingWhileOtherThreadsComputeIsSafe) {
 // several threads at once sometimes give wrong values, though README says inference on a shared
 // model is thread-safe. Disabled until the backend fixes it; run with
 // --gtest_also_run_disabled_tests --gtest_filter='*ConcurrentInference*'.
-TEST(Runtime, DISABLED_ConcurrentInferenceConvolutionsAgree) {
+TEST(Runtime, ConcurrentInferenceConvolutionsAgree) {
   manual_seed(4);
   const Tensor x = Tensor::normal({2, 4, 10, 10}), w = Tensor::normal({8, 4, 3, 3}), b = Tensor::normal({8});
   const std::vector<float> expected = convolve(x, w, b);

@@ -88,7 +88,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, cons
       dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, x_tag(p)),
       memory::desc(d.weights, compute, tag::any), bias ? plain_bias(d) : memory::desc(),
       memory::desc(d.dst, y_type(p), y_tag(p)), d.strides, d.dilates, d.pad_l, d.pad_r);
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = user_scratchpad_attr();
   if (relu) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
@@ -100,16 +100,19 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, cons
 struct Forward {
   dnnl::convolution_forward prim;
   Convert src, weights, dst;
+  memory::desc scratchpad;
 };
 
 struct BackwardData {
   dnnl::convolution_backward_data prim;
   Convert diff_dst, weights, diff_src;
+  memory::desc scratchpad;
 };
 
 struct BackwardWeights {
   dnnl::convolution_backward_weights prim;
   Convert src, diff_dst, diff_weights;
+  memory::desc scratchpad;
 };
 
 void* mut(const void* p) { return const_cast<void*>(p); }
@@ -150,7 +153,8 @@ void dnnl_conv2d_forward(const ConvGeometry& g, const ConvLayout& p, const void*
         return std::make_shared<Forward>(Forward{dnnl::convolution_forward(pd),
                                                  Convert(plain_src(d, p), pd.src_desc()),
                                                  Convert(plain_weights(d), pd.weights_desc()),
-                                                 Convert(pd.dst_desc(), plain_dst(d, p))});
+                                                 Convert(pd.dst_desc(), plain_dst(d, p)),
+                                                 pd.scratchpad_desc()});
       });
   const Dims d = dims_of(g);
   Tensor keep_src, keep_weights, keep_dst;
@@ -164,6 +168,8 @@ void dnnl_conv2d_forward(const ConvGeometry& g, const ConvLayout& p, const void*
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (has_bias) args.emplace(DNNL_ARG_BIAS, bound(fwd.get(), 3, plain_bias(d), bias));
+  Tensor keep_scratch;
+  args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(fwd->scratchpad, keep_scratch));
   fwd->prim.execute(stream(), args);
   fwd->dst.finish(dst, user_y);
   stream().wait();
@@ -180,11 +186,11 @@ void dnnl_conv2d_backward_data(const ConvGeometry& g, const ConvLayout& p, const
         memory::desc(d.weights, compute, tag::any), memory::desc(d.dst, compute, y_tag(p)),
         d.strides, d.dilates, d.pad_l, d.pad_r);
     const dnnl::convolution_backward_data::primitive_desc pd(
-        desc, engine(), forward_pd(g, p, compute, false, false, true));
+        desc, user_scratchpad_attr(), engine(), forward_pd(g, p, compute, false, false, true));
     return std::make_shared<BackwardData>(BackwardData{
         dnnl::convolution_backward_data(pd),
         Convert(plain_dst(d, p), pd.diff_dst_desc()), Convert(plain_weights(d), pd.weights_desc()),
-        Convert(pd.diff_src_desc(), plain_src(d, p))});
+        Convert(pd.diff_src_desc(), plain_src(d, p)), pd.scratchpad_desc()});
   });
   const Dims d = dims_of(g);
   Tensor keep_gy, keep_weights, keep_gx;
@@ -192,9 +198,11 @@ void dnnl_conv2d_backward_data(const ConvGeometry& g, const ConvLayout& p, const
   const memory diff_dst = bwd->diff_dst(memory(plain_dst(d, p), engine(), mut(gy)), keep_gy);
   const memory weights = bwd->weights(memory(plain_weights(d), engine(), mut(w)), keep_weights);
   const memory diff_src = bwd->diff_src.output_for(user_gx, keep_gx);
+  Tensor keep_scratch;
   bwd->prim.execute(stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
                                {DNNL_ARG_WEIGHTS, weights},
-                               {DNNL_ARG_DIFF_SRC, diff_src}});
+                               {DNNL_ARG_DIFF_SRC, diff_src},
+                               {DNNL_ARG_SCRATCHPAD, scratchpad_for(bwd->scratchpad, keep_scratch)}});
   bwd->diff_src.finish(diff_src, user_gx);
   stream().wait();
 }
@@ -211,11 +219,11 @@ void dnnl_conv2d_backward_weights(const ConvGeometry& g, const ConvLayout& p, co
         memory::desc(d.weights, dt::f32, tag::any), has_bias ? plain_bias(d) : memory::desc(),
         memory::desc(d.dst, compute, y_tag(p)), d.strides, d.dilates, d.pad_l, d.pad_r);
     const dnnl::convolution_backward_weights::primitive_desc pd(
-        desc, engine(), forward_pd(g, p, compute, false, false, true));
+        desc, user_scratchpad_attr(), engine(), forward_pd(g, p, compute, false, false, true));
     return std::make_shared<BackwardWeights>(BackwardWeights{
         dnnl::convolution_backward_weights(pd),
         Convert(plain_src(d, p), pd.src_desc()), Convert(plain_dst(d, p), pd.diff_dst_desc()),
-        Convert(pd.diff_weights_desc(), plain_weights(d))});
+        Convert(pd.diff_weights_desc(), plain_weights(d)), pd.scratchpad_desc()});
   });
   const Dims d = dims_of(g);
   Tensor keep_src, keep_gy, keep_gw;
@@ -226,6 +234,8 @@ void dnnl_conv2d_backward_weights(const ConvGeometry& g, const ConvLayout& p, co
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
   if (has_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(plain_bias(d), engine(), gb));
+  Tensor keep_scratch;
+  args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(bwd->scratchpad, keep_scratch));
   bwd->prim.execute(stream(), args);
   bwd->diff_weights.finish(diff_weights, user_gw);
   stream().wait();

@@ -14,6 +14,7 @@ namespace neutrino::kernels {
 namespace {
 struct Matmul {
   dnnl::matmul prim;
+  dnnl::memory::desc scratchpad;
 };
 
 // x is float32, or bfloat16 when x_bf16 (which computes in bf16 whatever the precision).
@@ -32,7 +33,7 @@ void linear_impl(int64_t m, int64_t n, int64_t k, const void* x, bool x_bf16, co
   const bool has_bias = bias != nullptr;
   const auto mm = dnnl_util::cached<Matmul>(
       fmt::format("linear.{}.{}.{}.{}.{}.{}", m, n, k, has_bias, relu, bf16), [&] {
-        dnnl::primitive_attr attr;
+        dnnl::primitive_attr attr = dnnl_util::user_scratchpad_attr();
         if (relu) {
           dnnl::post_ops ops;
           ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
@@ -40,8 +41,8 @@ void linear_impl(int64_t m, int64_t n, int64_t k, const void* x, bool x_bf16, co
         }
         const auto desc = has_bias ? dnnl::matmul::desc(x_md, w_md, b_md, y_md)
                                    : dnnl::matmul::desc(x_md, w_md, y_md);
-        return std::make_shared<Matmul>(
-            Matmul{dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, dnnl_util::engine()))});
+        const dnnl::matmul::primitive_desc pd(desc, attr, dnnl_util::engine());
+        return std::make_shared<Matmul>(Matmul{dnnl::matmul(pd), pd.scratchpad_desc()});
       });
   auto& engine = dnnl_util::engine();
   Tensor x16, w16;
@@ -61,6 +62,8 @@ void linear_impl(int64_t m, int64_t n, int64_t k, const void* x, bool x_bf16, co
                                        {DNNL_ARG_WEIGHTS, memory(w_md, engine, pw)},
                                        {DNNL_ARG_DST, memory(y_md, engine, y)}};
   if (has_bias) args.emplace(DNNL_ARG_BIAS, memory(b_md, engine, const_cast<float*>(bias)));
+  Tensor keep_scratch;
+  args.emplace(DNNL_ARG_SCRATCHPAD, dnnl_util::scratchpad_for(mm->scratchpad, keep_scratch));
   mm->prim.execute(dnnl_util::stream(), args);
   dnnl_util::stream().wait();
 }

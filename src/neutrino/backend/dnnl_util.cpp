@@ -196,4 +196,17 @@ void Convert::into(const dnnl::memory& from, const dnnl::memory& to) const {
   reorder_.execute(stream(), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }
 
+dnnl::primitive_attr user_scratchpad_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+dnnl::memory scratchpad_for(const dnnl::memory::desc& desc, Tensor& keep) {
+  const size_t bytes = desc.get_size();
+  if (bytes == 0) return dnnl::memory(desc, engine(), nullptr);
+  keep = scratch(bytes);
+  return dnnl::memory(desc, engine(), keep.raw_data());
+}
+
 }  // namespace neutrino::kernels::dnnl_util

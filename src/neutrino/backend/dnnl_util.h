@@ -46,6 +46,15 @@ Tensor scratch(size_t bytes);
 // primitive (or Convert) it serves and `md` must be the same on every call for that pair.
 dnnl::memory bound(const void* owner, int slot, const dnnl::memory::desc& md, const void* data);
 
+// Every primitive runs with a scratchpad of its caller's (scratchpad_mode::user): with the
+// library's own, oneDNN (built without DNNL_ENABLE_CONCURRENT_EXEC, as Debian's is) gives a
+// primitive one scratchpad, and two threads running the same cached primitive (inference on a
+// shared model) overwrite each other's scratch space.
+dnnl::primitive_attr user_scratchpad_attr();
+// Memory of `desc` for one execution, in a buffer kept alive by `keep` (the caching allocator
+// makes it cheap); an empty desc gives an empty memory.
+dnnl::memory scratchpad_for(const dnnl::memory::desc& desc, Tensor& keep);
+
 // A layout (and data type) change between the caller's memory and what a primitive wants,
 // made once per problem: a no-op when the two agree.
 class Convert {

@@ -49,6 +49,7 @@ void pack_bf16(const float* from, int64_t rows, int64_t cols, int64_t row_stride
 
 struct Bf16Matmul {
   dnnl::matmul prim;
+  dnnl::memory::desc scratchpad;
 };
 
 // C = A @ B (+ C) with A and B rounded to bfloat16 and float32 accumulation, on oneDNN's matmul
@@ -61,7 +62,7 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, i
   const memory::desc a_md({m, k}, dt::bf16, tag::ab), b_md({k, n}, dt::bf16, tag::ab);
   const memory::desc c_md({m, n}, dt::f32, tag::ab);
   const auto mm = dnnl_util::cached<Bf16Matmul>(fmt::format("matmul.bf16.{}.{}.{}.{}", m, n, k, accumulate), [&] {
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = dnnl_util::user_scratchpad_attr();
     if (accumulate) {
       dnnl::post_ops ops;
       ops.append_sum(1.0f);
@@ -69,7 +70,7 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, i
     }
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr,
                                           dnnl_util::engine());
-    return std::make_shared<Bf16Matmul>(Bf16Matmul{dnnl::matmul(pd)});
+    return std::make_shared<Bf16Matmul>(Bf16Matmul{dnnl::matmul(pd), pd.scratchpad_desc()});
   });
   const Tensor a16 = dnnl_util::scratch(static_cast<size_t>(m * k) * 2);
   const Tensor b16 = dnnl_util::scratch(static_cast<size_t>(k * n) * 2);
@@ -78,9 +79,12 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, i
   pack_bf16(a, m, k, a_row, a_col, pa);
   pack_bf16(b, k, n, b_row, b_col, pb);
   auto& engine = dnnl_util::engine();
-  mm->prim.execute(dnnl_util::stream(), {{DNNL_ARG_SRC, memory(a_md, engine, pa)},
-                                         {DNNL_ARG_WEIGHTS, memory(b_md, engine, pb)},
-                                         {DNNL_ARG_DST, memory(c_md, engine, c)}});
+  Tensor keep_scratch;
+  mm->prim.execute(dnnl_util::stream(),
+                   {{DNNL_ARG_SRC, memory(a_md, engine, pa)},
+                    {DNNL_ARG_WEIGHTS, memory(b_md, engine, pb)},
+                    {DNNL_ARG_DST, memory(c_md, engine, c)},
+                    {DNNL_ARG_SCRATCHPAD, dnnl_util::scratchpad_for(mm->scratchpad, keep_scratch)}});
   dnnl_util::stream().wait();
 }
 }  // namespace
