@@ -8,13 +8,25 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <unistd.h>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino::testing {
+
+// A fresh, empty directory under the system's temporary directory, named for the test and the
+// process (ctest runs tests in parallel processes).
+inline std::filesystem::path fresh_temp_dir(const std::string& name) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("neutrino_" + name + "_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 // Asserts that `fn` throws E and that what() contains every string in `parts`.
 template <class E, class Fn>
