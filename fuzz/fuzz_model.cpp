@@ -34,16 +34,19 @@ const std::string& input_path(const uint8_t* data, size_t size) {
 // A forward pass costs time in proportion to the model; fuzzed ones stay small or are skipped.
 constexpr int64_t kMaxRunElements = int64_t{1} << 16;
 
-void exercise(neutrino::train::Sequential& model) {
+void exercise(neutrino::train::Model& model) {
   (void)model.summary();
-  const neutrino::Shape& in = model.layers().front()->built_input_shape();
   int64_t params = 0;
   for (const neutrino::Tensor& p : model.parameters()) params += p.numel();
-  if (neutrino::shape_numel(in) > kMaxRunElements || params > 16 * kMaxRunElements) return;
-  neutrino::Shape batch = in;
-  batch.insert(batch.begin(), 1);
+  if (params > 16 * kMaxRunElements) return;
+  std::vector<neutrino::Tensor> inputs;  // one sample for each of the model's inputs
+  for (neutrino::Shape shape : model.input_shapes()) {
+    if (neutrino::shape_numel(shape) > kMaxRunElements) return;
+    shape.insert(shape.begin(), 1);
+    inputs.push_back(neutrino::Tensor::zeros(shape));
+  }
   neutrino::NoGradGuard no_grad;
-  (void)model.predict(neutrino::Tensor::zeros(batch), 1);
+  (void)model.predict(inputs, 1);
 }
 
 }  // namespace
@@ -51,7 +54,7 @@ void exercise(neutrino::train::Sequential& model) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& path = input_path(data, size);
   try {
-    neutrino::train::Sequential model = neutrino::train::load_model(path);
+    neutrino::train::Model model = neutrino::train::load_model(path);
     exercise(model);
   } catch (const neutrino::InternalError&) {
     std::abort();  // our own invariant broke: a bug, whatever the input
