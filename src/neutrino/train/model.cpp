@@ -130,11 +130,12 @@ Tensor Model::forward(const std::vector<Tensor>& inputs) {
   // records a graph, runs the batch whole (BatchNormalization needs the batch statistics).
   if (!grad_enabled() && !is_training() && built() && !inputs.empty() && inputs.front().dim() >= 1) {
     const int64_t chunk = inference_chunk();
-    const int64_t n = Inputs(inputs).samples("predict");
+    const Inputs all(inputs);
+    const int64_t n = all.samples("predict");
     if (n > 2 * chunk) {
       std::vector<Tensor> parts;
       for (int64_t begin = 0; begin < n; begin += chunk) {
-        parts.push_back(graph_->forward(Inputs(inputs).slice_rows(begin, std::min(n, begin + chunk))));
+        parts.push_back(graph_->forward(all.slice_rows(begin, std::min(n, begin + chunk))));
       }
       return concat(parts, 0);
     }
@@ -204,10 +205,9 @@ Precision Model::mixed_precision() const {
                                                                        : Precision::kFloat32;
 }
 
-void Model::check_compiled(const char* what) const {
+void Model::check_compiled(const char* what, bool needs_optimizer) const {
   NEUTRINO_CHECK_VALUE(loss_.has_value(), "{}: call compile() first", what);
-  NEUTRINO_CHECK_VALUE(optimizer_ != nullptr || std::string(what) == "evaluate" ||
-                       std::string(what) == "loss",
+  NEUTRINO_CHECK_VALUE(optimizer_ != nullptr || !needs_optimizer,
                        "{}: the model was compiled without an optimizer", what);
 }
 
@@ -217,7 +217,7 @@ optim::Optimizer& Model::optimizer() const {
 }
 
 const nn::Loss& Model::loss() const {
-  check_compiled("loss");
+  check_compiled("loss", false);
   return *loss_;
 }
 
@@ -414,7 +414,7 @@ History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) 
 }
 
 Scores Model::evaluate(const Inputs& x, const Tensor& y, const EvaluateOptions& options) {
-  check_compiled("evaluate");
+  check_compiled("evaluate", false);
   NEUTRINO_CHECK_SHAPE(y.dim() >= 1 && x.samples("evaluate") == y.size(0),
                        "evaluate: x {} and y {} have different numbers of samples",
                        x.shapes_string(), y.shape_string());

@@ -223,7 +223,8 @@ class Model : public nn::Module {
  private:
   // Samples per inference micro-batch (see forward()).
   int64_t inference_chunk() const;
-  void check_compiled(const char* what) const;
+  // compile() was called; with `needs_optimizer`, with an optimizer too.
+  void check_compiled(const char* what, bool needs_optimizer = true) const;
   std::vector<std::unique_ptr<Metric>> new_metrics() const;
   // forward() with each layer timed and under its autograd profile scope.
   Tensor forward_profiled(const std::vector<Tensor>& inputs, ProfileRecorder& recorder);
