@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   g++ cmake make ccache
   libfmt-dev nlohmann-json3-dev zlib1g-dev libdnnl-dev libyaml-cpp-dev libcli11-dev libstb-dev
+  libjpeg62-turbo-dev   # JPEG decoding (libjpeg-turbo; stb stays for PNG and BMP)
   ocl-icd-opencl-dev   # oneDNN's CMake config needs the OpenCL headers; libdnnl-dev only recommends them
   dataset-fashion-mnist python3-sklearn   # built-in datasets
   libgtest-dev libgmock-dev

@@ -1,6 +1,7 @@
-// Image decoding through stb_image, behind checks of our own: stb trusts the sizes a file
-// declares and fills a truncated file's missing pixels with zeros, so the header is read and
-// checked against the limits and the file's length before anything is decoded. Policy in image.h.
+// Image decoding: PNG and BMP through stb_image, behind checks of our own (stb trusts the sizes a
+// file declares and fills a truncated file's missing pixels with zeros, so the header is read and
+// checked against the limits and the file's length before anything is decoded); JPEG through
+// libjpeg-turbo (data/jpeg.cpp says why). Policy in image.h.
 #include "neutrino/data/image.h"
 
 #include <zlib.h>
@@ -12,11 +13,11 @@
 #include <memory>
 
 #include "neutrino/core/error.h"
+#include "neutrino/data/jpeg.h"
 #include "neutrino/io/file_io.h"
 
 // stb_image's implementation is compiled in data/stb_image_impl.cpp, with the same settings.
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
 #define STBI_NO_STDIO
 #include <stb/stb_image.h>
@@ -66,71 +67,6 @@ void check_bmp_length(const uint8_t* data, size_t size, const std::string& src) 
                     "{}: truncated BMP: {} rows of {} bytes from offset {} need {} bytes, the file "
                     "has {}",
                     src, std::abs(height), row, offset, needed, size);
-}
-
-// Entropy-coded data never holds 0xFF followed by a marker byte (0xFF is stuffed as FF 00), so
-// the last FF DA is the last scan's start, and a complete file has FF D9 after it.
-void check_jpeg_end(const uint8_t* data, size_t size, const std::string& src) {
-  size_t last_scan = 0;
-  for (size_t i = 0; i + 1 < size; ++i) {
-    if (data[i] == 0xFF && data[i + 1] == 0xDA) last_scan = i;
-  }
-  bool ended = false;
-  for (size_t i = last_scan; i + 1 < size && last_scan > 0; ++i) {
-    if (data[i] == 0xFF && data[i + 1] == 0xD9) ended = true;
-  }
-  NEUTRINO_CHECK_IO(ended, "{}: truncated JPEG: no end-of-image marker after the last scan", src);
-}
-
-// One DHT segment's tables: a class/id byte, 16 code counts, then that many symbols. stb_image
-// 2.27 copies the symbols into 256-entry arrays without checking the sum of the counts (memory
-// past them gets overwritten), so a sum over 256 is refused here first.
-void check_jpeg_dht(const uint8_t* p, const uint8_t* end, size_t offset, const std::string& src) {
-  while (p < end) {
-    NEUTRINO_CHECK_IO(end - p >= 17, "{}: corrupt JPEG: the Huffman table at offset {} is cut short",
-                      src, offset);
-    int codes = 0;
-    for (int i = 1; i <= 16; ++i) codes += p[i];
-    NEUTRINO_CHECK_IO(codes <= 256,
-                      "{}: corrupt JPEG: the Huffman table at offset {} has {} codes (at most 256)",
-                      src, offset, codes);
-    p += 17 + codes;
-  }
-}
-
-// Entropy-coded data ends at the first 0xFF that is not a stuffed FF 00 or a restart marker.
-size_t skip_entropy_data(const uint8_t* data, size_t size, size_t pos) {
-  for (; pos + 1 < size; ++pos) {
-    const uint8_t next = data[pos + 1];
-    if (data[pos] == 0xFF && next != 0 && (next < 0xD0 || next > 0xD7)) return pos;
-  }
-  return size;
-}
-
-// Walks the segments the way stb reads them (before the frame header stb skips stray bytes
-// between markers; after it, it stops at one) and checks every Huffman table it would load.
-void check_jpeg_segments(const uint8_t* data, size_t size, const std::string& src) {
-  bool in_header = true;
-  for (size_t pos = 2; pos + 1 < size;) {
-    if (data[pos] != 0xFF) {
-      if (!in_header) return;  // stb refuses the file here
-      ++pos;
-      continue;
-    }
-    while (pos < size && data[pos] == 0xFF) ++pos;  // fill bytes
-    if (pos + 2 >= size) return;
-    const uint8_t marker = data[pos++];
-    if (marker == 0xD9) return;
-    if (marker <= 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;  // no length field
-    const size_t length = (size_t{data[pos]} << 8) | data[pos + 1];
-    if (length < 2) return;
-    if (marker == 0xC4) {
-      check_jpeg_dht(data + pos + 2, data + std::min(size, pos + length), pos - 2, src);
-    }
-    pos += length;
-    if (marker >= 0xC0 && marker <= 0xC2) in_header = false;
-    if (marker == 0xDA) pos = skip_entropy_data(data, size, pos);
-  }
 }
 
 struct PngLayout {
@@ -263,6 +199,21 @@ Tensor to_planar(const stbi_uc* p, int64_t height, int64_t width, int c) {
   return out;
 }
 
+// Grey from a colour JPEG uses the same luma as stb gives PNG and BMP, not the file's Y channel,
+// so one documented conversion holds for every format.
+Tensor decode_jpeg_planar(const uint8_t* data, size_t size, const std::string& source,
+                          const ImageInfo& info, int c, int64_t max_pixels) {
+  const int decoded = c == 1 && info.channels == 3 ? 3 : c;
+  std::vector<uint8_t> pixels = detail::decode_jpeg(data, size, source, decoded, max_pixels);
+  if (decoded != c) {
+    for (size_t i = 0; i < pixels.size() / 3; ++i) {
+      const uint8_t* p = &pixels[3 * i];
+      pixels[i] = static_cast<uint8_t>((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
+    }
+  }
+  return to_planar(pixels.data(), info.height, info.width, c);
+}
+
 }  // namespace
 
 ImageInfo image_info(const uint8_t* data, size_t size, const std::string& source) {
@@ -270,9 +221,14 @@ ImageInfo image_info(const uint8_t* data, size_t size, const std::string& source
   info.format = format_of(data, size);
   NEUTRINO_CHECK_IO(!info.format.empty(), "{}: not a PNG, JPEG or BMP image (by its first bytes)",
                     source);
+  if (info.format == "JPEG") {
+    const detail::JpegHeader header = detail::read_jpeg_header(data, size, source);
+    info.width = header.width;
+    info.height = header.height;
+    info.channels = header.channels;
+    return info;
+  }
   const int length = stb_length(size, source);
-  // Even reading the header makes stb load the Huffman tables before the frame header.
-  if (info.format == "JPEG") check_jpeg_segments(data, size, source);
   int width = 0, height = 0, channels = 0;
   NEUTRINO_CHECK_IO(stbi_info_from_memory(data, length, &width, &height, &channels) == 1,
                     "{}: cannot read the {} header: {}", source, info.format, stbi_failure_reason());
@@ -296,7 +252,10 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& source,
   Image image;
   const int c = pick_channels(info, request, source, image.notes);
   if (info.format == "BMP") check_bmp_length(data, size, source);
-  if (info.format == "JPEG") check_jpeg_end(data, size, source);
+  if (info.format == "JPEG") {
+    image.pixels = decode_jpeg_planar(data, size, source, info, c, request.max_pixels);
+    return image;
+  }
   if (info.format == "PNG") check_png_data(png_layout(data, size, source), source);
   if (info.sixteen_bit) {
     image.notes.push_back(source + ": 16-bit samples reduced to 8 bits (the high byte)");

@@ -1,4 +1,4 @@
-// Image files (PNG, JPEG and BMP, through stb_image) as float32 (1, C, H, W) tensors of raw
+// Image files (PNG and BMP through stb_image, JPEG through libjpeg-turbo) as float32 (1, C, H, W) tensors of raw
 // pixel values 0..255, channels-first like the rest of neutrino.
 //
 // Policy (every refusal is an IOError naming the file; nothing is decoded before the checks):
@@ -7,13 +7,14 @@
 //   `max_pixels` (default kMaxImagePixels, 4096 x 4096) is refused before decoding, and so is
 //   one whose width or height differs from a requested one: a 56x14 image is not a 28x28 one,
 //   even with the same pixel count.
-// - Truncation: a BMP shorter than its declared pixel rows, a JPEG without an end-of-image
-//   marker after its last scan, and a PNG whose image data does not inflate to a complete zlib
+// - Truncation and damage: a BMP shorter than its declared pixel rows, a JPEG on which libjpeg
+//   reports anything (a premature end, corrupt entropy data, more than 256 progressive scans;
+//   libjpeg would otherwise go on with guessed pixels), and a PNG whose image data does not inflate to a complete zlib
 //   stream are refused (stb would fill the missing pixels with zeros). PNG image data that
 //   inflates to more than the declared size needs (a decompression bomb) is refused too.
 // - Channels: `channels` 0 keeps the file's own. Otherwise the file's must match, with two
 //   documented conversions, each reported in Image::notes: RGB to grey (stb's luma,
-//   (77 R + 150 G + 29 B) / 256) and grey to RGB (the value copied). An image with an alpha
+//   (77 R + 150 G + 29 B) / 256, for JPEG too) and grey to RGB (the value copied). An image with an alpha
 //   channel is refused unless exactly its channel count is requested.
 // - Depth: 16-bit PNG samples are reduced to 8 bits (the high byte, so 0..65535 maps to 0..255,
 //   as stb does) and Image::notes says so.
