@@ -70,10 +70,6 @@ Tensor preprocess_x(const Preprocessor& pre, const Tensor& x, const std::string&
   }
 }
 
-std::string compile_json(const Experiment& ex) {
-  return json{{"loss", json::parse(ex.loss)}, {"metrics", ex.metrics}}.dump();
-}
-
 // Compiles a loaded model for evaluation with the loss and metrics it was trained with.
 void compile_for_eval(train::Model& model, const std::string& source) {
   auto it = model.info.extra.find("compile");
@@ -161,8 +157,7 @@ int run_train(const TrainArgs& args) {
   if (!model.built()) model.build(Shape(x.shape().begin() + 1, x.shape().end()));
   x = fit_to_model(x, model, args.config + ": data.train");
   const Tensor y = pre.apply_y(train_set.y, classes);
-  model.compile(make_optimizer_from(ex.optimizer, "compile.optimizer"),
-                make_loss_from(ex.loss, "compile.loss"), ex.metrics);
+  model.compile(ex.optimizer, ex.loss, ex.metrics);
   model.set_mixed_precision(ex.mixed_precision);
   model.info.preprocessing = pre.to_saved();
   model.info.class_names = train_set.class_names;
@@ -174,7 +169,7 @@ int run_train(const TrainArgs& args) {
                         .shuffle = ex.shuffle,
                         .validation_split = ex.validation_split,
                         .verbose = ex.verbose,
-                        .callbacks = make_callbacks_from(ex.callbacks, "fit.callbacks"),
+                        .callbacks = ex.callbacks,
                         .seed = ex.seed,
                         .augment = pre.augmenter()};
   if (!ex.validation_data.empty()) {

@@ -226,6 +226,43 @@ std::string read_config_text(const std::string& path) {
                     kMaxConfigBytes);
   return std::string(bytes.begin(), bytes.end());
 }
+
+void read_compile(io::ConfigReader& top, Experiment& ex) {
+  std::string optimizer = "\"adam\"";
+  if (top.has("compile")) {
+    io::ConfigReader compile(top.get_raw("compile"), "compile");
+    if (compile.has("optimizer")) optimizer = compile.get_raw("optimizer").dump();
+    if (compile.has("loss")) ex.loss = make_loss_from(compile.get_raw("loss").dump(), "compile.loss");
+    if (compile.has("metrics")) {
+      const json& metrics = compile.get_raw("metrics");
+      NEUTRINO_CHECK_VALUE(metrics.is_array(), "compile.metrics: expected a list of names");
+      for (size_t i = 0; i < metrics.size(); ++i) {
+        NEUTRINO_CHECK_VALUE(metrics[i].is_string(), "compile.metrics[{}]: expected a name", i);
+        ex.metrics.push_back(metrics[i].get<std::string>());
+      }
+    }
+    compile.finish();
+  }
+  ex.optimizer = make_optimizer_from(optimizer, "compile.optimizer");
+  for (size_t i = 0; i < ex.metrics.size(); ++i) {
+    try {
+      train::make_metric(ex.metrics[i], ex.loss.name(), 0);
+    } catch (const ValueError& e) {
+      throw ValueError(fmt::format("compile.metrics[{}]: {}", i, e.what()));
+    }
+  }
+}
+
+void read_fit(io::ConfigReader& top, Experiment& ex) {
+  if (!top.has("fit")) return;
+  io::ConfigReader fit(top.get_raw("fit"), "fit");
+  ex.epochs = static_cast<int>(fit.get_int("epochs", 1, 0, INT32_MAX));
+  ex.batch_size = fit.get_int("batch_size", 32, 1, INT32_MAX);
+  ex.shuffle = fit.get_bool("shuffle", true);
+  ex.verbose = static_cast<int>(fit.get_int("verbose", 1, 0, 2));
+  if (fit.has("callbacks")) ex.callbacks = make_callbacks_from(fit.get_raw("callbacks").dump(), "fit.callbacks");
+  fit.finish();
+}
 }  // namespace
 
 Experiment load_experiment(const std::string& yaml_path) {
@@ -270,39 +307,8 @@ Experiment load_experiment(const std::string& yaml_path) {
     ex.model = model.dump();
     train::model_from_json(ex.model, "model");
 
-    if (top.has("compile")) {
-      io::ConfigReader compile(top.get_raw("compile"), "compile");
-      if (compile.has("optimizer")) ex.optimizer = compile.get_raw("optimizer").dump();
-      if (compile.has("loss")) ex.loss = compile.get_raw("loss").dump();
-      if (compile.has("metrics")) {
-        const json& metrics = compile.get_raw("metrics");
-        NEUTRINO_CHECK_VALUE(metrics.is_array(), "compile.metrics: expected a list of names");
-        for (size_t i = 0; i < metrics.size(); ++i) {
-          NEUTRINO_CHECK_VALUE(metrics[i].is_string(), "compile.metrics[{}]: expected a name", i);
-          ex.metrics.push_back(metrics[i].get<std::string>());
-        }
-      }
-      compile.finish();
-      make_optimizer_from(ex.optimizer, "compile.optimizer");
-      const nn::Loss loss = make_loss_from(ex.loss, "compile.loss");
-      for (size_t i = 0; i < ex.metrics.size(); ++i) {
-        try {
-          train::make_metric(ex.metrics[i], loss.name(), 0);
-        } catch (const ValueError& e) {
-          throw ValueError(fmt::format("compile.metrics[{}]: {}", i, e.what()));
-        }
-      }
-    }
-    if (top.has("fit")) {
-      io::ConfigReader fit(top.get_raw("fit"), "fit");
-      ex.epochs = static_cast<int>(fit.get_int("epochs", 1, 0, INT32_MAX));
-      ex.batch_size = fit.get_int("batch_size", 32, 1, INT32_MAX);
-      ex.shuffle = fit.get_bool("shuffle", true);
-      ex.verbose = static_cast<int>(fit.get_int("verbose", 1, 0, 2));
-      if (fit.has("callbacks")) ex.callbacks = fit.get_raw("callbacks").dump();
-      fit.finish();
-      make_callbacks_from(ex.callbacks, "fit.callbacks");
-    }
+    read_compile(top, ex);
+    read_fit(top, ex);
     if (top.has("mixed_precision")) {
       const json& value = top.get_raw("mixed_precision");
       // parse_precision's error names the key: "mixed_precision: expected 'bf16' or 'fp32', ...".
@@ -457,6 +463,11 @@ train::CallbackPtr callback_from(const json& entry, const std::string& where) {
 }
 }  // namespace
 
+
+std::string compile_json(const Experiment& ex) {
+  const json loss{{ex.loss.name(), {{"from_logits", ex.loss.from_logits()}}}};
+  return json{{"loss", loss}, {"metrics", ex.metrics}}.dump();
+}
 
 std::string describe_config_options() {
   std::string out = nn::describe_layer_options();

@@ -17,6 +17,9 @@
 
 namespace neutrino::cli {
 
+// A config read once: each section becomes the typed objects it configures (the optimizer, the
+// loss, the callbacks), made and checked while reading, so errors name the config before any data
+// is loaded and nothing is re-parsed later.
 struct Experiment {
   std::string source;  // the config file
   uint64_t seed = 42;
@@ -25,14 +28,14 @@ struct Experiment {
   double validation_split = 0.0;
   std::string preprocess = "[]";
   std::string model;  // model_to_json's format, input_shape channels-first; may lack input_shape
-  std::string optimizer = "\"adam\"";
-  std::string loss = "\"sparse_categorical_crossentropy\"";
-  std::vector<std::string> metrics;
+  std::shared_ptr<optim::Optimizer> optimizer;  // compile.optimizer (default adam)
+  nn::Loss loss{"sparse_categorical_crossentropy"};
+  std::vector<std::string> metrics;  // checked against the loss
   int epochs = 1;
   int64_t batch_size = 32;
   bool shuffle = true;
   int verbose = 1;
-  std::string callbacks = "[]";
+  std::vector<train::CallbackPtr> callbacks;
   // Top-level `mixed_precision: bf16|fp32` (default fp32): Model::set_mixed_precision.
   Precision mixed_precision = Precision::kFloat32;
 };
@@ -40,12 +43,16 @@ struct Experiment {
 // Reads and validates a YAML config (unknown keys and wrong types are errors).
 Experiment load_experiment(const std::string& yaml_path);
 
+// One section each, from its JSON text (a name or a one-key map from the name to its options);
+// errors name `path` and the field.
 std::shared_ptr<optim::Optimizer> make_optimizer_from(const std::string& json_text,
                                                       const std::string& path);
 nn::Loss make_loss_from(const std::string& json_text, const std::string& path);
-// `default_dir` is where ModelCheckpoint/CSVLogger files go when given relative names.
 std::vector<train::CallbackPtr> make_callbacks_from(const std::string& json_text,
                                                     const std::string& path);
+// {"loss": {name: {"from_logits": ...}}, "metrics": [...]}: what a model file keeps of `compile`
+// (evaluation needs the loss and the metrics, not the optimizer).
+std::string compile_json(const Experiment& ex);
 
 // `neutrino options`: every layer, optimizer and callback option with its default, from the
 // same field tables that read configs.
