@@ -80,3 +80,37 @@ TEST(KernelsChannelSums, MatchFloat64Sums) {
     }
   }
 }
+
+// index_select and index_add against plain loops, above the sizes that split them over the cores:
+// one outer block (an embedding, split inside its rows) and several blocks whose split falls
+// inside a row. A gather is a copy and the scatter-add keeps each output's order of additions,
+// so both must match exactly.
+TEST(KernelsIndex, SplitGatherAndScatterAddMatchPlainLoops) {
+  Generator gen(8);
+  struct Case {
+    int64_t outer, n, inner, count;
+  };
+  for (const Case& c : {Case{1, 1000, 64, 3001}, Case{5, 300, 33, 701}, Case{3, 7, 1, 20}}) {
+    std::vector<int64_t> index(static_cast<size_t>(c.count));
+    for (int64_t& i : index) i = static_cast<int64_t>(gen.below(static_cast<uint64_t>(c.n)));
+    const auto x = random_values(static_cast<size_t>(c.outer * c.n * c.inner), gen);
+    const auto source = random_values(static_cast<size_t>(c.outer * c.count * c.inner), gen);
+    std::vector<float> gathered(source.size()), want_gathered(source.size());
+    std::vector<float> added(x.size(), 0.0f), want_added(x.size(), 0.0f);
+    kernels::index_select(x.data(), c.outer, c.n, c.inner, sizeof(float), index.data(), c.count,
+                          gathered.data());
+    kernels::index_add(source.data(), c.outer, c.count, index.data(), c.n, c.inner, added.data());
+    for (int64_t o = 0; o < c.outer; ++o) {
+      for (int64_t i = 0; i < c.count; ++i) {
+        for (int64_t k = 0; k < c.inner; ++k) {
+          const size_t at = static_cast<size_t>((o * c.count + i) * c.inner + k);
+          const size_t row = static_cast<size_t>((o * c.n + index[static_cast<size_t>(i)]) * c.inner + k);
+          want_gathered[at] = x[row];
+          want_added[row] += source[at];
+        }
+      }
+    }
+    EXPECT_EQ(gathered, want_gathered) << c.outer << " x " << c.n << " x " << c.inner;
+    EXPECT_EQ(added, want_added) << c.outer << " x " << c.n << " x " << c.inner;
+  }
+}

@@ -1,7 +1,7 @@
 // Per-channel reductions of channels-last data.
-#include <omp.h>
-
 #include <algorithm>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 #include "neutrino/backend/kernels.h"
@@ -26,27 +26,34 @@ void sum_rows(const float* __restrict x, int64_t n, int64_t c, float* __restrict
 }  // namespace
 
 void channel_sums(const float* x, int64_t rows, int64_t c, float* out) {
-  const bool parallel = rows * c > kGrainElements;
-  const int max_threads = parallel ? omp_get_max_threads() : 1;
-  // Reused from call to call, so a training step allocates nothing here.
-  thread_local std::vector<double> totals;
-  totals.assign(static_cast<size_t>(max_threads * c), 0.0);
-  double* all = totals.data();
-#pragma omp parallel num_threads(max_threads) if (parallel)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t begin = rows * t / nt, end = rows * (t + 1) / nt;
+  // Each thread's row range leaves c double totals, added in row order at the end whichever
+  // thread finished first. The buffers are reused from call to call, so a training step
+  // allocates nothing here; the body reaches them through references, since a thread_local
+  // named inside it would be the worker thread's own.
+  thread_local std::vector<double> totals_storage;
+  thread_local std::vector<std::pair<int64_t, size_t>> ranges_storage;  // (first row, offset)
+  std::vector<double>& totals = totals_storage;
+  std::vector<std::pair<int64_t, size_t>>& ranges = ranges_storage;
+  totals.clear();
+  ranges.clear();
+  std::mutex lock;
+  parallel_for(rows, rows * c > kGrainElements, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> block;
+    thread_local std::vector<double> total;
     block.resize(static_cast<size_t>(c));
-    double* total = all + t * c;
+    total.assign(static_cast<size_t>(c), 0.0);
     for (int64_t r = begin; r < end; r += kBlockRows) {
       sum_rows(x + r * c, std::min(kBlockRows, end - r), c, block.data());
-      for (int64_t ch = 0; ch < c; ++ch) total[ch] += block[static_cast<size_t>(ch)];
+      for (size_t ch = 0; ch < total.size(); ++ch) total[ch] += block[ch];
     }
-  }
+    const std::lock_guard<std::mutex> hold(lock);
+    ranges.emplace_back(begin, totals.size());
+    totals.insert(totals.end(), total.begin(), total.end());
+  });
+  std::sort(ranges.begin(), ranges.end());
   for (int64_t ch = 0; ch < c; ++ch) {
     double sum = 0;
-    for (int t = 0; t < max_threads; ++t) sum += all[t * c + ch];
+    for (const auto& range : ranges) sum += totals[range.second + static_cast<size_t>(ch)];
     out[ch] = static_cast<float>(sum);
   }
 }

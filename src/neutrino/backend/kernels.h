@@ -11,6 +11,10 @@
 #include "neutrino/backend/conv_geometry.h"
 #include "neutrino/tensor/tensor.h"
 
+namespace neutrino {
+class Generator;  // core/random.h
+}
+
 namespace neutrino::kernels {
 
 // Calls f(offsets) for every index of `shape`, where offsets[k] = sum(index * strides[k]).
@@ -81,14 +85,28 @@ template <class T>
 void compare(Compare op, const T* a, const int64_t* a_strides, const T* b, const int64_t* b_strides,
              bool* out, const Shape& shape);
 
+// out (contiguous, `shape`) = cond ? a : b, all three read through broadcast strides; float and
+// double.
+template <class T>
+void where(const bool* cond, const int64_t* cond_strides, const T* a, const int64_t* a_strides,
+           const T* b, const int64_t* b_strides, T* out, const Shape& shape);
+
 // float32 <-> bfloat16 of n contiguous values (round to nearest even; NaN stays NaN), spread over
 // the cores for large n.
 void convert(const float* from, bfloat16* to, int64_t n);
 void convert(const bfloat16* from, float* to, int64_t n);
+// n contiguous values of any dtype as any other: float32 <-> bfloat16 through convert(), every
+// other pair by static_cast (bool -> 0 or 1, float -> int64 truncating).
+void cast(const void* from, DType from_dtype, void* to, DType to_dtype, int64_t n);
 
 // Copies a strided view into contiguous memory.
 template <class T>
 void copy_strided(const T* src, const Shape& shape, const int64_t* strides, T* dst);
+// Copies a strided view into another strided view of the same shape (a slice of a larger
+// tensor). Both copies take every dtype.
+template <class T>
+void copy_strided(const T* src, const Shape& shape, const int64_t* src_strides, T* dst,
+                  const int64_t* dst_strides);
 
 // out[c] = sum over rows of x[row, c], for a (rows, c) row-major matrix (a channels-last
 // tensor's per-channel sums: the bias gradient of a convolution), spread over the cores.
@@ -246,6 +264,35 @@ template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y);
 template <class T>
 void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad, T* grad_x);
+
+// ---- indexing (index_kernels.cpp) ----
+// Position of the first of n values outside [0, limit), or n when there is none: the bounds
+// check of indices and labels, whose error the op raises.
+int64_t find_out_of_range(const int64_t* values, int64_t n, int64_t limit);
+// out (outer, count, inner) = x (outer, n, inner) at rows index[0 .. count) of its middle dim,
+// elements of `element_size` bytes (any dtype); large gathers are spread over the cores.
+void index_select(const void* x, int64_t outer, int64_t n, int64_t inner, size_t element_size,
+                  const int64_t* index, int64_t count, void* out);
+// out (outer, n, inner) += source (outer, count, inner) at rows index[i] of the middle dim, for
+// float and double. Repeated indices accumulate in order of i at any thread count (the threads
+// split the outer and inner positions, never the index).
+template <class T>
+void index_add(const T* source, int64_t outer, int64_t count, const int64_t* index, int64_t n,
+               int64_t inner, T* out);
+
+// ---- losses and dropout (nn_kernels.cpp), float and double ----
+// The mean over rows of logsumexp(z_i) - z_i[labels[i]] for contiguous (rows, classes) logits,
+// summed in double in row order; labels in [0, classes), rows > 0.
+template <class T>
+double softmax_cross_entropy(const T* logits, const int64_t* labels, int64_t rows,
+                             int64_t classes);
+// out (rows, classes) = 1 at (i, labels[i]), 0 elsewhere (softmax_cross_entropy's backward).
+template <class T>
+void one_hot(const int64_t* labels, int64_t rows, int64_t classes, T* out);
+// mask[i] = scale where the i-th uniform draw from `gen` is >= p, else 0: n draws in order on the
+// calling thread, so a seed gives the same mask at any thread count.
+template <class T>
+void dropout_mask(T* mask, int64_t n, double p, double scale, Generator& gen);
 
 // ---- optimizer updates (optimizer_kernels.cpp), over n contiguous values, float and double ----
 // w *= factor (decoupled weight decay).

@@ -12,9 +12,10 @@
 namespace neutrino::kernels {
 
 // Elements of an elementwise pass over memory (bf16 conversion and relu, relu's backward, the
-// pools' input elements, channel sums).
+// pools' input elements, channel sums, index_add's additions).
 inline constexpr int64_t kGrainElements = int64_t{1} << 16;
-// Elements of a strided copy (a layout change of a batch of images).
+// Elements of a strided copy (a layout change of a batch of images) or of a gather
+// (index_select).
 inline constexpr int64_t kGrainCopy = int64_t{1} << 15;
 // Weights (n * k) of the few-rows Dense kernel.
 inline constexpr int64_t kGrainDotWeights = int64_t{1} << 16;

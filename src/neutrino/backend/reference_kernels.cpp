@@ -258,6 +258,40 @@ void compare(Compare op, const T* a, const int64_t* sa, const T* b, const int64_
 }
 
 template <class T>
+void where(const bool* cond, const int64_t* sc, const T* a, const int64_t* sa, const T* b,
+           const int64_t* sb, T* out, const Shape& shape) {
+  const Shape so = contiguous_strides(shape);
+  strided_for_each<4>(shape, {sc, sa, sb, so.data()}, [&](const std::array<int64_t, 4>& at) {
+    out[at[3]] = cond[at[0]] ? a[at[1]] : b[at[2]];
+  });
+}
+
+void cast(const void* from, DType from_dtype, void* to, DType to_dtype, int64_t n) {
+  if (from_dtype == DType::kFloat32 && to_dtype == DType::kBFloat16) {
+    convert(static_cast<const float*>(from), static_cast<bfloat16*>(to), n);
+    return;
+  }
+  if (from_dtype == DType::kBFloat16 && to_dtype == DType::kFloat32) {
+    convert(static_cast<const bfloat16*>(from), static_cast<float*>(to), n);
+    return;
+  }
+  dispatch_all(from_dtype, [&]<class S>() {
+    dispatch_all(to_dtype, [&]<class D>() {
+      const S* p = static_cast<const S*>(from);
+      D* q = static_cast<D*>(to);
+      for (int64_t i = 0; i < n; ++i) q[i] = static_cast<D>(p[i]);
+    });
+  });
+}
+
+template <class T>
+void copy_strided(const T* src, const Shape& shape, const int64_t* src_strides, T* dst,
+                  const int64_t* dst_strides) {
+  strided_for_each<2>(shape, {src_strides, dst_strides},
+                      [&](const std::array<int64_t, 2>& at) { dst[at[1]] = src[at[0]]; });
+}
+
+template <class T>
 void copy_strided(const T* src, const Shape& shape_in, const int64_t* strides_in, T* dst) {
   // Adjacent dims that are one run in the source are one dim of the copy (the destination is
   // contiguous, so they are one run there too): (N, C, H, W) channels-last copies as (N, C, HW),
@@ -556,11 +590,18 @@ void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
   }
 }
 
+// Its own macro, since the copies serve every dtype and the arithmetic only float and double.
+#define NEUTRINO_INSTANTIATE_COPIES(T)                                                         \
+  template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*);                   \
+  template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*, const int64_t*);
+
 #define NEUTRINO_INSTANTIATE(T)                                                                \
   template void unary<T>(Unary, const T*, T*, int64_t, double, double);                        \
   template void binary<T>(Binary, const T*, const int64_t*, const T*, const int64_t*, T*,      \
                           const Shape&);                                                       \
-  template void copy_strided<T>(const T*, const Shape&, const int64_t*, T*);                   \
+  template void where<T>(const bool*, const int64_t*, const T*, const int64_t*, const T*,      \
+                         const int64_t*, T*, const Shape&);                                    \
+  NEUTRINO_INSTANTIATE_COPIES(T)                                                               \
   template void compare<T>(Compare, const T*, const int64_t*, const T*, const int64_t*, bool*, \
                            const Shape&);                                                      \
   template void reduce_sum<T>(const T*, const Shape&, const Shape&, T*);                       \
@@ -577,14 +618,15 @@ void col2im(const T* columns, const ConvGeometry& g, T* image, int64_t ld) {
 
 NEUTRINO_INSTANTIATE(float)
 NEUTRINO_INSTANTIATE(double)
-template void copy_strided<int64_t>(const int64_t*, const Shape&, const int64_t*, int64_t*);
+NEUTRINO_INSTANTIATE_COPIES(int64_t)
+NEUTRINO_INSTANTIATE_COPIES(bool)
+NEUTRINO_INSTANTIATE_COPIES(bfloat16)
 template void compare<int64_t>(Compare, const int64_t*, const int64_t*, const int64_t*,
                                const int64_t*, bool*, const Shape&);
-template void copy_strided<bool>(const bool*, const Shape&, const int64_t*, bool*);
 template void triangle<int64_t>(const int64_t*, int64_t*, int64_t, int64_t, int64_t, int64_t, bool);
 template void triangle<bool>(const bool*, bool*, int64_t, int64_t, int64_t, int64_t, bool);
 template void arange<int64_t>(int64_t*, int64_t, double, double);
-template void copy_strided<bfloat16>(const bfloat16*, const Shape&, const int64_t*, bfloat16*);
 #undef NEUTRINO_INSTANTIATE
+#undef NEUTRINO_INSTANTIATE_COPIES
 
 }  // namespace neutrino::kernels

@@ -81,9 +81,7 @@ Tensor mask_to_float(const Tensor& mask, const Tensor& like) {
   Tensor m = materialize(mask);
   Tensor out = Tensor::empty(mask.shape(), like.dtype());
   dispatch_float(like.dtype(), "mask", [&]<class T>() {
-    const bool* src = m.data<bool>();
-    T* dst = out.data<T>();
-    for (int64_t i = 0, n = mask.numel(); i < n; ++i) dst[i] = src[i] ? T(1) : T(0);
+    kernels::cast(m.raw_data(), DType::kBool, out.raw_data(), dtype_of<T>(), mask.numel());
   });
   return out;
 }
@@ -113,19 +111,7 @@ Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor src = materialize(*this);
   Tensor out = Tensor::empty(shape(), target);
-  if (dtype() == DType::kFloat32 && target == DType::kBFloat16) {
-    kernels::convert(src.data<float>(), out.data<bfloat16>(), numel());
-  } else if (dtype() == DType::kBFloat16 && target == DType::kFloat32) {
-    kernels::convert(src.data<bfloat16>(), out.data<float>(), numel());
-  } else {
-    dispatch_all(dtype(), [&]<class S>() {
-      dispatch_all(target, [&]<class D>() {
-        const S* p = src.data<S>();
-        D* q = out.data<D>();
-        for (int64_t i = 0, n = numel(); i < n; ++i) q[i] = static_cast<D>(p[i]);
-      });
-    });
-  }
+  kernels::cast(src.raw_data(), dtype(), out.raw_data(), target, numel());
   if (is_floating(dtype()) && is_floating(target)) {
     const DType source = dtype();
     record(out, "to", {*this}, [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });
@@ -350,17 +336,10 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const Shape sc = broadcast_strides(cond, out_shape);
   const Shape sa = broadcast_strides(a, out_shape);
   const Shape sb = broadcast_strides(b, out_shape);
-  const Shape so = contiguous_strides(out_shape);
   Tensor out = Tensor::empty(out_shape, a.dtype());
-  const bool* pc = cond.data<bool>();
   dispatch_float(a.dtype(), "where", [&]<class T>() {
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    T* po = out.data<T>();
-    kernels::strided_for_each<4>(out_shape, {sc.data(), sa.data(), sb.data(), so.data()},
-                                 [&](const std::array<int64_t, 4>& at) {
-                                   po[at[3]] = pc[at[0]] ? pa[at[1]] : pb[at[2]];
-                                 });
+    kernels::where(cond.data<bool>(), sc.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
+                   out.data<T>(), out_shape);
   });
   record(out, "where", {a, b}, [cond, a, b](const Tensor& g) {
     const Tensor zero = scalar_like(0.0, g);

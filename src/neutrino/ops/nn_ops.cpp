@@ -1,7 +1,4 @@
 // Neural-network ops: normalization, dropout and the fused softmax cross-entropy loss.
-#include <algorithm>
-#include <cmath>
-
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/random.h"
 #include "neutrino/ops/op_util.h"
@@ -94,11 +91,9 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   if (!training || p == 0) return x;
   check_float(x, "dropout");
   Tensor mask = Tensor::empty(x.shape(), x.dtype());
-  Generator& gen = global_generator();
   const double scale = 1.0 / (1.0 - p);
   dispatch_float(x.dtype(), "dropout", [&]<class T>() {
-    T* m = mask.data<T>();
-    for (int64_t i = 0, n = x.numel(); i < n; ++i) m[i] = gen.uniform() >= p ? T(scale) : T(0);
+    kernels::dropout_mask(mask.data<T>(), x.numel(), p, scale, global_generator());
   });
   return mul(x, mask);
 }
@@ -118,31 +113,19 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
                        logits.shape_string());
   const Tensor z = materialize(logits), lc = materialize(labels);
   const int64_t* l = lc.data<int64_t>();
-  for (int64_t i = 0; i < rows; ++i) {
-    NEUTRINO_CHECK_VALUE(l[i] >= 0 && l[i] < classes,
-                         "softmax_cross_entropy: label {} at position {} is out of range for {} "
-                         "classes",
-                         l[i], i, classes);
-  }
+  const int64_t bad = kernels::find_out_of_range(l, rows, classes);
+  NEUTRINO_CHECK_VALUE(bad == rows,
+                       "softmax_cross_entropy: label {} at position {} is out of range for {} "
+                       "classes",
+                       l[bad], bad, classes);
   Tensor out = Tensor::empty({}, logits.dtype());
   dispatch_float(logits.dtype(), "softmax_cross_entropy", [&]<class T>() {
-    const T* p = z.data<T>();
-    double total = 0;
-    for (int64_t i = 0; i < rows; ++i) {
-      const T* row = p + i * classes;
-      const T top = *std::max_element(row, row + classes);
-      double sum = 0;
-      for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c] - top));
-      total += std::log(sum) - static_cast<double>(row[l[i]] - top);
-    }
-    *out.data<T>() = static_cast<T>(total / static_cast<double>(rows));
+    *out.data<T>() = static_cast<T>(kernels::softmax_cross_entropy(z.data<T>(), l, rows, classes));
   });
   record(out, "softmax_cross_entropy", {logits}, [logits, lc, rows, classes](const Tensor& g) {
-    Tensor hot = Tensor::zeros({rows, classes}, logits.dtype());
+    Tensor hot = Tensor::empty({rows, classes}, logits.dtype());
     dispatch_float(logits.dtype(), "softmax_cross_entropy", [&]<class T>() {
-      T* h = hot.data<T>();
-      const int64_t* label = lc.data<int64_t>();
-      for (int64_t i = 0; i < rows; ++i) h[i * classes + label[i]] = T(1);
+      kernels::one_hot(lc.data<int64_t>(), rows, classes, hot.data<T>());
     });
     return std::vector<Tensor>{
         mul(sub(softmax(logits, 1), hot), mul(g, 1.0 / static_cast<double>(rows)))};

@@ -2,7 +2,6 @@
 // views that share storage; the rest copy.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <type_traits>
 
 #include "neutrino/backend/kernels.h"
@@ -22,10 +21,8 @@ void copy_into(const Tensor& src, const Tensor& dst) {
     return;
   }
   dispatch_all(src.dtype(), [&]<class T>() {
-    const T* s = src.data<T>();
-    T* d = dst.data<T>();
-    kernels::strided_for_each<2>(src.shape(), {src.strides().data(), dst.strides().data()},
-                                 [&](const std::array<int64_t, 2>& at) { d[at[1]] = s[at[0]]; });
+    kernels::copy_strided(src.data<T>(), src.shape(), src.strides().data(), dst.data<T>(),
+                          dst.strides().data());
   });
 }
 }  // namespace
@@ -183,10 +180,9 @@ void check_index(const Tensor& index, int64_t limit, const char* op) {
                        dtype_name(index.dtype()));
   const Tensor flat = materialize(index);
   const int64_t* p = flat.data<int64_t>();
-  for (int64_t i = 0, n = index.numel(); i < n; ++i) {
-    NEUTRINO_CHECK_VALUE(p[i] >= 0 && p[i] < limit, "{}: index {} is out of range [0, {})", op,
-                         p[i], limit);
-  }
+  const int64_t bad = kernels::find_out_of_range(p, index.numel(), limit);
+  NEUTRINO_CHECK_VALUE(bad == index.numel(), "{}: index {} is out of range [0, {})", op, p[bad],
+                       limit);
 }
 
 // outer/inner sizes around `dim` for a contiguous tensor.
@@ -210,16 +206,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   shape[d] = count;
   Tensor out = Tensor::empty(shape, x.dtype());
   const auto [outer, inner] = outer_inner(x.shape(), d);
-  const size_t row_bytes = static_cast<size_t>(inner) * dtype_size(x.dtype());
-  const char* src = static_cast<const char*>(xc.raw_data());
-  char* dst = static_cast<char*>(out.raw_data());
-  const int64_t* ip = idx.data<int64_t>();
-  for (int64_t o = 0; o < outer; ++o) {
-    for (int64_t i = 0; i < count; ++i) {
-      std::memcpy(dst + (o * count + i) * row_bytes, src + (o * x.size(d) + ip[i]) * row_bytes,
-                  row_bytes);
-    }
-  }
+  kernels::index_select(xc.raw_data(), outer, x.size(d), inner, dtype_size(x.dtype()),
+                        idx.data<int64_t>(), count, out.raw_data());
   record(out, "index_select", {x}, [shape = x.shape(), d, index](const Tensor& g) {
     return std::vector<Tensor>{index_add(shape, d, index, g)};
   });
@@ -242,16 +230,8 @@ Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Ten
   const auto extents = outer_inner(shape, d);
   const int64_t outer = extents.first, inner = extents.second;
   dispatch_float(source.dtype(), "index_add", [&]<class T>() {
-    const T* s = sc.data<T>();
-    T* o = out.data<T>();
-    const int64_t* ip = idx.data<int64_t>();
-    for (int64_t a = 0; a < outer; ++a) {
-      for (int64_t i = 0; i < count; ++i) {
-        const T* from = s + (a * count + i) * inner;
-        T* to = o + (a * shape[d] + ip[i]) * inner;
-        for (int64_t k = 0; k < inner; ++k) to[k] += from[k];
-      }
-    }
+    kernels::index_add(sc.data<T>(), outer, count, idx.data<int64_t>(), shape[d], inner,
+                       out.data<T>());
   });
   record(out, "index_add", {source}, [d, index](const Tensor& g) {
     return std::vector<Tensor>{index_select(g, d, index)};
