@@ -54,7 +54,7 @@ void exercise(neutrino::train::Model& model) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& path = input_path(data, size);
   try {
-    neutrino::train::Model model = neutrino::train::load_model(path);
+    neutrino::train::Model model = neutrino::train::load_model(path).model;
     exercise(model);
   } catch (const neutrino::InternalError&) {
     std::abort();  // our own invariant broke: a bug, whatever the input

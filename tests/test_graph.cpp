@@ -132,7 +132,7 @@ TEST(GraphModel, FunctionalModelResumesBitIdenticallyAndSavesAndLoads) {
 
   const std::string path = (dir / "model.safetensors").string();
   save_model(path, straight);
-  Model loaded = load_model(path);
+  Model loaded = load_model(path).model;
   ASSERT_NE(loaded.graph(), nullptr);
   EXPECT_FALSE(loaded.graph()->is_chain());
   EXPECT_EQ(loaded.graph()->nodes().front().name, "image");
@@ -262,7 +262,7 @@ TEST(GraphModel, ConfigWithInputsBuildsAGraphAndNamesBadReferences) {
 TEST(GraphModel, ModelFilesFromTheChainOnlyFormatStillLoad) {
   // Written by the first model-file format (Sequential only), before graphs.
   const std::string path = std::string(NEUTRINO_SOURCE_DIR) + "/tests/data/model_file_v1_cnn.safetensors";
-  Model model = load_model(path);
+  Model model = load_model(path).model;
   ASSERT_NE(model.graph(), nullptr);
   EXPECT_TRUE(model.graph()->is_chain());
   EXPECT_EQ(model.input_shapes().front(), Shape({1, 4, 4}));

@@ -67,9 +67,9 @@ void write(const fs::path& path, const std::string& bytes) {
 std::string save_test_model(const fs::path& dir, const Shape& input_shape, int64_t classes = 3) {
   manual_seed(7);
   train::Sequential model({nn::Flatten({.input_shape = input_shape}), nn::Dense(classes)});
-  model.info.extra["compile"] = R"({"loss": "sparse_categorical_crossentropy", "metrics": []})";
   const std::string path = (dir / "model.safetensors").string();
-  train::save_model(path, model);
+  train::save_model(path, model,
+                    {.extra = {{"compile", R"({"loss": "sparse_categorical_crossentropy", "metrics": []})"}}});
   return path;
 }
 
@@ -113,7 +113,7 @@ TEST(HostileCli, PredictOnHeaderlessCsvPrintsEveryRow) {
   ASSERT_EQ(run_cli("predict " + model + " --input " + csv + " --output " +
                     (dir / "out.npy").string()).code, 0);
   const Tensor out = data::read_npy((dir / "out.npy").string());
-  const Tensor expected = train::load_model(model).predict(
+  const Tensor expected = train::load_model(model).model.predict(
       Tensor::from_vector(std::vector<float>{0, 1, 1, 1, 1, 0}, {3, 2}));
   ASSERT_EQ(out.shape(), expected.shape());
   EXPECT_EQ(out.to_vector<float>(), expected.to_vector<float>());

@@ -9,9 +9,10 @@
 #include <fstream>
 
 #include "neutrino/cli/config.h"
-#include "neutrino/cli/preprocessor.h"
+#include "neutrino/data/pipeline.h"
 #include "neutrino/data/preprocess.h"
 #include "neutrino/io/config_reader.h"
+#include "neutrino/io/model_file.h"
 #include "neutrino/io/tensor_file.h"
 #include "neutrino/neutrino.h"
 #include "neutrino/train/model_file.h"
@@ -44,7 +45,7 @@ void set_metadata(const std::string& path, const std::string& key, const std::st
 void set_tensor(const std::string& path, const std::string& name, const Tensor& value) {
   io::TensorFile file = io::load_tensors(path);
   file.tensors[name] = value;
-  file.metadata["checksum"] = tensors_checksum(file.tensors);
+  file.metadata["checksum"] = io::tensors_checksum(file.tensors);
   io::save_tensors(path, file.tensors, file.metadata);
 }
 
@@ -201,7 +202,7 @@ TEST(HostileModel, RescaleMustBeFinite) {
                              "]\nmodel:\n  input_shape: [4]\n  layers: [Dense: {units: 2}]\n";
     expect_config_error(dir, text, {"data.preprocess[0].rescale: expected a finite number, got " + factor});
   }
-  expect_error<ValueError>([] { cli::Preprocessor::from_config(R"([{"rescale": {"factor": 1e400}}])", "p"); },
+  expect_error<ValueError>([] { data::Pipeline::from_config(R"([{"rescale": {"factor": 1e400}}])", "p"); },
                            {"p: not valid JSON", "1e400"});
 }
 
@@ -280,7 +281,7 @@ TEST(HostileModel, TenThousandLayersBuildFastAndMoreAreRefused) {
   Sequential model(layers);
   const std::string path = (dir / "m.safetensors").string();
   save_model(path, model);
-  const Model loaded = load_model(path);
+  const Model loaded = load_model(path).model;
   EXPECT_EQ(loaded.layers().size(), 10000u);
   EXPECT_EQ(loaded.layers().back()->name(), "dropout_9998");
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
@@ -327,20 +328,20 @@ TEST(HostileModel, YamlBombsAndHugeFilesAreRefused) {
 // ---- 7. silent guesses ------------------------------------------------------------------------
 
 TEST(HostileModel, SavedPreprocessingIsCheckedField_by_Field) {
-  expect_error<IOError>([] { cli::Preprocessor::from_saved(R"([{"kind": "rotate"}])", "m.safetensors"); },
+  expect_error<IOError>([] { data::Pipeline::from_saved(R"([{"kind": "rotate"}])", "m.safetensors"); },
                         {"m.safetensors: preprocessing[0].kind: unknown preprocessing step 'rotate'"});
-  expect_error<IOError>([] { cli::Preprocessor::from_saved(R"([{"kind": "rescale"}])", "m.safetensors"); },
+  expect_error<IOError>([] { data::Pipeline::from_saved(R"([{"kind": "rescale"}])", "m.safetensors"); },
                         {"m.safetensors: preprocessing[0].factor: missing required field"});
   expect_error<IOError>(
-      [] { cli::Preprocessor::from_saved(R"([{"kind": "rescale", "factor": 2, "extra": 1}])", "m"); },
+      [] { data::Pipeline::from_saved(R"([{"kind": "rescale", "factor": 2, "extra": 1}])", "m"); },
       {"m: preprocessing[0]: unknown field 'extra'"});
   expect_error<IOError>(
-      [] { cli::Preprocessor::from_saved(R"([{"kind": "standardize", "shape": [2], "mean": [0], "std": [1, 1]}])", "m"); },
+      [] { data::Pipeline::from_saved(R"([{"kind": "standardize", "shape": [2], "mean": [0], "std": [1, 1]}])", "m"); },
       {"m: preprocessing[0]", "needs 2 values"});
-  expect_error<IOError>([] { cli::Preprocessor::from_saved(R"({"kind": "rescale"})", "m"); },
+  expect_error<IOError>([] { data::Pipeline::from_saved(R"({"kind": "rescale"})", "m"); },
                         {"m: preprocessing: expected a list"});
   // A zero standard deviation divides by 1, as scikit-learn's StandardScaler does.
-  const cli::Preprocessor p = cli::Preprocessor::from_saved(
+  const data::Pipeline p = data::Pipeline::from_saved(
       R"([{"kind": "standardize", "shape": [2], "mean": [1, 2], "std": [0, 2]}])", "m");
   neutrino::testing::expect_values(p.apply_x(Tensor::of({{3.0f, 6.0f}})), {2.0, 2.0});
 }

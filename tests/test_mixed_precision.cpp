@@ -213,11 +213,11 @@ TEST(MixedPrecisionModelFile, RoundTripsThePolicy) {
   const std::string path = (dir / "m.safetensors").string();
   Sequential bf16 = compiled_tiny(Precision::kBFloat16);
   save_model(path, bf16);
-  Model loaded = load_model(path);
-  EXPECT_EQ(loaded.mixed_precision_policy(), Precision::kBFloat16);
+  const LoadedModel loaded = load_model(path);
+  EXPECT_EQ(loaded.model.mixed_precision_policy(), Precision::kBFloat16);
   EXPECT_EQ(loaded.info.extra.count("mixed_precision"), 0u);  // not carried twice
   save_model(path, compiled_tiny(Precision::kFloat32));
-  EXPECT_EQ(load_model(path).mixed_precision_policy(), Precision::kFloat32);
+  EXPECT_EQ(load_model(path).model.mixed_precision_policy(), Precision::kFloat32);
 
   // A file from before mixed precision: no key, so fp32.
   save_model(path, bf16);
@@ -225,7 +225,7 @@ TEST(MixedPrecisionModelFile, RoundTripsThePolicy) {
   ASSERT_EQ(file.metadata.at("mixed_precision"), "bf16");
   file.metadata.erase("mixed_precision");
   io::save_tensors(path, file.tensors, file.metadata);
-  EXPECT_EQ(load_model(path).mixed_precision_policy(), Precision::kFloat32);
+  EXPECT_EQ(load_model(path).model.mixed_precision_policy(), Precision::kFloat32);
 
   file.metadata["mixed_precision"] = "fp8";
   io::save_tensors(path, file.tensors, file.metadata);

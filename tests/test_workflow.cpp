@@ -61,10 +61,9 @@ TEST(WorkflowModelFile, SaveLoadPredictIsBitIdentical) {
   model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
   const Tensor images = reshape(x, {64, 1, 2, 2});
   model.fit(images, y, {.epochs = 2, .batch_size = 16, .verbose = 0});
-  model.info.class_names = {"left", "right"};
-  save_model((dir / "m.safetensors").string(), model);
-  Model loaded = load_model((dir / "m.safetensors").string());
-  EXPECT_EQ(loaded.info.class_names, (std::vector<std::string>{"left", "right"}));
+  save_model((dir / "m.safetensors").string(), model, {.class_names = {"left", "right"}});
+  auto [loaded, info] = load_model((dir / "m.safetensors").string());
+  EXPECT_EQ(info.class_names, (std::vector<std::string>{"left", "right"}));
   EXPECT_EQ(model.predict(images).to_vector<float>(), loaded.predict(images).to_vector<float>());
   EXPECT_EQ(model_to_json(model), model_to_json(loaded));
 }

@@ -6,6 +6,8 @@
 #include "neutrino/backend/runtime.h"
 #include "neutrino/core/error.h"
 #include "neutrino/core/random.h"
+#include "neutrino/data/pipeline.h"
+#include "neutrino/io/model_file.h"
 #include "neutrino/io/tensor_file.h"
 #include "neutrino/nn/graph.h"
 #include "neutrino/nn/layers.h"

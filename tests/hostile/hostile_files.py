@@ -45,7 +45,7 @@ def shape_str(shape):
 
 
 def checksum(tensors):
-    """train::tensors_checksum: CRC-32 over "name|dtype|shape|" and the bytes, in name order."""
+    """io::tensors_checksum: CRC-32 over "name|dtype|shape|" and the bytes, in name order."""
     crc = 0
     for name in sorted(tensors):
         dtype, shape, data = tensors[name]
@@ -138,7 +138,7 @@ class Setup:
         self.img_model = self.train(self.img_yaml, "img")
         meta, tensors = read_st(self.model)
         if checksum(tensors) != meta["checksum"]:
-            raise SystemExit("cost_check: hostile_files.checksum no longer matches train::tensors_checksum")
+            raise SystemExit("cost_check: hostile_files.checksum no longer matches io::tensors_checksum")
 
     def path(self, rel):
         return str(self.work / rel)

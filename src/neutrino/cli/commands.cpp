@@ -7,7 +7,6 @@
 
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/cli/config.h"
-#include "neutrino/cli/preprocessor.h"
 #include "neutrino/core/precision.h"
 #include "neutrino/core/random.h"
 #include "neutrino/data/csv.h"
@@ -15,6 +14,7 @@
 #include "neutrino/data/idx.h"
 #include "neutrino/data/image.h"
 #include "neutrino/data/npy.h"
+#include "neutrino/data/pipeline.h"
 #include "neutrino/io/config_reader.h"
 #include "neutrino/io/file_io.h"
 #include "neutrino/ops/ops.h"
@@ -60,7 +60,7 @@ Tensor fit_to_model(const Tensor& x, const train::Model& model, const std::strin
 
 // The preprocessing applied to samples from `what` (a file or data spec), whose name its errors
 // carry ("x.npy: standardize: fitted on samples of shape ...").
-Tensor preprocess_x(const Preprocessor& pre, const Tensor& x, const std::string& what) {
+Tensor preprocess_x(const data::Pipeline& pre, const Tensor& x, const std::string& what) {
   try {
     return pre.apply_x(x);
   } catch (const ShapeError& e) {
@@ -71,9 +71,9 @@ Tensor preprocess_x(const Preprocessor& pre, const Tensor& x, const std::string&
 }
 
 // Compiles a loaded model for evaluation with the loss and metrics it was trained with.
-void compile_for_eval(train::Model& model, const std::string& source) {
-  auto it = model.info.extra.find("compile");
-  NEUTRINO_CHECK_IO(it != model.info.extra.end(), "{}: the model file does not say which loss it was trained with",
+void compile_for_eval(train::Model& model, const train::ModelInfo& info, const std::string& source) {
+  auto it = info.extra.find("compile");
+  NEUTRINO_CHECK_IO(it != info.extra.end(), "{}: the model file does not say which loss it was trained with",
                     source);
   const std::string where = source + ": compile";
   try {
@@ -149,7 +149,7 @@ int run_train(const TrainArgs& args) {
 
   data::Dataset train_set = data::load_dataset_config(ex.train_data, args.config + ": data.train");
   NEUTRINO_CHECK_VALUE(train_set.y.defined(), "{}: data.train has no labels", args.config);
-  Preprocessor pre = Preprocessor::from_config(ex.preprocess, args.config + ": data.preprocess");
+  data::Pipeline pre = data::Pipeline::from_config(ex.preprocess, args.config + ": data.preprocess");
   pre.fit(train_set.x);
   const int64_t classes = count_classes(train_set);
   train::Model model = train::model_from_json(ex.model, args.config + ": model");
@@ -159,10 +159,9 @@ int run_train(const TrainArgs& args) {
   const Tensor y = pre.apply_y(train_set.y, classes);
   model.compile(ex.optimizer, ex.loss, ex.metrics);
   model.set_mixed_precision(ex.mixed_precision);
-  model.info.preprocessing = pre.to_saved();
-  model.info.class_names = train_set.class_names;
-  model.info.extra["compile"] = compile_json(ex);
-  model.info.extra["trained_on"] = train_set.source;
+  const train::ModelInfo info{.preprocessing = pre.to_saved(),
+                              .class_names = train_set.class_names,
+                              .extra = {{"compile", compile_json(ex)}, {"trained_on", train_set.source}}};
 
   train::FitOptions fit{.epochs = ex.epochs,
                         .batch_size = ex.batch_size,
@@ -171,7 +170,8 @@ int run_train(const TrainArgs& args) {
                         .verbose = ex.verbose,
                         .callbacks = ex.callbacks,
                         .seed = ex.seed,
-                        .augment = pre.augmenter()};
+                        .augment = pre.augmenter(),
+                        .model_info = info};
   if (!ex.validation_data.empty()) {
     const data::Dataset v = data::load_dataset_config(ex.validation_data, args.config + ": data.validation");
     fit.validation_data = std::make_pair(fit_to_model(preprocess_x(pre, v.x, args.config + ": data.validation"), model,
@@ -192,7 +192,7 @@ int run_train(const TrainArgs& args) {
                        "checkpoint is {})\n", fit.checkpoint_path);
     return 3;
   }
-  train::save_model(output, model);
+  train::save_model(output, model, info);
   if (!args.json) fmt::print("saved {}\n", output);
   // --profile-steps cuts training short: the model is saved, but testing it would only add time.
   json results = json::object();
@@ -221,15 +221,15 @@ int run_train(const TrainArgs& args) {
 }
 
 int run_eval(const EvalArgs& args) {
-  train::Model model = train::load_model(args.model);
+  auto [model, info] = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
-  compile_for_eval(model, args.model);
-  const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
+  compile_for_eval(model, info, args.model);
+  const data::Pipeline pre = data::Pipeline::from_saved(info.preprocessing, args.model);
   const data::Dataset d = data::load_dataset(args.data);
   NEUTRINO_CHECK_VALUE(d.y.defined(), "{}: the data has no labels to evaluate against", args.data);
   const Tensor x = fit_to_model(preprocess_x(pre, d.x, args.data), model, args.data);
-  const int64_t classes = model.info.class_names.empty() ? count_classes(d)
-                                                         : static_cast<int64_t>(model.info.class_names.size());
+  const int64_t classes = info.class_names.empty() ? count_classes(d)
+                                                   : static_cast<int64_t>(info.class_names.size());
   const Tensor y = pre.apply_y(d.y, classes);
   const train::Scores scores = model.evaluate(x, y, {.batch_size = args.batch_size, .verbose = 0});
   if (!args.report) {
@@ -237,7 +237,7 @@ int run_eval(const EvalArgs& args) {
     return 0;
   }
   const train::Report report =
-      train::classification_report(d.y, model.predict(x, args.batch_size), model.info.class_names);
+      train::classification_report(d.y, model.predict(x, args.batch_size), info.class_names);
   if (args.json) {
     json out = json::parse(train::report_json(report));
     for (size_t i = 0; i < scores.names().size(); ++i) out[scores.names()[i]] = scores[i];
@@ -313,9 +313,9 @@ void write_outputs(const std::string& path, const Tensor& outputs) {
 
 int run_predict(const PredictArgs& args) {
   NEUTRINO_CHECK_VALUE(args.top_k >= 1, "--top-k must be at least 1");
-  train::Model model = train::load_model(args.model);
+  auto [model, info] = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
-  const Preprocessor pre = Preprocessor::from_saved(model.info.preprocessing, args.model);
+  const data::Pipeline pre = data::Pipeline::from_saved(info.preprocessing, args.model);
   const Tensor x = fit_to_model(preprocess_x(pre, load_inputs(args, model), args.input), model, args.input);
   const Tensor outputs = model.predict(x, args.batch_size);
   if (!args.output.empty()) {
@@ -325,7 +325,7 @@ int run_predict(const PredictArgs& args) {
   }
   const int64_t cols = outputs.numel() / outputs.size(0);
   const auto values = outputs.to_vector<float>();
-  const auto& names = model.info.class_names;
+  const auto& names = info.class_names;
   for (int64_t r = 0; r < outputs.size(0); ++r) {
     std::vector<int64_t> order(cols);
     for (int64_t c = 0; c < cols; ++c) order[c] = c;
@@ -353,7 +353,7 @@ int run_summary(const std::string& path) {
     fmt::print("{}", model.summary());
     return 0;
   }
-  fmt::print("{}", train::load_model(path).summary());
+  fmt::print("{}", train::load_model(path).model.summary());
   return 0;
 }
 

@@ -137,7 +137,8 @@ void ModelCheckpoint::on_epoch_end(Model& model, int epoch, const Logs& logs) {
   if (const size_t at = path.find("{epoch}"); at != std::string::npos) {
     path.replace(at, 7, std::to_string(epoch + 1));
   }
-  save_model(path, model, model.info);
+  const FitState* state = model.fit_state();
+  save_model(path, model, state != nullptr ? state->model_info : ModelInfo{});
 }
 
 std::string ModelCheckpoint::state() const {

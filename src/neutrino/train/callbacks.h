@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "neutrino/io/model_file.h"
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino::train {
@@ -28,11 +29,14 @@ struct FitState {
   uint64_t shuffle_seed = 0;    // the data order's seed
   bool resumed = false;
   double running_loss = 0;      // the epoch's mean loss so far
-  std::vector<std::string> log_names;  // this epoch's logs in display order (loss, metrics, val_)
+  // This epoch's logs in display order (loss, metrics, val_).
+  std::vector<std::string> log_names = {};
   History* history = nullptr;
   // The caller's callbacks (FitOptions::callbacks), whose states checkpoints hold by position.
   const std::vector<CallbackPtr>* callbacks = nullptr;
   bool profiling = false;
+  // FitOptions::model_info, for the model files callbacks write.
+  io::ModelInfo model_info = {};
 };
 
 class Callback {
@@ -103,8 +107,8 @@ struct ModelCheckpointOptions {
   bool save_best_only = false;
   std::string mode = "auto";
 };
-// Saves the model file after each epoch (or only when `monitor` improves). `{epoch}` in the path
-// is replaced by the 1-based epoch number.
+// Saves the model file after each epoch (or only when `monitor` improves), with fit()'s
+// FitOptions::model_info. `{epoch}` in the path is replaced by the 1-based epoch number.
 class ModelCheckpoint : public Callback {
  public:
   ModelCheckpoint(std::string filepath, ModelCheckpointOptions options = {});

@@ -80,11 +80,11 @@ void restore_callbacks(const std::vector<CallbackPtr>& callbacks, const Training
 void BackupAndRestore::on_train_begin(Model& model) {
   FitState* state = model.fit_state();
   if (resume_from_.empty() || state == nullptr) return;
-  const TrainingState saved = load_checkpoint(resume_from_, model);
+  const TrainingState saved = load_checkpoint(resume_from_, model).state;
   state->first_epoch = saved.epochs_done;
   state->shuffle_seed = saved.shuffle_seed;
   state->resumed = true;
-  *state->history = saved.history;
+  *state->history = History{.history = saved.history, .epochs = saved.epochs_done};
   global_generator().set_state(saved.rng_state);
   restore_callbacks(*state->callbacks, saved, resume_from_);
   if (saved.stopped) {
@@ -101,7 +101,7 @@ void BackupAndRestore::on_epoch_end(Model& model, int epoch, const Logs& /*logs*
   const FitState* state = model.fit_state();
   if (path_.empty() || state == nullptr) return;
   TrainingState saved{.epochs_done = epoch + 1, .shuffle_seed = state->shuffle_seed,
-                      .rng_state = global_generator().state(), .history = *state->history};
+                      .rng_state = global_generator().state(), .history = state->history->history};
   const std::vector<CallbackPtr>& callbacks = *state->callbacks;
   for (size_t i = 0; i < callbacks.size(); ++i) {
     const std::string key = fmt::format("{}:{}", i, callbacks[i]->name());
@@ -112,7 +112,7 @@ void BackupAndRestore::on_epoch_end(Model& model, int epoch, const Logs& /*logs*
   }
   // Stopped by a callback (not by --profile-steps, which cuts a run short for timing only).
   saved.stopped = model.stop_requested() && !state->profiling;
-  save_checkpoint(path_, model, saved);
+  save_checkpoint(path_, model, saved, state->model_info);
 }
 
 }  // namespace neutrino::train

@@ -369,7 +369,7 @@ History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) 
   History history;
   FitState state{.epochs = options.epochs, .shuffle_seed = options.seed.value_or(0),
                  .history = &history, .callbacks = &options.callbacks,
-                 .profiling = options.profile != nullptr};
+                 .profiling = options.profile != nullptr, .model_info = options.model_info};
   const FitStateScope scope(fit_state_, &state);
   const std::vector<CallbackPtr> callbacks = fit_callbacks(options);
   stop_requested_ = false;

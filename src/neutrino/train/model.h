@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "neutrino/io/model_file.h"
 #include "neutrino/nn/graph.h"
 #include "neutrino/nn/losses.h"
 #include "neutrino/core/precision.h"
@@ -37,6 +38,9 @@ class DataLoader;
 }
 
 namespace neutrino::train {
+
+// The metadata a model file carries beside the weights (preprocessing, class names, ...).
+using ModelInfo = io::ModelInfo;
 
 // An optimizer by Keras name ("adam") or as an object (Adam({.learning_rate = 0.1})).
 class OptimizerSpec {
@@ -100,13 +104,8 @@ struct FitOptions {
   // When set, each training step is timed per layer (forward and backward), loss and optimizer,
   // and the means are written here when fit() returns; see profile.h.
   Profile* profile = nullptr;
-};
-
-// What a saved model carries beside the weights. Values are JSON text.
-struct ModelInfo {
-  std::string preprocessing = "[]";          // fitted preprocessing steps
-  std::vector<std::string> class_names;
-  std::map<std::string, std::string> extra;  // further metadata (training config, ...)
+  // What the files fit() writes (the checkpoint, ModelCheckpoint's) carry beside the weights.
+  ModelInfo model_info = {};
 };
 
 struct EvaluateOptions {
@@ -211,9 +210,6 @@ class Model : public nn::Module {
   Precision mixed_precision() const;
   // The policy as set, whether or not this CPU can honour it.
   Precision mixed_precision_policy() const { return mixed_precision_; }
-
-  // Preprocessing and class names saved with the model (by save_model and ModelCheckpoint).
-  ModelInfo info;
 
  protected:
   // An empty chain, for Sequential.

@@ -1,4 +1,4 @@
-#include "neutrino/cli/preprocessor.h"
+#include "neutrino/data/pipeline.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -8,14 +8,45 @@
 #include "neutrino/nn/losses.h"
 #include "neutrino/ops/ops.h"
 
-namespace neutrino::cli {
+namespace neutrino::data {
 
 using nlohmann::json;
 
-Preprocessor Preprocessor::from_config(const std::string& json_text, const std::string& path) {
+namespace {
+constexpr const char* kKnownSteps = "rescale, standardize, one_hot, random_flip, random_crop";
+}  // namespace
+
+Pipeline& Pipeline::rescale(double factor) {
+  NEUTRINO_CHECK_VALUE(std::isfinite(factor), "rescale: expected a finite factor, got {}", factor);
+  steps_.push_back({.kind = "rescale", .factor = factor});
+  return *this;
+}
+
+Pipeline& Pipeline::standardize() {
+  steps_.push_back({.kind = "standardize"});
+  return *this;
+}
+
+Pipeline& Pipeline::one_hot() {
+  steps_.push_back({.kind = "one_hot"});
+  return *this;
+}
+
+Pipeline& Pipeline::random_flip() {
+  steps_.push_back({.kind = "random_flip"});
+  return *this;
+}
+
+Pipeline& Pipeline::random_crop(int64_t padding) {
+  NEUTRINO_CHECK_VALUE(padding >= 0, "random_crop: padding must be >= 0, got {}", padding);
+  steps_.push_back({.kind = "random_crop", .padding = padding});
+  return *this;
+}
+
+Pipeline Pipeline::from_config(const std::string& json_text, const std::string& path) {
   const json steps = io::parse_json(json_text, path);
   NEUTRINO_CHECK_VALUE(steps.is_array(), "{}: expected a list of preprocessing steps", path);
-  Preprocessor p;
+  Pipeline p;
   for (size_t i = 0; i < steps.size(); ++i) {
     const std::string where = fmt::format("{}[{}]", path, i);
     const auto [kind, options] = io::named_entry(steps[i], where);
@@ -24,8 +55,9 @@ Preprocessor Preprocessor::from_config(const std::string& json_text, const std::
       // Written as `rescale: FACTOR` or `rescale: {factor: F}`.
       if (options.is_number()) {
         step.factor = options.get<double>();
-        NEUTRINO_CHECK_VALUE(std::isfinite(step.factor), "{}.rescale: expected a finite number, got {}",
-                             where, io::describe(options));
+        NEUTRINO_CHECK_VALUE(std::isfinite(step.factor),
+                             "{}.rescale: expected a finite number, got {}", where,
+                             io::describe(options));
       } else {
         io::ConfigReader r(options, where + ".rescale");
         step.factor = r.get_double("factor", 1.0);
@@ -39,10 +71,8 @@ Preprocessor Preprocessor::from_config(const std::string& json_text, const std::
       NEUTRINO_CHECK_VALUE(step.padding >= 0, "{}.random_crop.padding: must be >= 0", where);
       r.finish();
     } else {
-      throw ValueError(fmt::format(
-          "{}: unknown preprocessing step '{}' (known: rescale, standardize, one_hot, random_flip, "
-          "random_crop)",
-          where, kind));
+      throw ValueError(
+          fmt::format("{}: unknown preprocessing step '{}' (known: {})", where, kind, kKnownSteps));
     }
     p.steps_.push_back(step);
   }
@@ -52,26 +82,28 @@ Preprocessor Preprocessor::from_config(const std::string& json_text, const std::
 namespace {
 // A saved standardize step's statistics. A zero standard deviation (a constant feature) divides
 // by 1, as scikit-learn's StandardScaler does; a negative one is refused.
-void read_statistics(io::ConfigReader& r, Preprocessor::Step& step) {
+void read_statistics(io::ConfigReader& r, Pipeline::Step& step) {
   const std::vector<int64_t> shape = r.get_ints("shape", {}, 1, int64_t{1} << 31);
   NEUTRINO_CHECK_VALUE(r.has("shape"), "{}: missing required field", r.path_of("shape"));
   const int64_t n = shape_numel(shape);
   std::vector<double> mean = r.require_doubles("mean");
   std::vector<double> stddev = r.require_doubles("std");
-  NEUTRINO_CHECK_VALUE(static_cast<int64_t>(mean.size()) == n && static_cast<int64_t>(stddev.size()) == n,
-                       "{}: shape {} needs {} values in mean and std, got {} and {}", r.path(),
-                       shape_str(shape), n, mean.size(), stddev.size());
+  NEUTRINO_CHECK_VALUE(
+      static_cast<int64_t>(mean.size()) == n && static_cast<int64_t>(stddev.size()) == n,
+      "{}: shape {} needs {} values in mean and std, got {} and {}", r.path(), shape_str(shape), n,
+      mean.size(), stddev.size());
   for (double& s : stddev) {
-    NEUTRINO_CHECK_VALUE(s >= 0, "{}: a standard deviation must be >= 0, got {}", r.path_of("std"), s);
+    NEUTRINO_CHECK_VALUE(s >= 0, "{}: a standard deviation must be >= 0, got {}", r.path_of("std"),
+                         s);
     if (s == 0) s = 1;
   }
   step.mean = Tensor::from_vector(mean, shape).to(DType::kFloat32);
   step.stddev = Tensor::from_vector(stddev, shape).to(DType::kFloat32);
 }
 
-Preprocessor::Step saved_step(const json& value, const std::string& where) {
+Pipeline::Step saved_step(const json& value, const std::string& where) {
   io::ConfigReader r(value, where);
-  Preprocessor::Step step{.kind = r.require_string("kind")};
+  Pipeline::Step step{.kind = r.require_string("kind")};
   if (step.kind == "rescale") {
     step.factor = r.require_double("factor");
   } else if (step.kind == "random_crop") {
@@ -79,17 +111,17 @@ Preprocessor::Step saved_step(const json& value, const std::string& where) {
   } else if (step.kind == "standardize") {
     read_statistics(r, step);
   } else if (step.kind != "one_hot" && step.kind != "random_flip") {
-    throw ValueError(fmt::format("{}.kind: unknown preprocessing step '{}' (known: rescale, "
-                                 "standardize, one_hot, random_flip, random_crop)", where, step.kind));
+    throw ValueError(fmt::format("{}.kind: unknown preprocessing step '{}' (known: {})", where,
+                                 step.kind, kKnownSteps));
   }
   r.finish();
   return step;
 }
 }  // namespace
 
-Preprocessor Preprocessor::from_saved(const std::string& json_text, const std::string& source) {
+Pipeline Pipeline::from_saved(const std::string& json_text, const std::string& source) {
   const std::string path = source + ": preprocessing";
-  Preprocessor p;
+  Pipeline p;
   try {
     const json steps = io::parse_json(json_text, path);
     NEUTRINO_CHECK_VALUE(steps.is_array(), "{}: expected a list of steps, got {}", path,
@@ -103,33 +135,33 @@ Preprocessor Preprocessor::from_saved(const std::string& json_text, const std::s
   return p;
 }
 
-void Preprocessor::fit(const Tensor& x_train) {
+void Pipeline::fit(const Tensor& x_train) {
   Tensor x = x_train;
   for (Step& step : steps_) {
     if (step.kind == "standardize") {
-      const data::Standardizer s = data::Standardizer::fit(x);
+      const Standardizer s = Standardizer::fit(x);
       step.mean = s.mean;
       step.stddev = s.stddev;
     }
     // Later steps see the data as the earlier ones leave it.
     if (step.kind == "rescale") x = data::rescale(x, step.factor);
-    if (step.kind == "standardize") x = data::Standardizer{step.mean, step.stddev}.apply(x);
+    if (step.kind == "standardize") x = Standardizer{step.mean, step.stddev}.apply(x);
   }
 }
 
-Tensor Preprocessor::apply_x(const Tensor& x) const {
+Tensor Pipeline::apply_x(const Tensor& x) const {
   Tensor out = x.dtype() == DType::kFloat32 ? x : x.detach().to(DType::kFloat32);
   for (const Step& step : steps_) {
     if (step.kind == "rescale") out = data::rescale(out, step.factor);
     if (step.kind == "standardize") {
       NEUTRINO_CHECK_VALUE(step.mean.defined(), "standardize: used before being fitted");
-      out = data::Standardizer{step.mean, step.stddev}.apply(out);
+      out = Standardizer{step.mean, step.stddev}.apply(out);
     }
   }
   return out;
 }
 
-Tensor Preprocessor::apply_y(const Tensor& y, int64_t num_classes) const {
+Tensor Pipeline::apply_y(const Tensor& y, int64_t num_classes) const {
   for (const Step& step : steps_) {
     if (step.kind == "one_hot") {
       NEUTRINO_CHECK_VALUE(y.dtype() == DType::kInt64, "one_hot: labels must be integers");
@@ -139,7 +171,7 @@ Tensor Preprocessor::apply_y(const Tensor& y, int64_t num_classes) const {
   return y;
 }
 
-std::function<Tensor(const Tensor&, Generator&)> Preprocessor::augmenter() const {
+std::function<Tensor(const Tensor&, Generator&)> Pipeline::augmenter() const {
   std::vector<Step> augments;
   for (const Step& step : steps_) {
     if (step.kind == "random_flip" || step.kind == "random_crop") augments.push_back(step);
@@ -155,7 +187,7 @@ std::function<Tensor(const Tensor&, Generator&)> Preprocessor::augmenter() const
   };
 }
 
-std::string Preprocessor::to_saved() const {
+std::string Pipeline::to_saved() const {
   json out = json::array();
   for (const Step& step : steps_) {
     json s{{"kind", step.kind}};
@@ -171,4 +203,4 @@ std::string Preprocessor::to_saved() const {
   return out.dump();
 }
 
-}  // namespace neutrino::cli
+}  // namespace neutrino::data

@@ -1,0 +1,63 @@
+// A preprocessing pipeline, fitted on the training split and saved with the model, so that
+// evaluation and prediction see data exactly as training did. Steps (preprocess.h does the
+// work): rescale (factor), standardize (per-feature statistics from the training split), one_hot
+// (labels), and the training-only augmentations random_flip and random_crop (padding).
+//
+//   data::Pipeline pre = data::Pipeline().rescale(1.0 / 255).standardize();
+//   pre.fit(x_train);                                   // standardize's statistics
+//   model.fit(pre.apply_x(x_train), y_train, {.augment = pre.augmenter()});
+//   train::save_model(path, model, {.preprocessing = pre.to_saved()});
+//   auto [loaded, info] = train::load_model(path);
+//   const auto restored = data::Pipeline::from_saved(info.preprocessing, path);
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "neutrino/core/random.h"
+#include "neutrino/tensor/tensor.h"
+
+namespace neutrino::data {
+
+class Pipeline {
+ public:
+  // From a config's `preprocess` list as JSON text ([{"rescale": 0.5}, "standardize"]); `path`
+  // names it in errors.
+  static Pipeline from_config(const std::string& json_text, const std::string& path);
+  // From to_saved()'s form (a model file's): every field checked (an unknown step, a missing or
+  // non-finite value is an IOError naming `source` and the field). A saved standard deviation of
+  // 0 is read as 1, as scikit-learn's StandardScaler does for constant features.
+  static Pipeline from_saved(const std::string& json_text, const std::string& source);
+
+  // Steps appended in the order they apply.
+  Pipeline& rescale(double factor);
+  Pipeline& standardize();
+  Pipeline& one_hot();
+  Pipeline& random_flip();
+  Pipeline& random_crop(int64_t padding = 4);
+
+  // Fits the statistics that need data (standardize) on the training features.
+  void fit(const Tensor& x_train);
+  // The deterministic steps, for training, evaluation and prediction alike.
+  Tensor apply_x(const Tensor& x) const;
+  Tensor apply_y(const Tensor& y, int64_t num_classes) const;
+  // Augmentation for training batches, or nullptr when there is none.
+  std::function<Tensor(const Tensor&, Generator&)> augmenter() const;
+  // The fitted steps as JSON text, for the model file.
+  std::string to_saved() const;
+
+  struct Step {
+    std::string kind;
+    double factor = 1.0;            // rescale
+    int64_t padding = 0;            // random_crop
+    Tensor mean = {}, stddev = {};  // standardize, once fitted
+  };
+  const std::vector<Step>& steps() const { return steps_; }
+
+ private:
+  std::vector<Step> steps_;
+};
+
+}  // namespace neutrino::data
