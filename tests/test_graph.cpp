@@ -259,6 +259,22 @@ TEST(GraphModel, ConfigWithInputsBuildsAGraphAndNamesBadReferences) {
       {"cfg.layers[0].Dense.inputs", "a name or a list of names"});
 }
 
+// A config is checked through the whole graph when read, and its weights are made only once, by
+// the command that builds it.
+TEST(GraphModel, CheckingAConfigFindsShapeErrorsWithoutBuilding) {
+  check_model_json(R"({"input_shape": [4], "layers": [{"Dense": {"name": "a", "units": 3}},
+                       {"Dense": {"name": "b", "units": 3}}, {"Add": {"inputs": ["a", "b"]}}]})");
+  expect_error<ValueError>(
+      [] {
+        check_model_json(R"({"input_shape": [4], "layers": [{"Dense": {"name": "a", "units": 3}},
+                             {"Dense": {"name": "b", "units": 2}}, {"Add": {"inputs": ["a", "b"]}}]})",
+                         "cfg");
+      },
+      {"cfg", "(3,)", "(2,)"});
+  // 2^30 weights (4 GiB) pass the size limits: checked in moments, never allocated.
+  check_model_json(R"({"input_shape": [32768], "layers": [{"Dense": {"units": 32768}}]})");
+}
+
 TEST(GraphModel, ModelFilesFromTheChainOnlyFormatStillLoad) {
   // Written by the first model-file format (Sequential only), before graphs.
   const std::string path = std::string(NEUTRINO_SOURCE_DIR) + "/tests/data/model_file_v1_cnn.safetensors";

@@ -303,9 +303,9 @@ Experiment load_experiment(const std::string& yaml_path) {
       NEUTRINO_CHECK_VALUE(shape.is_array(), "model.input_shape: expected a list of integers");
       if (shape.size() == 3) shape = json::array({shape[2], shape[0], shape[1]});  // HWC -> CHW
     }
-    // Validate the architecture now, so errors point at the config before any data is loaded.
+    // Checked now, so errors point at the config before any data is loaded; built by the command.
     ex.model = model.dump();
-    train::model_from_json(ex.model, "model");
+    train::check_model_json(ex.model, "model");
 
     read_compile(top, ex);
     read_fit(top, ex);

@@ -79,9 +79,9 @@ int node_named(const nn::Graph& graph, const std::string& name, const std::strin
 }
 
 // Refuses an architecture whose weights would not fit the limits or the stored tensors, then
-// builds it.
+// builds it (allocates and initializes the weights) unless `build` is false.
 void plan_and_build(Model& model, const std::vector<Shape>& shapes, const std::string& path,
-                    const std::map<std::string, Shape>* stored_shapes) {
+                    const std::map<std::string, Shape>* stored_shapes, bool build) {
   try {
     const std::map<std::string, Shape> planned = model.planned_state(shapes);
     if (stored_shapes != nullptr) check_stored_shapes(planned, *stored_shapes, path);
@@ -89,7 +89,7 @@ void plan_and_build(Model& model, const std::vector<Shape>& shapes, const std::s
     const std::string what = e.what();
     throw ValueError(what.starts_with(path) ? what : fmt::format("{}: {}", path, what));
   }
-  model.build_inputs(shapes);
+  if (build) model.build_inputs(shapes);
 }
 }  // namespace
 
@@ -153,7 +153,8 @@ std::vector<Shape> add_graph_inputs(io::ConfigReader& r, nn::Graph& graph, const
 }
 
 Model graph_model(io::ConfigReader& r, const ConfigLayers& layers, const Shape& shape,
-                  const std::string& name, const std::map<std::string, Shape>* stored_shapes) {
+                  const std::string& name, const std::map<std::string, Shape>* stored_shapes,
+                  bool build) {
   const std::string& path = r.path();
   auto graph = std::make_shared<nn::Graph>();
   const std::vector<Shape> shapes = add_graph_inputs(r, *graph, shape);
@@ -184,13 +185,12 @@ Model graph_model(io::ConfigReader& r, const ConfigLayers& layers, const Shape& 
   r.finish();
   Model model(graph, name);
   const bool known = std::all_of(shapes.begin(), shapes.end(), [](const Shape& s) { return !s.empty(); });
-  if (known) plan_and_build(model, shapes, path, stored_shapes);
+  if (known) plan_and_build(model, shapes, path, stored_shapes, build);
   return model;
 }
-}  // namespace
 
-Model model_from_json(const std::string& text, const std::string& path,
-                      const std::map<std::string, Shape>* stored_shapes) {
+Model model_from_config(const std::string& text, const std::string& path,
+                        const std::map<std::string, Shape>* stored_shapes, bool build) {
   io::ConfigReader r(io::parse_json(text, path), path);
   const std::string class_name = r.get_string("class_name", "Sequential");
   NEUTRINO_CHECK_VALUE(class_name != "Subclassed", "{}: saved from a subclassed model (a C++ "
@@ -213,12 +213,22 @@ Model model_from_json(const std::string& text, const std::string& path,
   // The first layer's own input_shape wins over the model's, as when layers are added one by one.
   const Shape& declared = layers.layers.front()->declared_input_shape();
   const Shape shape = declared.empty() ? Shape(input_shape.begin(), input_shape.end()) : declared;
-  if (graph_mode) return graph_model(r, layers, shape, name, stored_shapes);
+  if (graph_mode) return graph_model(r, layers, shape, name, stored_shapes, build);
   r.finish();
   Sequential model({}, name);
   for (const auto& layer : layers.layers) model.add(layer, /*build=*/false);
-  if (!shape.empty()) plan_and_build(model, {shape}, path, stored_shapes);
+  if (!shape.empty()) plan_and_build(model, {shape}, path, stored_shapes, build);
   return model;
+}
+}  // namespace
+
+Model model_from_json(const std::string& text, const std::string& path,
+                      const std::map<std::string, Shape>* stored_shapes) {
+  return model_from_config(text, path, stored_shapes, /*build=*/true);
+}
+
+void check_model_json(const std::string& text, const std::string& path) {
+  model_from_config(text, path, nullptr, /*build=*/false);
 }
 
 namespace {

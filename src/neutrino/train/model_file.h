@@ -22,6 +22,9 @@ std::string model_to_json(const Model& model);
 // tensors of a model file), every weight's shape must also be the stored one.
 Model model_from_json(const std::string& text, const std::string& path = "model",
                       const std::map<std::string, Shape>* stored_shapes = nullptr);
+// Every check model_from_json makes, shapes through the graph included, without allocating a
+// weight: configs are checked when read, and the model is built once, after seeding.
+void check_model_json(const std::string& text, const std::string& path = "model");
 
 // Writes atomically (temporary file, fsync, rename); the previous file survives any failure.
 void save_model(const std::string& path, const Model& model, const ModelInfo& info = {});
