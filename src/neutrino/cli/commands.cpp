@@ -149,7 +149,7 @@ int run_train(const TrainArgs& args) {
 
   data::Dataset train_set = data::load_dataset_config(ex.train_data, args.config + ": data.train");
   NEUTRINO_CHECK_VALUE(train_set.y.defined(), "{}: data.train has no labels", args.config);
-  data::Pipeline pre = data::Pipeline::from_config(ex.preprocess, args.config + ": data.preprocess");
+  data::Pipeline pre = ex.preprocess;
   pre.fit(train_set.x);
   const int64_t classes = count_classes(train_set);
   train::Model model = train::model_from_json(ex.model, args.config + ": model");

@@ -292,7 +292,9 @@ Experiment load_experiment(const std::string& yaml_path) {
     ex.validation_split = data.get_double("validation_split", 0.0);
     NEUTRINO_CHECK_VALUE(ex.validation_split >= 0 && ex.validation_split < 1,
                          "data.validation_split: must be in [0, 1), got {}", ex.validation_split);
-    if (data.has("preprocess")) ex.preprocess = data.get_raw("preprocess").dump();
+    if (data.has("preprocess")) {
+      ex.preprocess = data::Pipeline::from_config(data.get_raw("preprocess").dump(), "data.preprocess");
+    }
     data.finish();
 
     NEUTRINO_CHECK_VALUE(top.has("model"), "model: missing required section");

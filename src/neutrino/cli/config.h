@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "neutrino/data/pipeline.h"
 #include "neutrino/optim/optimizer.h"
 #include "neutrino/train/callbacks.h"
 #include "neutrino/train/sequential.h"
@@ -26,7 +27,7 @@ struct Experiment {
   // Data specs as JSON text (bare strings or maps); empty when absent.
   std::string train_data, test_data, validation_data;
   double validation_split = 0.0;
-  std::string preprocess = "[]";
+  data::Pipeline preprocess;  // data.preprocess, not fitted yet
   std::string model;  // model_to_json's format, input_shape channels-first; may lack input_shape
   std::shared_ptr<optim::Optimizer> optimizer;  // compile.optimizer (default adam)
   nn::Loss loss{"sparse_categorical_crossentropy"};
