@@ -127,7 +127,7 @@ void infer_workload(const std::string& prefix, const std::string& dir) {
   double diff = 0;
   const auto a = out.to_vector<float>(), b = expected.to_vector<float>();
   for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, static_cast<double>(std::abs(a[i] - b[i])));
-  const Tensor one = slice(x, 0, 0, 1).contiguous();
+  const Tensor one = contiguous(slice(x, 0, 0, 1));
   const double b1 = time_call([&] { model.forward(one); }, conv ? 500 : 2000, 0.5);
   emit(prefix + "_infer_b1", b1 * 1e6, "us", NAN, NAN, diff);
   const double b256 = time_call([&] { model.forward(x); }, 50, 0.5);

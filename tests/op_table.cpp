@@ -300,7 +300,7 @@ Tensor make_input(const InputSpec& s, DType float_dtype) {
     throw std::runtime_error("unknown fill " + s.fill);
   }
   const DType want = s.dtype == DType::kFloat64 ? float_dtype : s.dtype;
-  return t.to(want).detach();
+  return cast(t, want).detach();
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ void expect_same_values(const Tensor& got, const Tensor& want, const std::string
 
 // Values that bf16 holds exactly, so float32 and bf16 runs see the same inputs.
 Tensor bf16_exact_normal(const Shape& shape, double stddev = 1.0) {
-  return Tensor::normal(shape, 0, stddev).to(kBf16).to(kF32);
+  return cast(cast(Tensor::normal(shape, 0, stddev), kBf16), kF32);
 }
 
 }  // namespace
@@ -76,10 +76,10 @@ TEST(Bf16Tensor, CastsRoundTripAndCarryGradients) {
   const Tensor x = Tensor::normal({7, 300});  // over the parallel threshold in neither case
   const Tensor big = Tensor::normal({600, 300});
   for (const Tensor& t : {x, big}) {
-    const Tensor h = t.to(kBf16);
+    const Tensor h = cast(t, kBf16);
     EXPECT_EQ(h.dtype(), kBf16);
     EXPECT_EQ(h.shape(), t.shape());
-    const Tensor back = h.to(kF32);
+    const Tensor back = cast(h, kF32);
     const auto a = t.to_vector<float>(), b = back.to_vector<float>();
     for (size_t i = 0; i < a.size(); ++i) {
       ASSERT_LE(std::abs(a[i] - b[i]), std::abs(a[i]) * kBf16Eps) << i;
@@ -87,16 +87,16 @@ TEST(Bf16Tensor, CastsRoundTripAndCarryGradients) {
       ASSERT_EQ(b[i], bf16_bits_to_float(float_to_bf16_bits(a[i]))) << i;
     }
     // Values bf16 holds survive the round trip exactly.
-    expect_same_values(back.to(kBf16).to(kF32), back, "round trip");
+    expect_same_values(cast(cast(back, kBf16), kF32), back, "round trip");
   }
   // float64 and int64 cast through the generic path.
   neutrino::testing::expect_values(
-      Tensor::from_vector(std::vector<double>{1.5, -3.0}, {2}).to(kBf16), {1.5, -3.0});
-  neutrino::testing::expect_values(Tensor::arange(4, DType::kInt64).to(kBf16), {0, 1, 2, 3});
+      cast(Tensor::from_vector(std::vector<double>{1.5, -3.0}, {2}), kBf16), {1.5, -3.0});
+  neutrino::testing::expect_values(cast(Tensor::arange(4, DType::kInt64), kBf16), {0, 1, 2, 3});
 
-  // d/dx sum(3 * x.to(bf16).to(f32)) = 3, arriving as float32 at a float32 leaf.
+  // d/dx sum(3 * cast(cast(x, bf16), f32)) = 3, arriving as float32 at a float32 leaf.
   Tensor leaf = Tensor::normal({3, 4}).set_requires_grad();
-  sum(mul(leaf.to(kBf16).to(kF32), 3.0)).backward();
+  backward(sum(mul(cast(cast(leaf, kBf16), kF32), 3.0)));
   ASSERT_TRUE(leaf.grad().defined());
   EXPECT_EQ(leaf.grad().dtype(), kF32);
   neutrino::testing::expect_values(leaf.grad(), std::vector<double>(12, 3.0));
@@ -105,11 +105,11 @@ TEST(Bf16Tensor, CastsRoundTripAndCarryGradients) {
 TEST(Bf16Tensor, CopiesViewsAndPrinting) {
   manual_seed(2);
   const Tensor x = bf16_exact_normal({2, 3, 4, 5});
-  const Tensor h = x.to(kBf16);
+  const Tensor h = cast(x, kBf16);
   // A strided copy moves the 2-byte elements like any other.
-  expect_same_values(permute(h, {0, 2, 3, 1}).contiguous().to(kF32),
-                     permute(x, {0, 2, 3, 1}).contiguous(), "permute");
-  expect_same_values(slice(h, 3, 1, 4).contiguous().to(kF32), slice(x, 3, 1, 4).contiguous(),
+  expect_same_values(cast(contiguous(permute(h, {0, 2, 3, 1})), kF32),
+                     contiguous(permute(x, {0, 2, 3, 1})), "permute");
+  expect_same_values(cast(contiguous(slice(h, 3, 1, 4)), kF32), contiguous(slice(x, 3, 1, 4)),
                      "slice");
   EXPECT_EQ(h.at({1, 2, 3, 4}), x.at({1, 2, 3, 4}));
   Tensor filled = Tensor::zeros({3}, kBf16);
@@ -119,12 +119,12 @@ TEST(Bf16Tensor, CopiesViewsAndPrinting) {
 }
 
 TEST(Bf16Tensor, OpsWithoutABf16KernelAskForACast) {
-  const Tensor h = Tensor::ones({2, 2}).to(kBf16);
+  const Tensor h = cast(Tensor::ones({2, 2}), kBf16);
   neutrino::testing::expect_error<ValueError>([&] { add(h, h); }, {"add", "bfloat16", "float32"});
   neutrino::testing::expect_error<ValueError>([&] { softmax(h, 1); }, {"softmax", "bfloat16"});
   neutrino::testing::expect_error<ValueError>(
       [&] {
-        conv2d(Tensor::ones({1, 1, 3, 3}).to(kBf16), Tensor::ones({1, 1, 3, 3}).to(kBf16), Tensor(),
+        conv2d(cast(Tensor::ones({1, 1, 3, 3}), kBf16), cast(Tensor::ones({1, 1, 3, 3}), kBf16), Tensor(),
                {});
       },
       {"conv2d", "bfloat16", "float32 weight"});
@@ -132,13 +132,13 @@ TEST(Bf16Tensor, OpsWithoutABf16KernelAskForACast) {
 
 TEST(Bf16Tensor, SafetensorsStoresBf16AndNpyRefusesIt) {
   manual_seed(3);
-  const Tensor h = Tensor::normal({4, 5}).to(kBf16);
+  const Tensor h = cast(Tensor::normal({4, 5}), kBf16);
   const fs::path path = fs::temp_directory_path() / "neutrino_bf16_test.safetensors";
   io::save_tensors(path.string(), {{"h", h}}, {});
   const io::TensorFile file = io::load_tensors(path.string());
   const Tensor loaded = file.tensors.at("h");
   EXPECT_EQ(loaded.dtype(), kBf16);
-  expect_same_values(loaded.to(kF32), h.to(kF32), "safetensors");
+  expect_same_values(cast(loaded, kF32), cast(h, kF32), "safetensors");
   fs::remove(path);
   neutrino::testing::expect_error<ValueError>([&] { data::write_npy_bytes(h); },
                                               {"bfloat16", "float32"});
@@ -152,10 +152,10 @@ struct ConvRun {
 // conv2d (with a relu epilogue) of x in `dtype` with float32 weights; L = sum(out * r).
 ConvRun run_conv(const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& r,
                  const Conv2dParams& p, DType dtype) {
-  Tensor x = x0.to(dtype).detach().set_requires_grad();
+  Tensor x = cast(x0, dtype).detach().set_requires_grad();
   Tensor w = w0.detach().set_requires_grad(), b = b0.detach().set_requires_grad();
   Tensor out = conv2d(x, w, b, p, Epilogue::kRelu);
-  sum(mul(out.to(kF32), r)).backward();
+  backward(sum(mul(cast(out, kF32), r)));
   return {out, x.grad(), w.grad(), b.grad()};
 }
 }  // namespace
@@ -197,13 +197,13 @@ TEST(Bf16Conv, MatchesFloat32ComputedInBf16) {
     EXPECT_EQ(got.gw.dtype(), kF32);
     EXPECT_EQ(got.gb.dtype(), kF32);
     const std::string what = shape_str(c.x);
-    EXPECT_LE(max_rel_diff(got.out.to(kF32), want.out), 2 * kBf16Eps) << what;
-    EXPECT_LE(max_rel_diff(got.gx.to(kF32), want.gx), 2 * kBf16Eps) << what;
+    EXPECT_LE(max_rel_diff(cast(got.out, kF32), want.out), 2 * kBf16Eps) << what;
+    EXPECT_LE(max_rel_diff(cast(got.gx, kF32), want.gx), 2 * kBf16Eps) << what;
     EXPECT_LE(max_rel_diff(got.gw, want.gw), 8 * kBf16Eps) << what;
     EXPECT_LE(max_rel_diff(got.gb, want.gb), 8 * kBf16Eps) << what;
     // And within bf16's reach of a pure float32 run.
     const ConvRun exact = run_conv(x, w, b, r, c.p, kF32);
-    EXPECT_LE(max_rel_diff(got.out.to(kF32), exact.out), 0.05) << what;
+    EXPECT_LE(max_rel_diff(cast(got.out, kF32), exact.out), 0.05) << what;
   }
 }
 
@@ -227,20 +227,20 @@ TEST(Bf16Pool, ChannelsLastKernelMatchesFloat32Exactly) {
 
     Tensor xf = x.detach().set_requires_grad();
     Tensor yf = max_pool2d(xf, p);
-    sum(mul(yf, gy)).backward();
+    backward(sum(mul(yf, gy)));
 
-    Tensor xh = x.to(kBf16);
+    Tensor xh = cast(x, kBf16);
     xh = detail::to_channels_last(xh).detach().set_requires_grad();
     ASSERT_TRUE(detail::is_channels_last(xh));
     Tensor yh = max_pool2d(xh, p);
     EXPECT_EQ(yh.dtype(), kBf16);
     EXPECT_TRUE(detail::is_channels_last(yh));
-    sum(mul(yh.to(kF32), gy)).backward();
+    backward(sum(mul(cast(yh, kF32), gy)));
     const std::string what = shape_str(shape);
-    expect_same_values(yh.to(kF32), yf, what + " forward");
+    expect_same_values(cast(yh, kF32), yf, what + " forward");
     ASSERT_TRUE(xh.grad().defined());
     EXPECT_EQ(xh.grad().dtype(), kBf16);
-    expect_same_values(xh.grad().to(kF32), xf.grad(), what + " backward");
+    expect_same_values(cast(xh.grad(), kF32), xf.grad(), what + " backward");
   }
 }
 
@@ -250,15 +250,15 @@ TEST(Bf16Pool, OtherPoolsRunThroughFloat32) {
   const Pool2dParams p3{.kernel_h = 3, .kernel_w = 3, .stride_h = 2, .stride_w = 2};
   const Pool2dParams p2{};
   for (const Pool2dParams& p : {p2, p3}) {
-    Tensor xh = x.to(kBf16).detach().set_requires_grad();
+    Tensor xh = cast(x, kBf16).detach().set_requires_grad();
     const Tensor y = max_pool2d(xh, p);
     EXPECT_EQ(y.dtype(), kBf16);
-    expect_same_values(y.to(kF32), max_pool2d(x, p), "max_pool2d");
-    sum(y.to(kF32)).backward();
+    expect_same_values(cast(y, kF32), max_pool2d(x, p), "max_pool2d");
+    backward(sum(cast(y, kF32)));
     EXPECT_EQ(xh.grad().dtype(), kBf16);
-    const Tensor a = avg_pool2d(x.to(kBf16), p);
+    const Tensor a = avg_pool2d(cast(x, kBf16), p);
     EXPECT_EQ(a.dtype(), kBf16);
-    EXPECT_LE(max_rel_diff(a.to(kF32), avg_pool2d(x, p)), kBf16Eps);
+    EXPECT_LE(max_rel_diff(cast(a, kF32), avg_pool2d(x, p)), kBf16Eps);
   }
 }
 
@@ -270,12 +270,12 @@ TEST(Bf16ConvPool, TrainingOrderMatchesThePlainOrder) {
   const Tensor r = bf16_exact_normal({4, 16, 5, 5});
   // fused: relu(max_pool(conv)) with a graph; else max_pool(relu(conv)), as written.
   auto run = [&](DType dtype, bool fused) {
-    Tensor xv = x.to(dtype).detach().set_requires_grad();
+    Tensor xv = cast(x, dtype).detach().set_requires_grad();
     Tensor wv = w.detach().set_requires_grad(), bv = b.detach().set_requires_grad();
     const Tensor y = fused ? conv2d_relu_max_pool2d(xv, wv, bv, same, {})
                            : max_pool2d(conv2d(xv, wv, bv, same, Epilogue::kRelu), {});
-    sum(mul(y.to(kF32), r)).backward();
-    return std::vector<Tensor>{y.to(kF32), xv.grad().to(kF32), wv.grad(), bv.grad()};
+    backward(sum(mul(cast(y, kF32), r)));
+    return std::vector<Tensor>{cast(y, kF32), cast(xv.grad(), kF32), wv.grad(), bv.grad()};
   };
   const std::vector<Tensor> fused = run(kBf16, true), plain = run(kBf16, false);
   const char* names[] = {"y", "grad x", "grad w", "grad b"};
@@ -285,8 +285,8 @@ TEST(Bf16ConvPool, TrainingOrderMatchesThePlainOrder) {
   EXPECT_LE(max_rel_diff(fused[0], run(kF32, true)[0]), 2 * kBf16Eps);
   // Inference takes the same pair through the unfused ops (bf16 has no fused kernel).
   NoGradGuard no_grad;
-  const Tensor inferred = conv2d_relu_max_pool2d(x.to(kBf16), w, b, same, {});
-  expect_same_values(inferred.to(kF32), fused[0], "inference");
+  const Tensor inferred = conv2d_relu_max_pool2d(cast(x, kBf16), w, b, same, {});
+  expect_same_values(cast(inferred, kF32), fused[0], "inference");
 }
 
 namespace {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "neutrino/ops/ops.h"
 #include "neutrino/core/error.h"
 #include "neutrino/data/idx.h"
 #include "neutrino/data/npy.h"
@@ -78,8 +79,8 @@ void expect_refused(const std::function<void()>& fn, const std::string& source,
 void expect_same(const Tensor& a, const Tensor& b) {
   ASSERT_EQ(a.dtype(), b.dtype());
   ASSERT_EQ(a.shape(), b.shape());
-  const Tensor ca = a.contiguous();
-  const Tensor cb = b.contiguous();
+  const Tensor ca = contiguous(a);
+  const Tensor cb = contiguous(b);
   EXPECT_EQ(std::memcmp(ca.raw_data(), cb.raw_data(),
                         static_cast<size_t>(a.numel()) * dtype_size(a.dtype())),
             0);
@@ -375,8 +376,8 @@ TEST_F(NpyNumPy, ReadsFilesWrittenByNumPy) {
   std::vector<double> a;
   for (int i = 0; i < 12; ++i) a.push_back(i * 0.5 - 1);
   const Tensor expected = Tensor::from_vector(a, {3, 4});
-  expect_same(read_npy(path("f4.npy")), expected.to(DType::kFloat32));
-  expect_same(read_npy(path("f4be.npy")), expected.to(DType::kFloat32));
+  expect_same(read_npy(path("f4.npy")), cast(expected, DType::kFloat32));
+  expect_same(read_npy(path("f4be.npy")), cast(expected, DType::kFloat32));
   expect_same(read_npy(path("f8be.npy")), expected);
   expect_same(read_npy(path("fortran.npy")), expected);
   expect_same(read_npy(path("v2.npy")), expected);
@@ -538,7 +539,7 @@ TEST_F(NpyNpz, ReadsNumPySavezAndSavezCompressed) {
   const Tensor x = Tensor::from_vector(a, {3, 4});
   const std::map<std::string, Tensor> expected = {{"x", x},
                                                   {"y", Tensor::from_vector(ints, {3, 4})},
-                                                  {"z", x.to(DType::kFloat32)},
+                                                  {"z", cast(x, DType::kFloat32)},
                                                   {"s", Tensor::scalar(1, DType::kBool)},
                                                   {"e", Tensor::empty({0}, DType::kFloat64)}};
   expect_same_archive(read_npz(path("s.npz")), expected);

@@ -32,10 +32,10 @@ struct Grads {
 // Output and input gradients of L = sum(conv(x) * r).
 Grads conv_grads(const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& r,
                  const Conv2dParams& p, Epilogue e, DType dtype) {
-  Tensor x = x0.to(dtype).detach().set_requires_grad(), w = w0.to(dtype).detach().set_requires_grad();
-  Tensor b = b0.defined() ? b0.to(dtype).detach().set_requires_grad() : Tensor();
+  Tensor x = cast(x0, dtype).detach().set_requires_grad(), w = cast(w0, dtype).detach().set_requires_grad();
+  Tensor b = b0.defined() ? cast(b0, dtype).detach().set_requires_grad() : Tensor();
   Tensor out = conv2d(x, w, b, p, e);
-  sum(mul(out, r.to(dtype))).backward();
+  backward(sum(mul(out, cast(r, dtype))));
   return {out, x.grad(), w.grad(), b.defined() ? b.grad() : Tensor()};
 }
 
@@ -81,7 +81,7 @@ TEST_P(OpTableFast, Float32MatchesFloat64Reference) {
   auto run = [&](DType dtype, bool graph) {
     std::vector<Tensor> in, results;
     for (size_t i = 0; i < base.size(); ++i) {
-      Tensor t = is_floating(base[i].dtype()) ? base[i].to(dtype).detach() : base[i];
+      Tensor t = is_floating(base[i].dtype()) ? cast(base[i], dtype).detach() : base[i];
       if (graph && is_floating(t.dtype()) && c.inputs[i].grad) t.set_requires_grad(true);
       in.push_back(t);
     }
@@ -94,10 +94,10 @@ TEST_P(OpTableFast, Float32MatchesFloat64Reference) {
       if (!graph || !outs[k].requires_grad()) continue;
       if (weights.size() <= k)
         weights.push_back(Tensor::normal(outs[k].shape(), 0, 1, DType::kFloat64));
-      const Tensor term = sum(mul(outs[k], weights[k].to(dtype)));
+      const Tensor term = sum(mul(outs[k], cast(weights[k], dtype)));
       loss = loss.defined() ? add(loss, term) : term;
     }
-    if (loss.defined()) loss.backward();
+    if (loss.defined()) backward(loss);
     for (const Tensor& t : in) {
       if (t.requires_grad()) results.push_back(t.grad());
     }
@@ -185,8 +185,8 @@ TEST(FastLinear, ReluEpilogueMatchesUnfused) {
       const Tensor fused = linear(x1, w1, b1, Epilogue::kRelu);
       const Tensor plain = relu(add(matmul(x2, transpose(w2, 0, 1)), b2));
       EXPECT_LT(max_rel_diff(fused, plain), 1e-6);
-      sum(fused).backward();
-      sum(plain).backward();
+      backward(sum(fused));
+      backward(sum(plain));
       EXPECT_LT(max_rel_diff(x1.grad(), x2.grad()), 1e-6);
       EXPECT_LT(max_rel_diff(w1.grad(), w2.grad()), 1e-6);
       EXPECT_LT(max_rel_diff(b1.grad(), b2.grad()), 1e-6);
@@ -202,8 +202,8 @@ TEST(FastLoss, SoftmaxCrossEntropyMatchesLogSoftmaxNll) {
   const Tensor fused = softmax_cross_entropy(z1, labels);
   const Tensor plain = nn::nll_loss(log_softmax(z2, 1), labels);
   EXPECT_NEAR(fused.item(), plain.item(), 1e-12);
-  fused.backward();
-  plain.backward();
+  backward(fused);
+  backward(plain);
   EXPECT_LT(max_rel_diff(z1.grad(), z2.grad()), 1e-12);
   // Huge logits stay finite (the max is subtracted first).
   const Tensor big = Tensor::from_vector(std::vector<float>{1000, -1000, 0, 2000}, {2, 2});
@@ -256,7 +256,7 @@ TEST(FastPool, TwoByTwoMatchesPlainLoopWithTiesAndNaN) {
       }
     }
   }
-  sum(y).backward();
+  backward(sum(y));
   neutrino::testing::expect_values(xg.grad(), grad_want, 0.0);
 }
 
@@ -272,7 +272,7 @@ TEST(FastConv, ChannelsLastChainMatchesReference) {
   for (int k = 0; k < 2; ++k) {
     const DType dtype = k == 0 ? DType::kFloat64 : DType::kFloat32;
     std::vector<Tensor> leaves;
-    for (const Tensor& t : {x0, w1, b1, w2, b2}) leaves.push_back(t.to(dtype).detach().set_requires_grad());
+    for (const Tensor& t : {x0, w1, b1, w2, b2}) leaves.push_back(cast(t, dtype).detach().set_requires_grad());
     Tensor h = conv2d(leaves[0], leaves[1], leaves[2], params(1, 1, 1, 1), Epilogue::kRelu);
     if (k == 1) {
       EXPECT_FALSE(h.is_contiguous());  // channels-last
@@ -280,7 +280,7 @@ TEST(FastConv, ChannelsLastChainMatchesReference) {
     h = max_pool2d(h, {});
     h = conv2d(h, leaves[3], leaves[4], params(1, 1, 1, 1), Epilogue::kRelu);
     h = flatten(max_pool2d(h, {}));
-    sum(mul(h, r.to(dtype))).backward();
+    backward(sum(mul(h, cast(r, dtype))));
     results[k].push_back(h);
     for (const Tensor& leaf : leaves) results[k].push_back(leaf.grad());
   }
@@ -299,8 +299,8 @@ TEST(FastPool, ChannelsLastMatchesPlain) {
     const Tensor ya = max_pool2d(a, {}), yb = max_pool2d(b, {});
     EXPECT_EQ(ya.to_vector<float>(), yb.to_vector<float>());
     const Tensor r = Tensor::normal(ya.shape());
-    sum(mul(ya, r)).backward();
-    sum(mul(yb, r)).backward();
+    backward(sum(mul(ya, r)));
+    backward(sum(mul(yb, r)));
     EXPECT_EQ(a.grad().to_vector<float>(), b.grad().to_vector<float>());
   }
 }
@@ -311,7 +311,7 @@ TEST(FastPool, ChannelsLastMatchesPlain) {
 TEST(FastPool, ReluInThePoolMatchesReluAfterThePool) {
   manual_seed(12);
   const Shape s{2, 20, 6, 8};
-  std::vector<float> v = Tensor::normal(s).to(DType::kBFloat16).to(DType::kFloat32).to_vector<float>();
+  std::vector<float> v = cast(cast(Tensor::normal(s), DType::kBFloat16), DType::kFloat32).to_vector<float>();
   auto at = [&](int64_t c, int64_t h, int64_t w) {
     return static_cast<size_t>(((1 * s[1] + c) * s[2] + h) * s[3] + w);
   };
@@ -325,15 +325,15 @@ TEST(FastPool, ReluInThePoolMatchesReluAfterThePool) {
   v[at(3, 2, 2)] = std::numeric_limits<float>::quiet_NaN();
   const Tensor plain = Tensor::from_vector(v, s);
   for (DType dtype : {DType::kFloat32, DType::kBFloat16}) {
-    const Tensor x0 = detail::to_channels_last(plain.to(dtype));
-    const Tensor r = Tensor::normal({2, 20, 3, 4}).to(DType::kBFloat16).to(DType::kFloat32);
+    const Tensor x0 = detail::to_channels_last(cast(plain, dtype));
+    const Tensor r = cast(cast(Tensor::normal({2, 20, 3, 4}), DType::kBFloat16), DType::kFloat32);
     Tensor a = x0.detach().set_requires_grad(), b = x0.detach().set_requires_grad();
     const Tensor ya = detail::max_pool2d_relu(a, {});
-    const Tensor yb = relu(max_pool2d(b.to(DType::kFloat32).to(dtype), {}).to(DType::kFloat32));
+    const Tensor yb = relu(cast(max_pool2d(cast(cast(b, DType::kFloat32), dtype), {}), DType::kFloat32));
     EXPECT_TRUE(detail::is_channels_last(ya));
     EXPECT_EQ(ya.to_vector<float>(), yb.to_vector<float>()) << dtype_name(dtype);
-    sum(mul(ya.to(DType::kFloat32), r)).backward();
-    sum(mul(yb, r)).backward();
+    backward(sum(mul(cast(ya, DType::kFloat32), r)));
+    backward(sum(mul(yb, r)));
     EXPECT_EQ(a.grad().to_vector<float>(), b.grad().to_vector<float>()) << dtype_name(dtype);
   }
 }
@@ -349,7 +349,7 @@ TEST(FastCopy, StridedCopiesMatchIndexing) {
        {std::vector<int64_t>{0, 2, 3, 1}, {0, 3, 1, 2}, {3, 2, 1, 0}, {1, 0, 2, 3}, {0, 1, 3, 2}}) {
     const Tensor base = Tensor::normal(base_shape);
     const Tensor view = permute(base, dims);
-    const Tensor copy = view.contiguous();
+    const Tensor copy = contiguous(view);
     ASSERT_TRUE(copy.is_contiguous());
     const auto got = copy.to_vector<float>();
     size_t i = 0;
@@ -373,7 +373,7 @@ TEST(FastCopy, ConcatOfChannelsLastPartsMatchesContiguous) {
   std::vector<Tensor> views, dense;
   for (int64_t n : {3, 5}) {
     views.push_back(permute(Tensor::normal({n, 7, 7, 64}), {0, 3, 1, 2}));
-    dense.push_back(views.back().contiguous());
+    dense.push_back(contiguous(views.back()));
   }
   EXPECT_EQ(concat(views, 0).to_vector<float>(), concat(dense, 0).to_vector<float>());
 }
@@ -387,8 +387,8 @@ TEST(FastConv, InferenceSeesWeightsChangedInPlace) {
   NoGradGuard no_grad;
   for (int round = 0; round < 3; ++round) {
     const Tensor got = conv2d(x, w, b, params(1, 1, 1, 1));
-    const Tensor want = conv2d(x.to(DType::kFloat64), w.to(DType::kFloat64),
-                               b.to(DType::kFloat64), params(1, 1, 1, 1));
+    const Tensor want = conv2d(cast(x, DType::kFloat64), cast(w, DType::kFloat64),
+                               cast(b, DType::kFloat64), params(1, 1, 1, 1));
     EXPECT_LT(max_rel_diff(got, want), 1e-5) << "round " << round;
     w.data<float>()[round * 7] += 0.5f;  // as an optimizer step or a weight load would
   }
@@ -439,7 +439,7 @@ TEST(FastConvPool, FallsBackWhenGradientsAreNeeded) {
   const Tensor x = Tensor::normal({2, 1, 6, 6});
   const Tensor w = Tensor::normal({16, 1, 3, 3}).set_requires_grad();
   const Tensor y = conv2d_relu_max_pool2d(x, w, Tensor(), params(1, 1, 1, 1), {});
-  sum(y).backward();
+  backward(sum(y));
   ASSERT_TRUE(w.grad().defined());
   EXPECT_EQ(w.grad().shape(), w.shape());
 }
@@ -450,8 +450,8 @@ TEST(FastConvPool, TrainingOrderGivesTheSameGradients) {
   manual_seed(21);
   for (DType dtype : {DType::kFloat32, DType::kFloat64})
   for (const Pool2dParams& pool : {Pool2dParams{}, Pool2dParams{.kernel_h = 3, .kernel_w = 3}}) {
-    const Tensor x0 = Tensor::normal({3, 4, 10, 10}).to(dtype);
-    const Tensor w0 = Tensor::normal({8, 4, 3, 3}).to(dtype), b0 = Tensor::normal({8}).to(dtype);
+    const Tensor x0 = cast(Tensor::normal({3, 4, 10, 10}), dtype);
+    const Tensor w0 = cast(Tensor::normal({8, 4, 3, 3}), dtype), b0 = cast(Tensor::normal({8}), dtype);
     Tensor outs[2], gx[2], gw[2], gb[2];
     for (int fused = 0; fused < 2; ++fused) {
       const Tensor x = x0.detach().set_requires_grad(), w = w0.detach().set_requires_grad();
@@ -460,8 +460,8 @@ TEST(FastConvPool, TrainingOrderGivesTheSameGradients) {
           fused ? conv2d_relu_max_pool2d(x, w, b, params(1, 1, 1, 1), pool)
                 : max_pool2d(conv2d(x, w, b, params(1, 1, 1, 1), Epilogue::kRelu), pool);
       manual_seed(22);
-      const Tensor r = Tensor::normal(y.shape()).to(dtype);
-      sum(mul(y, r)).backward();
+      const Tensor r = cast(Tensor::normal(y.shape()), dtype);
+      backward(sum(mul(y, r)));
       outs[fused] = y.detach();
       gx[fused] = x.grad();
       gw[fused] = w.grad();

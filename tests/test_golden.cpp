@@ -59,7 +59,7 @@ Golden load_golden(const neutrino::testing::OpCase& c, DType dtype) {
   for (size_t i = 0; i < c.inputs.size(); ++i) {
     Tensor t = g.file.tensors.at(fmt::format("in{}", i));
     if (is_floating(t.dtype())) {
-      t = t.to(dtype).clone().detach();
+      t = clone(cast(t, dtype)).detach();
       if (c.inputs[i].grad) t.set_requires_grad(true);
     }
     g.inputs.push_back(t);
@@ -84,12 +84,12 @@ void check_golden(const neutrino::testing::OpCase& c, DType dtype, double rtol, 
                  fmt::format("output {}", k));
     auto grad_out = g.file.tensors.find(fmt::format("grad_out{}", k));
     if (grad_out == g.file.tensors.end()) continue;
-    const Tensor term = sum(mul(outs[k], grad_out->second.to(dtype)));
+    const Tensor term = sum(mul(outs[k], cast(grad_out->second, dtype)));
     loss = loss.defined() ? add(loss, term) : term;
   }
   EXPECT_FALSE(g.file.tensors.count(fmt::format("out{}", outs.size())))
       << "PyTorch gave more outputs than " << outs.size();
-  if (loss.defined()) loss.backward();
+  if (loss.defined()) backward(loss);
   for (size_t i = 0; i < g.inputs.size(); ++i) {
     auto want = g.file.tensors.find(fmt::format("grad_in{}", i));
     if (want != g.file.tensors.end()) {

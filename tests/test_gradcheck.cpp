@@ -6,7 +6,7 @@
 //
 // Method: the inputs become leaves that require grad; the op's outputs are reduced to the scalar
 // L = sum_k sum(out_k * R_k) with fixed random R_k (so every output element matters);
-// L.backward() gives the analytic gradient, and (L(x + h e_i) - L(x - h e_i)) / 2h, on a detached
+// backward(L) gives the analytic gradient, and (L(x + h e_i) - L(x - h e_i)) / 2h, on a detached
 // copy under NoGradGuard, the numeric one for every element i of every differentiated input.
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
@@ -120,13 +120,13 @@ void check_gradients(const std::string& name, const TensorsFn& f, Inputs inputs,
     const Tensor term = sum(mul(outs[k], Tensor::from_vector(r[k], outs[k].shape())));
     loss = k == 0 ? term : add(loss, term);
   }
-  loss.backward();
+  backward(loss);
 
   // Numeric gradients on detached copies.
   NoGradGuard no_grad;
   Inputs probe;
   for (size_t k = 0; k < inputs.size(); ++k) {
-    probe.push_back(differentiate[k] ? inputs[k].detach().clone() : inputs[k]);
+    probe.push_back(differentiate[k] ? clone(inputs[k].detach()) : inputs[k]);
   }
   const double base = weighted_sum(f(probe), r);
   ASSERT_TRUE(std::isfinite(base)) << name << ": the loss is not finite";
@@ -351,9 +351,9 @@ TEST(GradcheckViews, Compositions) {
       [](const Inputs& in) { return concat({in[0], transpose(in[1], 0, 1), in[0]}, 0); },
       {randn({2, 3}), randn({3, 2})});
   expect_gradients_match("contiguous of a transposed view",
-                         [](const Inputs& in) { return transpose(in[0], 0, 1).contiguous(); },
+                         [](const Inputs& in) { return contiguous(transpose(in[0], 0, 1)); },
                          {randn({3, 4})});
-  expect_gradients_match("clone", [](const Inputs& in) { return in[0].clone() * in[0]; },
+  expect_gradients_match("clone", [](const Inputs& in) { return clone(in[0]) * in[0]; },
                          {randn({3, 4})});
 }
 
@@ -377,7 +377,7 @@ TEST(GradcheckRandom, Dropout) {
   x.set_requires_grad(true);
   manual_seed(9);
   const Tensor y = dropout(x, 0.3, true);
-  y.backward(Tensor::ones(y.shape(), kF64));
+  backward(y, Tensor::ones(y.shape(), kF64));
   const auto xs = values_of(x), ys = values_of(y), gs = values_of(x.grad());
   int dropped = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
@@ -449,27 +449,27 @@ Tensor leaf(std::vector<double> values) {
 
 TEST(AutogradEngine, GradientsAccumulateAcrossBackwardCalls) {
   Tensor x = leaf({1, 2, 3});
-  sum(mul(x, 2.0)).backward();
+  backward(sum(mul(x, 2.0)));
   EXPECT_EQ(values_of(x.grad()), (std::vector<double>{2, 2, 2}));
-  sum(mul(x, x)).backward();
+  backward(sum(mul(x, x)));
   EXPECT_EQ(values_of(x.grad()), (std::vector<double>{4, 6, 8}));
   x.zero_grad();
   EXPECT_FALSE(x.grad().defined());
-  sum(x).backward();
+  backward(sum(x));
   EXPECT_EQ(values_of(x.grad()), (std::vector<double>{1, 1, 1}));
 }
 
 TEST(AutogradEngine, TensorUsedTwiceGetsSummedGradient) {
   Tensor x = leaf({-1.5, 0.5, 2});
   const Tensor y = add(mul(x, x), x);  // dy/dx = 2x + 1
-  sum(y).backward();
+  backward(sum(y));
   EXPECT_EQ(values_of(x.grad()), (std::vector<double>{-2, 2, 5}));
 
   // A diamond: x -> a, b -> a * b, through shared intermediates.
   Tensor z = leaf({0.5, -2});
   const Tensor a = exp(z);
   const Tensor b = mul(a, 3.0);
-  sum(mul(a, b)).backward();  // 3 e^{2z} -> 6 e^{2z}
+  backward(sum(mul(a, b)));  // 3 e^{2z} -> 6 e^{2z}
   const auto g = values_of(z.grad());
   EXPECT_NEAR(g[0], 6 * std::exp(1.0), 1e-12);
   EXPECT_NEAR(g[1], 6 * std::exp(-4.0), 1e-12);
@@ -539,35 +539,35 @@ TEST(AutogradEngine, GuardOnOtherThreadDoesNotAffectMain) {
 TEST(AutogradEngine, BackwardOnNonScalarNeedsGradient) {
   Tensor x = leaf({1, 2, 3});
   const Tensor y = mul(x, 3.0);
-  EXPECT_THROW(y.backward(), ShapeError);
+  EXPECT_THROW(backward(y), ShapeError);
   // With an explicit gradient it works: d(3x) . g = 3g.
-  y.backward(Tensor::from_vector(std::vector<double>{1, -1, 0.5}, {3}));
+  backward(y, Tensor::from_vector(std::vector<double>{1, -1, 0.5}, {3}));
   EXPECT_EQ(values_of(x.grad()), (std::vector<double>{3, -3, 1.5}));
   // A gradient of the wrong shape is a ShapeError too.
   const Tensor y2 = mul(x, 3.0);
-  EXPECT_THROW(y2.backward(Tensor::ones({2}, kF64)), ShapeError);
+  EXPECT_THROW(backward(y2, Tensor::ones({2}, kF64)), ShapeError);
 }
 
 TEST(AutogradEngine, BackwardOnTensorWithoutGraphThrows) {
   const Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2});
-  EXPECT_THROW(sum(x).backward(), ValueError);
+  EXPECT_THROW(backward(sum(x)), ValueError);
 }
 
 TEST(AutogradEngine, BackwardTwiceNeedsRetainGraph) {
   {
     Tensor x = leaf({1, 2, 3});
     const Tensor loss = sum(add(mul(x, x), x));
-    loss.backward();
-    EXPECT_THROW(loss.backward(), ValueError);
+    backward(loss);
+    EXPECT_THROW(backward(loss), ValueError);
   }
   {
     Tensor x = leaf({1, 2, 3});
     const Tensor loss = sum(add(mul(x, x), x));
-    loss.backward(Tensor(), /*retain_graph=*/true);
+    backward(loss, Tensor(), /*retain_graph=*/true);
     EXPECT_EQ(values_of(x.grad()), (std::vector<double>{3, 5, 7}));
-    EXPECT_NO_THROW(loss.backward());
+    EXPECT_NO_THROW(backward(loss));
     EXPECT_EQ(values_of(x.grad()), (std::vector<double>{6, 10, 14}));
-    EXPECT_THROW(loss.backward(), ValueError);  // the second call did not retain
+    EXPECT_THROW(backward(loss), ValueError);  // the second call did not retain
   }
 }
 
@@ -577,21 +577,21 @@ TEST(AutogradEngine, DetachStopsGradients) {
   EXPECT_FALSE(d.requires_grad());
   EXPECT_TRUE(d.is_leaf());
   // y = stopgrad(x) * x: dy/dx = x, not 2x.
-  sum(mul(d, x)).backward();
+  backward(sum(mul(d, x)));
   EXPECT_EQ(values_of(x.grad()), (std::vector<double>{1.5, -2}));
   // A detached intermediate cuts the graph above it.
   Tensor z = leaf({0.5, 1});
   const Tensor hidden = exp(z).detach();
   const Tensor out = sum(mul(hidden, 2.0));
   EXPECT_FALSE(out.requires_grad());
-  EXPECT_THROW(out.backward(), ValueError);
+  EXPECT_THROW(backward(out), ValueError);
   EXPECT_FALSE(z.grad().defined());
 }
 
 TEST(AutogradEngine, InputsWithoutRequiresGradGetNoGradient) {
   Tensor x = leaf({1, 2});
   const Tensor c = Tensor::from_vector(std::vector<double>{3, 4}, {2});
-  sum(mul(x, c)).backward();
+  backward(sum(mul(x, c)));
   EXPECT_EQ(values_of(x.grad()), (std::vector<double>{3, 4}));
   EXPECT_FALSE(c.grad().defined());
 }

@@ -350,7 +350,7 @@ TEST(HostileModel, NonFiniteWeightsAreRefusedNamingTheTensor) {
   const fs::path dir = temp_dir("nan");
   const std::string path = (dir / "m.safetensors").string();
   save_model(path, compiled_model());
-  Tensor bad = io::load_tensors(path).tensors.at("dense_1.weight").clone();
+  Tensor bad = clone(io::load_tensors(path).tensors.at("dense_1.weight"));
   bad.data<float>()[3] = std::nanf("");
   set_tensor(path, "dense_1.weight", bad);
   expect_error<IOError>([&] { load_model(path); }, {path, "tensor 'dense_1.weight' holds NaN or infinite values"});
@@ -417,7 +417,7 @@ TEST(HostileModel, OptimizerStateIsValidatedOnResume) {
   };
   const Tensor v = good.tensors.at("optimizer/v.0");
   expect_refused("optimizer/v.0", neg(add(v, 1.0)), "'v.0' holds negative values");
-  Tensor nan_m = good.tensors.at("optimizer/m.0").clone();
+  Tensor nan_m = clone(good.tensors.at("optimizer/m.0"));
   nan_m.data<float>()[0] = std::nanf("");
   expect_refused("optimizer/m.0", nan_m, "NaN or infinite");
   expect_refused("optimizer/m.0", Tensor::zeros({3}), "'m.0' has shape (3,)");

@@ -60,7 +60,7 @@ TEST(ProfileAutograd, NodesRecordTheirScopeAndBackwardTimeGoesToIt) {
   BackwardProfile sink;
   {
     const BackwardProfileGuard guard(&sink);
-    loss.backward();
+    backward(loss);
   }
   ASSERT_EQ(sink.scope_ns.size(), 3u);
   EXPECT_EQ(sink.scope_ns[0], 0);
@@ -70,7 +70,7 @@ TEST(ProfileAutograd, NodesRecordTheirScopeAndBackwardTimeGoesToIt) {
 
   // Without a guard, backward records nowhere.
   const BackwardProfile before = sink;
-  sum(mul(a, b)).backward();
+  backward(sum(mul(a, b)));
   EXPECT_EQ(sink.unscoped_ns, before.unscoped_ns);
   EXPECT_EQ(sink.scope_ns, before.scope_ns);
 }

@@ -90,15 +90,15 @@ TEST(TensorCreate, ItemAndAt) {
 
 TEST(TensorCreate, DtypeConversion) {
   Tensor f = Tensor::of({-1.5, 0.0, 2.7});
-  Tensor d = f.to(DType::kFloat64);
+  Tensor d = cast(f, DType::kFloat64);
   EXPECT_EQ(d.dtype(), DType::kFloat64);
   expect_values(d, {-1.5, 0.0, 2.7}, 1e-6);
-  Tensor i = f.to(DType::kInt64);
+  Tensor i = cast(f, DType::kInt64);
   EXPECT_EQ(i.to_vector<int64_t>(), (std::vector<int64_t>{-1, 0, 2}));  // truncation
-  Tensor b = f.to(DType::kBool);
+  Tensor b = cast(f, DType::kBool);
   EXPECT_EQ(b.dtype(), DType::kBool);
   expect_values(b, {1, 0, 1});
-  Tensor back = b.to(DType::kFloat32);
+  Tensor back = cast(b, DType::kFloat32);
   expect_values(back, {1, 0, 1});
   EXPECT_THROW(f.data<double>(), ValueError);
 }
@@ -186,14 +186,14 @@ TEST(TensorView, ExpandHasZeroStride) {
 TEST(TensorView, ContiguousCopiesInCOrder) {
   Tensor t = arange_shaped({2, 3});
   Tensor tr = transpose(t, 0, 1);
-  Tensor c = tr.contiguous();
+  Tensor c = contiguous(tr);
   EXPECT_TRUE(c.is_contiguous());
   EXPECT_NE(c.impl()->storage, t.impl()->storage);
   EXPECT_EQ(c.strides(), (Shape{2, 1}));
   const float* p = c.data<float>();
   const std::vector<float> expected{0, 3, 1, 4, 2, 5};
   for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(p[i], expected[i]);
-  EXPECT_TRUE(t.contiguous().same(t));  // already contiguous: no copy
+  EXPECT_TRUE(contiguous(t).same(t));  // already contiguous: no copy
   // Reshape of a non-contiguous view copies rather than aliasing wrongly.
   expect_values(reshape(tr, {6}), {0, 3, 1, 4, 2, 5});
 }
@@ -501,7 +501,7 @@ TEST(TensorErrors, NewOpsNameTheirArguments) {
   const std::vector<Tensor> pieces = chunk(y, 2, 1);
   ASSERT_EQ(pieces.size(), 2u);
   EXPECT_EQ(pieces[1].shape(), (Shape{2, 2}));
-  sum(mul(pieces[1], 3.0)).backward();
+  backward(sum(mul(pieces[1], 3.0)));
   expect_values(y.grad(), {0, 0, 0, 3, 3, 0, 0, 0, 3, 3});
 }
 

@@ -14,8 +14,8 @@ namespace {
 // since autograd sits below the ops.
 Tensor accumulate(const Tensor& a, const Tensor& b) {
   NEUTRINO_ASSERT(a.shape() == b.shape());
-  const Tensor x = a.contiguous();
-  const Tensor y = (b.dtype() == a.dtype() ? b : b.to(a.dtype())).contiguous();
+  const Tensor x = densify(a);
+  const Tensor y = densify(b, a.dtype());
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   auto run = [&]<class T>() {
     kernels::binary(kernels::Binary::kAdd, x.data<T>(), x.strides().data(), y.data<T>(),
@@ -130,7 +130,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     if (!impl->grad_fn) {
       // A leaf: accumulate into .grad, the way repeated backward() calls add up in PyTorch.
       // Gradients are never written in place, so an aliased gradient is safe to keep.
-      impl->grad = impl->grad ? accumulate(Tensor(impl->grad), grad).impl() : grad.contiguous().impl();
+      impl->grad = impl->grad ? accumulate(Tensor(impl->grad), grad).impl() : densify(grad).impl();
       continue;
     }
     const Node& node = *impl->grad_fn;
@@ -151,6 +151,21 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     }
     if (!retain_graph) impl->grad_fn->release();
   }
+}
+
+void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
+  Tensor seed = gradient;
+  if (!seed.defined()) {
+    NEUTRINO_CHECK_SHAPE(root.numel() == 1,
+                         "backward: a tensor of shape {} needs an explicit gradient (only "
+                         "single-element tensors get an implicit 1)",
+                         root.shape_string());
+    seed = Tensor::ones(root.shape(), root.dtype());
+  }
+  NEUTRINO_CHECK_SHAPE(seed.shape() == root.shape(),
+                       "backward: gradient shape {} differs from tensor shape {}",
+                       seed.shape_string(), root.shape_string());
+  run_backward(root, seed, retain_graph);
 }
 
 }  // namespace neutrino

@@ -1,6 +1,6 @@
 // Reverse-mode autodiff, define-by-run. Each differentiable op that sees an input needing a gradient
 // records a Node on its output: the inputs, and a backward function that maps the output's gradient
-// to one gradient per input, written in differentiable ops. Tensor::backward() walks the nodes in
+// to one gradient per input, written in differentiable ops. backward() walks the nodes in
 // reverse topological order, summing gradients that meet at a tensor.
 #pragma once
 
@@ -94,7 +94,11 @@ bool needs_grad(const Tensor& input);
 // functions that need the output must capture output.detach() to avoid a reference cycle.
 void record(Tensor& output, const char* name, std::vector<Tensor> inputs, Node::BackwardFn backward);
 
-// Runs backward from `root` with the given seed gradient (ones for a single-element root).
+// Reverse-mode autodiff from `root` (torch.autograd.backward): adds d root / d leaf, weighted by
+// `gradient`, into every leaf's grad(). Without `gradient`, root must hold a single element.
+// With retain_graph the graph can be walked again.
+void backward(const Tensor& root, const Tensor& gradient = Tensor(), bool retain_graph = false);
+// backward's walk, with the seed gradient already checked.
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 
 }  // namespace neutrino

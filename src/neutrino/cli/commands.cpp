@@ -287,7 +287,7 @@ Tensor load_inputs(const PredictArgs& args, const train::Model& model) {
     return load_image_input(path, model);
   }
   if (path.find("idx") != std::string::npos || path.find("ubyte") != std::string::npos) {
-    Tensor t = data::read_idx(path).to(DType::kFloat32);
+    Tensor t = cast(data::read_idx(path), DType::kFloat32);
     if (t.dim() == 3) t = reshape(t, {t.size(0), 1, t.size(1), t.size(2)});
     return t;
   }

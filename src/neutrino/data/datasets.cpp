@@ -1,4 +1,5 @@
 #include "neutrino/data/datasets.h"
+#include "neutrino/ops/ops.h"
 #include "neutrino/io/file_io.h"
 
 #include <fmt/format.h>
@@ -102,8 +103,8 @@ std::vector<uint8_t> read_maybe_gzipped(const std::string& path) {
 // Any dtype to a new contiguous float32 tensor, through raw pointers (at() is far too slow for
 // 47M pixels). float32 input is returned as is, sharing storage.
 Tensor to_float32(const Tensor& t) {
-  if (t.dtype() == DType::kFloat32) return t.contiguous();
-  const Tensor src = t.contiguous();
+  if (t.dtype() == DType::kFloat32) return contiguous(t);
+  const Tensor src = contiguous(t);
   Tensor out = Tensor::empty(src.shape(), DType::kFloat32);
   float* dst = out.data<float>();
   const int64_t n = src.numel();
@@ -212,7 +213,7 @@ Dataset load_npz(const std::string& path) {
   ds.source = path;
   NEUTRINO_CHECK_IO(ds.x.dim() >= 1, "{}: \"x\" is a scalar; expected (N, ...)", path);
   if (arrays.count("y") > 0) {
-    ds.y = arrays["y"].contiguous();
+    ds.y = contiguous(arrays["y"]);
     if (ds.y.dtype() == DType::kFloat64) ds.y = to_float32(ds.y);
     if (ds.y.dtype() == DType::kBool) {
       // A bool target is a class label; keep the int64 convention of classification labels.

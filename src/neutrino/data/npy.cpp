@@ -639,7 +639,7 @@ std::vector<uint8_t> write_npy_bytes(const Tensor& tensor) {
                        "write_npy: shape {} overflows the element count ({} bytes times the "
                        "non-zero dimensions must fit in int64)",
                        tensor.shape_string(), kWidestDtype);
-  const Tensor t = tensor.is_contiguous() ? tensor : tensor.detach().contiguous();
+  const Tensor t = densify(tensor.detach());
   const char order = kLittleEndian ? '<' : '>';
   std::string descr;
   switch (t.dtype()) {

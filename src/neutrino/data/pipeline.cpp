@@ -97,8 +97,8 @@ void read_statistics(io::ConfigReader& r, Pipeline::Step& step) {
                          s);
     if (s == 0) s = 1;
   }
-  step.mean = Tensor::from_vector(mean, shape).to(DType::kFloat32);
-  step.stddev = Tensor::from_vector(stddev, shape).to(DType::kFloat32);
+  step.mean = cast(Tensor::from_vector(mean, shape), DType::kFloat32);
+  step.stddev = cast(Tensor::from_vector(stddev, shape), DType::kFloat32);
 }
 
 Pipeline::Step saved_step(const json& value, const std::string& where) {
@@ -150,7 +150,7 @@ void Pipeline::fit(const Tensor& x_train) {
 }
 
 Tensor Pipeline::apply_x(const Tensor& x) const {
-  Tensor out = x.dtype() == DType::kFloat32 ? x : x.detach().to(DType::kFloat32);
+  Tensor out = x.dtype() == DType::kFloat32 ? x : cast(x.detach(), DType::kFloat32);
   for (const Step& step : steps_) {
     if (step.kind == "rescale") out = data::rescale(out, step.factor);
     if (step.kind == "standardize") {

@@ -10,14 +10,14 @@ namespace neutrino::data {
 
 Tensor rescale(const Tensor& x, double factor) {
   NoGradGuard no_grad;
-  return mul(x.detach().to(DType::kFloat32), factor);
+  return mul(cast(x.detach(), DType::kFloat32), factor);
 }
 
 Standardizer Standardizer::fit(const Tensor& x) {
   NEUTRINO_CHECK_SHAPE(x.dim() >= 1 && x.size(0) > 0, "standardize: no samples to fit, got {}",
                        x.shape_string());
   NoGradGuard no_grad;
-  const Tensor xf = x.detach().to(DType::kFloat64);
+  const Tensor xf = cast(x.detach(), DType::kFloat64);
   const Tensor m = neutrino::mean(xf, {0});
   const Tensor centered = sub(xf, m);
   Tensor s = sqrt(neutrino::mean(mul(centered, centered), {0}));
@@ -25,7 +25,7 @@ Standardizer Standardizer::fit(const Tensor& x) {
   std::vector<double> values = s.to_vector<double>();
   for (double& v : values) v = v > 1e-12 ? v : 1.0;
   s = Tensor::from_vector(values, s.shape());
-  return {m.to(DType::kFloat32), s.to(DType::kFloat32)};
+  return {cast(m, DType::kFloat32), cast(s, DType::kFloat32)};
 }
 
 Tensor Standardizer::apply(const Tensor& x) const {
@@ -38,7 +38,7 @@ Tensor Standardizer::apply(const Tensor& x) const {
                        "samples of shape {} (the first dim counts samples)",
                        mean.shape_string(), x.shape_string(), x.size(0), shape_str(sample));
   NoGradGuard no_grad;
-  return div(sub(x.detach().to(DType::kFloat32), mean), stddev);
+  return div(sub(cast(x.detach(), DType::kFloat32), mean), stddev);
 }
 
 std::vector<int64_t> permutation(int64_t n, Generator& gen) {
@@ -83,8 +83,8 @@ void check_images(const Tensor& images, const char* op) {
 
 Tensor random_flip(const Tensor& images, Generator& gen) {
   check_images(images, "random_flip");
-  const Tensor src = images.detach().contiguous();
-  Tensor out = src.clone().detach();
+  const Tensor src = contiguous(images.detach());
+  Tensor out = clone(src).detach();
   const int64_t n = images.size(0), rows = images.size(1) * images.size(2), w = images.size(3);
   const float* in = src.data<float>();
   float* o = out.data<float>();
@@ -102,7 +102,7 @@ Tensor random_flip(const Tensor& images, Generator& gen) {
 Tensor random_crop(const Tensor& images, int64_t padding, Generator& gen) {
   check_images(images, "random_crop");
   NEUTRINO_CHECK_VALUE(padding >= 0, "random_crop: padding must be >= 0, got {}", padding);
-  const Tensor src = images.detach().contiguous();
+  const Tensor src = contiguous(images.detach());
   const int64_t n = images.size(0), ch = images.size(1), h = images.size(2), w = images.size(3);
   Tensor out = Tensor::zeros(images.shape());
   const float* in = src.data<float>();

@@ -53,7 +53,7 @@ bool all_finite(const Tensor& t) {
 void check_finite(const std::map<std::string, Tensor>& tensors, const std::string& path) {
   for (const auto& [name, t] : tensors) {
     if (!is_floating(t.dtype())) continue;
-    const Tensor c = t.dtype() == DType::kBFloat16 ? t.to(DType::kFloat32) : t.contiguous();
+    const Tensor c = densify(t, t.dtype() == DType::kBFloat16 ? DType::kFloat32 : t.dtype());
     const bool finite = c.dtype() == DType::kFloat64 ? all_finite<double>(c) : all_finite<float>(c);
     NEUTRINO_CHECK_IO(finite, "{}: tensor '{}' holds NaN or infinite values", path, name);
   }
@@ -218,7 +218,7 @@ std::string tensors_checksum(const std::map<std::string, Tensor>& tensors) {
     }
   };
   for (const auto& [name, tensor] : tensors) {
-    const Tensor c = tensor.detach().contiguous();
+    const Tensor c = densify(tensor.detach());
     const std::string header =
         fmt::format("{}|{}|{}|", name, dtype_name(c.dtype()), c.shape_string());
     feed(header.data(), header.size());

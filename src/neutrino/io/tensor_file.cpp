@@ -63,7 +63,7 @@ void save_tensors(const std::string& path, const std::map<std::string, Tensor>& 
   file.metadata = metadata;
   for (const auto& [name, tensor] : tensors) {
     NEUTRINO_CHECK_VALUE(tensor.defined(), "save_tensors: tensor '{}' is undefined", name);
-    const Tensor c = tensor.detach().contiguous();
+    const Tensor c = densify(tensor.detach());
     RawTensor raw;
     raw.dtype = dtype_to_file(c.dtype());
     raw.shape = c.shape();

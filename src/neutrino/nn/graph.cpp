@@ -14,16 +14,16 @@ namespace {
 Tensor cast_for_layer(const Layer& layer, const Tensor& h) {
   using Use = Layer::Bf16Use;
   const Use use = layer.bf16_use();
-  if (h.dtype() == DType::kBFloat16 && use == Use::kNo) return h.to(DType::kFloat32);
+  if (h.dtype() == DType::kBFloat16 && use == Use::kNo) return cast(h, DType::kFloat32);
   if (h.dtype() == DType::kFloat32 && use == Use::kComputes &&
       compute_precision() == Precision::kBFloat16) {
-    return h.to(DType::kBFloat16);
+    return cast(h, DType::kBFloat16);
   }
   return h;
 }
 
 Tensor as_float32(const Tensor& h) {
-  return h.dtype() == DType::kBFloat16 ? h.to(DType::kFloat32) : h;
+  return h.dtype() == DType::kBFloat16 ? cast(h, DType::kFloat32) : h;
 }
 
 Shape per_sample(const Tensor& x, const std::string& what) {

@@ -469,7 +469,7 @@ void Embedding::build_weights(const Shape& /*in*/) {
 
 Tensor Embedding::call(const Tensor& x) {
   // Keras feeds indices as floats too; accept either.
-  const Tensor indices = x.dtype() == DType::kInt64 ? x : x.detach().to(DType::kInt64);
+  const Tensor indices = x.dtype() == DType::kInt64 ? x : cast(x.detach(), DType::kInt64);
   return embedding(weight_, indices);
 }
 

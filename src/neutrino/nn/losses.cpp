@@ -15,7 +15,7 @@ Tensor align_targets(const Tensor& y_true, const Tensor& y_pred, const char* los
   NEUTRINO_CHECK_SHAPE(y_true.numel() == y_pred.numel(),
                        "{}: y_true {} does not match y_pred {}", loss, y_true.shape_string(),
                        y_pred.shape_string());
-  Tensor t = y_true.dtype() == y_pred.dtype() ? y_true : y_true.to(y_pred.dtype());
+  Tensor t = y_true.dtype() == y_pred.dtype() ? y_true : cast(y_true, y_pred.dtype());
   return t.shape() == y_pred.shape() ? t : reshape(t, y_pred.shape());
 }
 
@@ -29,7 +29,7 @@ Tensor labels_of(const Tensor& y_true, int64_t batch, const char* loss) {
     for (double v : values) {
       NEUTRINO_CHECK_VALUE(v == std::floor(v), "{}: label {} is not a whole number", loss, v);
     }
-    labels = labels.to(DType::kInt64);
+    labels = cast(labels, DType::kInt64);
   }
   return labels;
 }

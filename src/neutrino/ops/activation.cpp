@@ -20,7 +20,7 @@ Tensor relu_backward(const Tensor& g, const Tensor& y) {
   if (!same_layout) {
     if (g.dtype() == DType::kBFloat16 || y.dtype() == DType::kBFloat16) {
       // to() makes both contiguous, so this comes back through the kernel below.
-      return relu_backward(g.to(DType::kFloat32), y.to(DType::kFloat32)).to(g.dtype());
+      return cast(relu_backward(cast(g, DType::kFloat32), cast(y, DType::kFloat32)), g.dtype());
     }
     return mul(g, apply_unary(y, static_cast<int>(Unary::kStep), "relu"));
   }

@@ -102,7 +102,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
               Epilogue epilogue) {
   const ConvGeometry g = check_conv(x, weight, bias, p);
   if (x.dtype() == DType::kBFloat16 && !bf16_supported()) {
-    return conv2d(x.to(DType::kFloat32), weight, bias, p, epilogue).to(DType::kBFloat16);
+    return cast(conv2d(cast(x, DType::kFloat32), weight, bias, p, epilogue), DType::kBFloat16);
   }
   const bool relu = epilogue == Epilogue::kRelu;
   const bool training = any_requires_grad({&x, &weight, &bias});
@@ -115,7 +115,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   if (!training) return out;
   const Tensor y = relu ? out.detach() : Tensor();
   record(out, "conv2d", {x, weight, bias}, [x, weight, bias, g, y](const Tensor& grad) {
-    const Tensor grad_y = grad.to(x.dtype());  // itself unless it came back in another dtype
+    const Tensor grad_y = cast(grad, x.dtype());  // itself unless it came back in another dtype
     const Tensor gy = y.defined() ? relu_backward(grad_y, y) : grad_y;
     Tensor gb;
     Tensor gw = needs_grad(weight)

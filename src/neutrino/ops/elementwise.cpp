@@ -92,45 +92,33 @@ using namespace detail;
 
 // ---- copies and conversions ----------------------------------------------------------------
 
-Tensor Tensor::contiguous() const {
-  if (is_contiguous()) return *this;
-  Tensor out = materialize(*this);
-  record(out, "contiguous", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+// Each is the identity for the gradient (cast's converts it back to the input's dtype).
+
+Tensor contiguous(const Tensor& x) {
+  if (x.is_contiguous()) return x;
+  Tensor out = materialize(x);
+  record(out, "contiguous", {x}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
   return out;
 }
 
-Tensor Tensor::clone() const {
-  Tensor out = Tensor::empty(shape(), dtype());
-  Tensor src = materialize(*this);
-  std::memcpy(out.raw_data(), src.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype()));
-  record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+Tensor clone(const Tensor& x) {
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  Tensor src = materialize(x);
+  std::memcpy(out.raw_data(), src.raw_data(), static_cast<size_t>(x.numel()) * dtype_size(x.dtype()));
+  record(out, "clone", {x}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
   return out;
 }
 
-Tensor Tensor::to(DType target) const {
-  if (target == dtype()) return *this;
-  Tensor src = materialize(*this);
-  Tensor out = Tensor::empty(shape(), target);
-  kernels::cast(src.raw_data(), dtype(), out.raw_data(), target, numel());
-  if (is_floating(dtype()) && is_floating(target)) {
-    const DType source = dtype();
-    record(out, "to", {*this}, [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });
+Tensor cast(const Tensor& x, DType target) {
+  if (target == x.dtype()) return x;
+  Tensor src = materialize(x);
+  Tensor out = Tensor::empty(x.shape(), target);
+  kernels::cast(src.raw_data(), x.dtype(), out.raw_data(), target, x.numel());
+  if (is_floating(x.dtype()) && is_floating(target)) {
+    const DType source = x.dtype();
+    record(out, "cast", {x}, [source](const Tensor& g) { return std::vector<Tensor>{cast(g, source)}; });
   }
   return out;
-}
-
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
-  Tensor seed = gradient;
-  if (!seed.defined()) {
-    NEUTRINO_CHECK_SHAPE(numel() == 1,
-                         "backward: a tensor of shape {} needs an explicit gradient (only "
-                         "single-element tensors get an implicit 1)",
-                         shape_string());
-    seed = Tensor::ones(shape(), dtype());
-  }
-  NEUTRINO_CHECK_SHAPE(seed.shape() == shape(), "backward: gradient shape {} differs from tensor shape {}",
-                       seed.shape_string(), shape_string());
-  run_backward(*this, seed, retain_graph);
 }
 
 // ---- binary ops ----------------------------------------------------------------------------

@@ -136,7 +136,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Epilogu
     const Tensor gy = y.defined() ? relu_backward(g, y) : g;
     const Tensor gy2 = reshape(gy, {m, n});
     return std::vector<Tensor>{
-        needs_grad(x) ? reshape(matmul(gy2, weight), x.shape()).to(x.dtype()) : Tensor(),
+        needs_grad(x) ? cast(reshape(matmul(gy2, weight), x.shape()), x.dtype()) : Tensor(),
         needs_grad(weight) ? matmul(transpose(gy2, 0, 1), reshape(widen_bf16(x), {m, k})) : Tensor(),
         needs_grad(bias) ? sum(gy2, {0}) : Tensor()};
   });

@@ -65,7 +65,7 @@ Tensor dense_nchw_or_nhwc(const Tensor& t);
 // float32 for a bfloat16 tensor (differentiable), any other tensor as it is: for ops whose
 // kernels take bf16 only on their fast path.
 inline Tensor widen_bf16(const Tensor& t) {
-  return t.dtype() == DType::kBFloat16 ? t.to(DType::kFloat32) : t;
+  return t.dtype() == DType::kBFloat16 ? cast(t, DType::kFloat32) : t;
 }
 // Float 0/1 tensor of a bool mask, in `like`'s dtype.
 Tensor mask_to_float(const Tensor& mask, const Tensor& like);

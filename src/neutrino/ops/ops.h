@@ -15,6 +15,11 @@
 
 namespace neutrino {
 
+// ---- copies and conversions (differentiable) ------------------------------------------------
+Tensor contiguous(const Tensor& x);         // x itself when already contiguous
+Tensor clone(const Tensor& x);              // always a copy
+Tensor cast(const Tensor& x, DType dtype);  // any dtype; the gradient flows between floating ones
+
 // ---- elementwise, NumPy broadcasting -------------------------------------------------------
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);

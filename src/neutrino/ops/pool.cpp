@@ -40,7 +40,7 @@ Tensor max_pool2x2_channels_last(const Tensor& x, const ConvGeometry& g, bool re
   });
   if (!any_requires_grad({&x})) return out;
   record(out, name, {x}, [xd = x.detach(), y = out.detach(), relu, name](const Tensor& gy) {
-    const Tensor gyc = to_channels_last(gy.to(y.dtype()));
+    const Tensor gyc = to_channels_last(cast(gy, y.dtype()));
     Tensor gx = empty_channels_last(xd.shape(), y.dtype());
     dispatch_float_bf16(y.dtype(), name, [&]<class T>() {
       kernels::max_pool2x2_nhwc_backward(xd.data<T>(), y.data<T>(), gyc.data<T>(), xd.size(0),
@@ -70,7 +70,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   const ConvGeometry g = check_pool(x, p, "max_pool2d");
   if (channels_last_pool2x2(x, g)) return max_pool2x2_channels_last(x, g, false);
   // bfloat16 has a kernel for the channels-last 2x2 pool of a bf16 network only.
-  if (x.dtype() == DType::kBFloat16) return max_pool2d(x.to(DType::kFloat32), p).to(x.dtype());
+  if (x.dtype() == DType::kBFloat16) return cast(max_pool2d(cast(x, DType::kFloat32), p), x.dtype());
   Tensor xc = materialize(x);
   Tensor out = Tensor::empty({x.size(0), x.size(1), g.out_h, g.out_w}, x.dtype());
   if (kernels::is_pool2x2(g)) {
@@ -106,7 +106,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
 // Mean over each window; each input gets its share of the window's gradient.
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
   const ConvGeometry g = check_pool(x, p, "avg_pool2d");
-  if (x.dtype() == DType::kBFloat16) return avg_pool2d(x.to(DType::kFloat32), p).to(x.dtype());
+  if (x.dtype() == DType::kBFloat16) return cast(avg_pool2d(cast(x, DType::kFloat32), p), x.dtype());
   Tensor xc = materialize(x);
   Tensor out = Tensor::empty({x.size(0), x.size(1), g.out_h, g.out_w}, x.dtype());
   const bool include_pad = p.count_include_pad;

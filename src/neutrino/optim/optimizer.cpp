@@ -57,8 +57,8 @@ void Optimizer::step() {
     double total = 0;
     for (const Tensor& p : params_) {
       if (!p.grad().defined()) continue;
-      Tensor g = p.grad().contiguous();
-      if (!is_floating(g.dtype()) || g.dtype() == DType::kBFloat16) g = g.to(DType::kFloat64);
+      Tensor g = contiguous(p.grad());
+      if (!is_floating(g.dtype()) || g.dtype() == DType::kBFloat16) g = cast(g, DType::kFloat64);
       elementwise(g, [&]<class T>() { total += kernels::sum_of_squares(g.data<T>(), g.numel()); });
     }
     const double norm = std::sqrt(total);
@@ -70,7 +70,7 @@ void Optimizer::step() {
     if (!grad.defined()) continue;
     NEUTRINO_CHECK_SHAPE(grad.shape() == p.shape(), "optimizer: gradient {} does not match parameter {}",
                          grad.shape_string(), p.shape_string());
-    grad = grad.to(p.dtype()).contiguous();
+    grad = contiguous(cast(grad, p.dtype()));
     if (clip_scale != 1.0) grad = mul(grad, clip_scale);
     if (weight_decay_ > 0) {
       const double shrink = 1.0 - learning_rate_ * weight_decay_;
@@ -142,7 +142,7 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state) {
                          "optimizer state: '{}' has shape {}, but parameter {} has {}", key,
                          value.shape_string(), index, params_[index].shape_string());
     check_slot_values(key, value);
-    slots[key] = value.to(params_[index].dtype()).clone();
+    slots[key] = clone(cast(value, params_[index].dtype()));
   }
   slots_ = std::move(slots);
   iterations_ = iterations;

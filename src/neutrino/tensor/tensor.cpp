@@ -99,7 +99,7 @@ Tensor Tensor::from_vector(const std::vector<int64_t>& values, const Shape& shap
 }
 
 Tensor Tensor::of(std::initializer_list<double> values, DType dtype) {
-  return from_vector(std::vector<double>(values), {static_cast<int64_t>(values.size())}).to(dtype);
+  return densify(from_vector(std::vector<double>(values), {static_cast<int64_t>(values.size())}), dtype);
 }
 
 Tensor Tensor::of(std::initializer_list<std::initializer_list<double>> rows, DType dtype) {
@@ -110,7 +110,7 @@ Tensor Tensor::of(std::initializer_list<std::initializer_list<double>> rows, DTy
                          "Tensor::of: ragged rows ({} and {} values)", cols, row.size());
     flat.insert(flat.end(), row.begin(), row.end());
   }
-  return from_vector(flat, {static_cast<int64_t>(rows.size()), cols}).to(dtype);
+  return densify(from_vector(flat, {static_cast<int64_t>(rows.size()), cols}), dtype);
 }
 
 Tensor Tensor::uniform(const Shape& shape, double low, double high, DType dtype) {
@@ -178,14 +178,46 @@ double Tensor::item() const {
   return at(std::vector<int64_t>(dim(), 0));
 }
 
+namespace {
+// Every element of `src` in C order, converted to D. The tensor layer's one data-moving loop:
+// it sits below the backend's kernels, and serves densify, copy_ and to_vector.
+template <class D>
+void read_elements(const Tensor& src, D* dst) {
+  dispatch_all(src.dtype(), [&]<class S>() {
+    const S* base = src.data<S>();
+    const int64_t n = src.numel();
+    if (src.is_contiguous()) {
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<D>(base[i]);
+      return;
+    }
+    const Shape& shape = src.shape();
+    const Shape& strides = src.strides();
+    std::vector<int64_t> index(shape.size(), 0);
+    int64_t offset = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      dst[i] = static_cast<D>(base[offset]);
+      for (size_t d = shape.size(); d-- > 0;) {  // odometer, last dim fastest
+        offset += strides[d];
+        if (++index[d] < shape[d]) break;
+        offset -= strides[d] * shape[d];
+        index[d] = 0;
+      }
+    }
+  });
+}
+}  // namespace
+
+Tensor densify(const Tensor& t, DType dtype) {
+  if (t.dtype() == dtype && t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), dtype);
+  dispatch_all(dtype, [&]<class D>() { read_elements(t, out.data<D>()); });
+  return out;
+}
+
 template <class T>
 std::vector<T> Tensor::to_vector() const {
-  Tensor c = contiguous();
   std::vector<T> out(static_cast<size_t>(numel()));
-  dispatch_all(dtype(), [&]<class S>() {
-    const S* p = c.data<S>();
-    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(p[i]);
-  });
+  read_elements(*this, out.data());
   return out;
 }
 template std::vector<float> Tensor::to_vector<float>() const;
@@ -242,7 +274,9 @@ void Tensor::copy_(const Tensor& source) const {
   NEUTRINO_CHECK_SHAPE(source.shape() == shape(), "copy_: source shape {} differs from {}",
                        source.shape_string(), shape_string());
   NEUTRINO_CHECK_VALUE(is_contiguous(), "copy_: destination must be contiguous");
-  Tensor src = source.dtype() == dtype() ? source.detach().contiguous() : source.detach().to(dtype());
+  // densify copies whatever is not already contiguous of this dtype, so an overlapping view of
+  // this tensor's own storage is read in full before anything is written.
+  const Tensor src = densify(source.detach(), dtype());
   if (src.impl_->storage == impl_->storage && src.offset() == offset()) return;
   std::memcpy(raw_data(), src.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype()));
 }

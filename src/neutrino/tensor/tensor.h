@@ -80,10 +80,8 @@ class Tensor {
   template <class T>
   std::vector<T> to_vector() const;  // converts from any dtype, in C order
 
-  // Copies unless already contiguous; the result shares the graph (differentiable).
-  Tensor contiguous() const;
-  Tensor clone() const;                  // a differentiable copy
-  Tensor to(DType dtype) const;          // differentiable between floating types
+  // The differentiable copies and conversions are ops (ops/ops.h: contiguous, clone, cast);
+  // below the ops, densify() gives the same values without a graph.
   Tensor detach() const;                 // same data, no graph
   Tensor view_as(const Shape& shape, const Shape& strides, int64_t offset) const;  // no graph
 
@@ -95,8 +93,7 @@ class Tensor {
   void zero_grad() { impl_->grad.reset(); }
   bool is_leaf() const { return impl_->grad_fn == nullptr; }
   const std::shared_ptr<Node>& grad_fn() const { return impl_->grad_fn; }
-  // Reverse-mode autodiff from this tensor; without `gradient` it must hold a single element.
-  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  // Reverse-mode autodiff from a tensor is backward(t) in autograd/autograd.h.
 
   // Fills in place (no graph): for initializers and optimizers.
   void fill_(double value) const;
@@ -109,6 +106,12 @@ class Tensor {
  private:
   std::shared_ptr<TensorImpl> impl_;
 };
+
+// A contiguous tensor of `dtype` with t's values (t itself when it already is one), without a
+// graph: the conversion the layers below the ops (io, autograd) use. The ops' cast() and
+// contiguous() are the differentiable ones.
+Tensor densify(const Tensor& t, DType dtype);
+inline Tensor densify(const Tensor& t) { return densify(t, t.dtype()); }
 
 template <class T>
 T* Tensor::data() const {

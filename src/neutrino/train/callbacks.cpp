@@ -76,7 +76,7 @@ void EarlyStopping::on_epoch_end(Model& model, int epoch, const Logs& logs) {
     wait_ = 0;
     if (options_.restore_best_weights) {
       best_weights_.clear();
-      for (const auto& [name, t] : model.state_dict()) best_weights_[name] = t.detach().clone();
+      for (const auto& [name, t] : model.state_dict()) best_weights_[name] = clone(t.detach());
     }
     return;
   }
@@ -109,7 +109,7 @@ void EarlyStopping::load_state(const std::string& json_text) {
 
 void EarlyStopping::load_state_tensors(const std::map<std::string, Tensor>& tensors) {
   best_weights_.clear();
-  for (const auto& [name, t] : tensors) best_weights_[name] = t.detach().clone();
+  for (const auto& [name, t] : tensors) best_weights_[name] = clone(t.detach());
 }
 
 // ---- ModelCheckpoint -----------------------------------------------------------------------

@@ -53,7 +53,7 @@ class CategoricalAccuracy : public Metric {
       NEUTRINO_CHECK_SHAPE(y_true.shape() == y_pred.shape(),
                            "{}: y_true {} does not match y_pred {}", shown_, y_true.shape_string(),
                            y_pred.shape_string());
-      truth = argmax(y_true.detach().to(y_pred.dtype()), 1).to_vector<int64_t>();
+      truth = argmax(cast(y_true.detach(), y_pred.dtype()), 1).to_vector<int64_t>();
     }
     double hits = 0;
     for (size_t i = 0; i < truth.size(); ++i) hits += predicted[i] == truth[i] ? 1 : 0;

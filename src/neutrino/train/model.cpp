@@ -241,7 +241,7 @@ double Model::train_on_batch(const Inputs& x, const Tensor& y) {
   if (optimizer_->parameters().empty()) optimizer_->attach(parameters());
   const Tensor loss = (*loss_)(y, y_pred);
   optimizer_->zero_grad();
-  loss.backward();
+  backward(loss);
   optimizer_->step();
   return loss.item();
 }
@@ -279,11 +279,11 @@ bool Model::train_epoch(data::DataLoader& loader, const std::vector<CallbackPtr>
     if (!go_on) return false;  // the update is dropped
     if (profiler) {
       profiler->optimizer([&] { optimizer_->zero_grad(); });
-      profiler->backward([&] { loss.backward(); });
+      profiler->backward([&] { backward(loss); });
       profiler->optimizer([&] { optimizer_->step(); });
     } else {
       optimizer_->zero_grad();
-      loss.backward();
+      backward(loss);
       optimizer_->step();
     }
     const auto rows = static_cast<double>(batch->y.size(0));
