@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <exception>
+
 #include "neutrino/backend/dnnl_conv.h"
 #include "neutrino/backend/dnnl_util.h"
 #include "neutrino/backend/parallel.h"
@@ -120,25 +122,33 @@ void* mut(const void* p) { return const_cast<void*>(p); }
 // Below about a million multiply-adds (a batch-1 first layer) waking the second core costs more
 // than it saves: such calls run on the calling thread alone. Above it both cores pay: the
 // benchmark CNN's second conv at batch 1 (3.6M) takes 26 us on two against 35 on one (the
-// whole model 50 against 62-74 us). The thread count is part of the cache key, since oneDNN
-// plans its work split when a primitive is created.
-class SmallWorkScope {
- public:
-  explicit SmallWorkScope(const ConvGeometry& g) : previous_(follow_load()) {
-    if (g.macs() < kGrainConvMacs) omp_set_num_threads(1);
+// whole model 50 against 62-74 us). A small call runs inside a one-thread OpenMP region whose
+// own thread count is set to 1: oneDNN plans and runs its work for the count it reads there,
+// and OpenMP keeps that count per region, so no caller ever sees it changed (no count is flipped
+// and restored around the call). The thread count is part of the cache key, since oneDNN plans
+// its work split when a primitive is created.
+template <class Body>
+void run_sized(const ConvGeometry& g, Body&& body) {
+  follow_load();
+  if (g.macs() >= kGrainConvMacs) {
+    body();
+    return;
   }
-  ~SmallWorkScope() { omp_set_num_threads(previous_); }
-  SmallWorkScope(const SmallWorkScope&) = delete;
-  SmallWorkScope& operator=(const SmallWorkScope&) = delete;
+  std::exception_ptr error;
+#pragma omp parallel num_threads(1)
+  {
+    omp_set_num_threads(1);
+    try {
+      body();
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
 
- private:
-  int previous_;
-};
-}  // namespace
-
-void dnnl_conv2d_forward(const ConvGeometry& g, const ConvLayout& p, const void* x, const float* w,
-                         const float* bias, void* y, bool relu, bool training) {
-  const SmallWorkScope scope(g);
+void forward_here(const ConvGeometry& g, const ConvLayout& p, const void* x, const float* w,
+                  const float* bias, void* y, bool relu, bool training) {
   const dt compute = compute_type(p);
   const bool has_bias = bias != nullptr;
   // A convolution computes the same in either propagation kind, but this oneDNN picks its
@@ -175,9 +185,8 @@ void dnnl_conv2d_forward(const ConvGeometry& g, const ConvLayout& p, const void*
   stream().wait();
 }
 
-void dnnl_conv2d_backward_data(const ConvGeometry& g, const ConvLayout& p, const void* gy,
-                               const float* w, void* gx) {
-  const SmallWorkScope scope(g);
+void backward_data_here(const ConvGeometry& g, const ConvLayout& p, const void* gy, const float* w,
+                        void* gx) {
   const dt compute = compute_type(p);
   const auto bwd = cached<BackwardData>(key_of("bwd_data", g, p, compute, false, false), [&] {
     const Dims d = dims_of(g);
@@ -207,9 +216,8 @@ void dnnl_conv2d_backward_data(const ConvGeometry& g, const ConvLayout& p, const
   stream().wait();
 }
 
-void dnnl_conv2d_backward_weights(const ConvGeometry& g, const ConvLayout& p, const void* x,
-                                  const void* gy, float* gw, float* gb) {
-  const SmallWorkScope scope(g);
+void backward_weights_here(const ConvGeometry& g, const ConvLayout& p, const void* x,
+                           const void* gy, float* gw, float* gb) {
   const dt compute = compute_type(p);
   const bool has_bias = gb != nullptr;
   const auto bwd = cached<BackwardWeights>(key_of("bwd_weights", g, p, compute, has_bias, false), [&] {
@@ -239,6 +247,22 @@ void dnnl_conv2d_backward_weights(const ConvGeometry& g, const ConvLayout& p, co
   bwd->prim.execute(stream(), args);
   bwd->diff_weights.finish(diff_weights, user_gw);
   stream().wait();
+}
+}  // namespace
+
+void dnnl_conv2d_forward(const ConvGeometry& g, const ConvLayout& p, const void* x, const float* w,
+                         const float* bias, void* y, bool relu, bool training) {
+  run_sized(g, [&] { forward_here(g, p, x, w, bias, y, relu, training); });
+}
+
+void dnnl_conv2d_backward_data(const ConvGeometry& g, const ConvLayout& p, const void* gy,
+                               const float* w, void* gx) {
+  run_sized(g, [&] { backward_data_here(g, p, gy, w, gx); });
+}
+
+void dnnl_conv2d_backward_weights(const ConvGeometry& g, const ConvLayout& p, const void* x,
+                                  const void* gy, float* gw, float* gb) {
+  run_sized(g, [&] { backward_weights_here(g, p, x, gy, gw, gb); });
 }
 
 }  // namespace neutrino::kernels
