@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "neutrino/backend/kernels.h"
 #include "neutrino/ops/ops.h"
 
 namespace neutrino::nn {
@@ -36,25 +37,26 @@ Tensor labels_of(const Tensor& y_true, int64_t batch, const char* loss) {
 }  // namespace
 
 namespace {
-// Each int64 label in [0, classes), or a ValueError naming the caller and the position.
-std::vector<int64_t> check_labels(const Tensor& labels, int64_t classes, const char* caller) {
+// Each int64 label in [0, classes), or a ValueError naming the caller and the position; the
+// labels, contiguous.
+Tensor check_labels(const Tensor& labels, int64_t classes, const char* caller) {
   NEUTRINO_CHECK_VALUE(labels.dtype() == DType::kInt64, "{}: labels must be int64", caller);
-  std::vector<int64_t> values = labels.to_vector<int64_t>();
-  for (size_t i = 0; i < values.size(); ++i) {
-    NEUTRINO_CHECK_VALUE(values[i] >= 0 && values[i] < classes,
-                         "{}: label {} at position {} is out of range for {} classes", caller,
-                         values[i], i, classes);
-  }
+  const Tensor values = densify(labels);
+  const int64_t n = values.numel();
+  const int64_t* p = values.data<int64_t>();
+  const int64_t bad = kernels::find_out_of_range(p, n, classes);
+  NEUTRINO_CHECK_VALUE(bad == n, "{}: label {} at position {} is out of range for {} classes",
+                       caller, p[bad], bad, classes);
   return values;
 }
 }  // namespace
 
 Tensor one_hot(const Tensor& labels, int64_t classes, DType dtype, const char* caller) {
-  const std::vector<int64_t> values = check_labels(labels, classes, caller);
-  Tensor out = Tensor::zeros({static_cast<int64_t>(values.size()), classes}, dtype);
+  const Tensor values = check_labels(labels, classes, caller);
+  const int64_t n = values.numel();
+  Tensor out = Tensor::empty({n, classes}, dtype);
   dispatch_float(dtype, caller, [&]<class T>() {
-    T* p = out.data<T>();
-    for (size_t i = 0; i < values.size(); ++i) p[i * classes + values[i]] = T(1);
+    kernels::one_hot(values.data<int64_t>(), n, classes, out.data<T>());
   });
   return out;
 }
