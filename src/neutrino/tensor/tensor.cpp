@@ -274,11 +274,11 @@ void Tensor::copy_(const Tensor& source) const {
   NEUTRINO_CHECK_SHAPE(source.shape() == shape(), "copy_: source shape {} differs from {}",
                        source.shape_string(), shape_string());
   NEUTRINO_CHECK_VALUE(is_contiguous(), "copy_: destination must be contiguous");
-  // densify copies whatever is not already contiguous of this dtype, so an overlapping view of
-  // this tensor's own storage is read in full before anything is written.
+  // densify copies a strided or other-dtype source first; a contiguous one of this dtype may
+  // still overlap this tensor's own storage, hence memmove.
   const Tensor src = densify(source.detach(), dtype());
   if (src.impl_->storage == impl_->storage && src.offset() == offset()) return;
-  std::memcpy(raw_data(), src.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype()));
+  std::memmove(raw_data(), src.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype()));
 }
 
 namespace {
