@@ -7,10 +7,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <thread>
 
+#include "neutrino/backend/runtime.h"
 #include "neutrino/backend/thread_budget.h"
+#include "neutrino/data/loader.h"
+#include "neutrino/ops/ops.h"
 
 namespace neutrino::kernels {
 namespace {
@@ -74,6 +78,62 @@ TEST(ThreadBudget, FollowsABusyProcess) {
   set_follow_load(false);
   EXPECT_EQ(follow_load(), full);
   EXPECT_EQ(omp_get_max_threads(), full);
+}
+
+// A thread's limit caps its own budget only, and the guard gives the previous limit back.
+TEST(ThreadBudget, ThreadLimitCapsOnlyTheCallingThread) {
+  set_follow_load(false);
+  const int full = follow_load();
+  {
+    const runtime::ThreadLimit one(1);
+    EXPECT_EQ(follow_load(), 1);
+    EXPECT_EQ(omp_get_max_threads(), 1);
+    int other = 0;
+    std::thread([&] { other = follow_load(); }).join();
+    EXPECT_EQ(other, full);
+    {
+      const runtime::ThreadLimit none(0);
+      EXPECT_EQ(follow_load(), full);
+    }
+    EXPECT_EQ(follow_load(), 1);
+  }
+  EXPECT_EQ(thread_limit(), 0);
+  EXPECT_EQ(follow_load(), full);
+  set_follow_load(true);
+}
+
+int threads_in_process() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// The loader's background thread runs its kernels on itself (a relu big enough to
+// split over the cores on any other thread), so it never starts a second OpenMP team: while it
+// works, the process has one thread more than before, not two.
+TEST(ThreadBudget, DataLoaderWorkerStaysSerial) {
+  set_follow_load(false);
+  const int full = follow_load();
+  if (full < 2) GTEST_SKIP() << "needs 2 OpenMP threads";
+  const Tensor big = Tensor::ones({int64_t{1} << 20});
+  EXPECT_EQ(sum(relu(big)).item(), 1 << 20);  // the main team exists
+  const int before = threads_in_process();
+  int seen_limit = -1, seen_threads = -1;
+  auto observe = [&](const Tensor& x, Generator&) {
+    EXPECT_EQ(sum(relu(big)).item(), 1 << 20);
+    seen_limit = thread_limit();
+    seen_threads = threads_in_process();
+    return x;
+  };
+  data::DataLoader loader(Tensor::ones({4, 1}), Tensor(), {.batch_size = 2, .augment = observe});
+  loader.start(0);
+  while (loader.next()) {
+  }
+  EXPECT_EQ(seen_limit, 1);
+  EXPECT_EQ(seen_threads, before + 1);
+  EXPECT_EQ(thread_limit(), 0);
+  EXPECT_EQ(follow_load(), full);
+  set_follow_load(true);
 }
 
 }  // namespace

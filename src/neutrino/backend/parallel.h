@@ -34,11 +34,13 @@ inline constexpr int64_t kOptimizerBlock = int64_t{1} << 14;
 // which ran the batch-1 channels-last pool at half speed.
 template <class Body>
 void parallel_for(int64_t n, bool parallel, const Body& body) {
-  if (!parallel || n < 2) {
+  // A budget of one thread opens no region either: an OpenMP region entered from a second
+  // thread (a data loader's) starts a second thread team, and with more OpenMP threads than
+  // cores libgomp stops spinning at barriers, so every region of the main team pays a wake-up.
+  if (!parallel || n < 2 || follow_load() < 2) {
     body(int64_t{0}, n);
     return;
   }
-  follow_load();
 #pragma omp parallel
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();

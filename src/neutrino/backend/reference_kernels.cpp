@@ -353,8 +353,8 @@ void copy_strided(const T* src, const Shape& shape_in, const int64_t* strides_in
       // Large copies (a batch of images) spread their outermost dim over the cores.
       if (!outer_shape.empty() && outer_shape[0] > 1 && shape_numel(shape) > kGrainCopy) {
         const Shape inner_shape(outer_shape.begin() + 1, outer_shape.end());
-        parallel_for(outer_shape[0], true, [&](int64_t first, int64_t last) {
-          for (int64_t b = first; b < last; ++b) {
+        parallel_for(outer_shape[0], true, [&](int64_t first, int64_t stop) {
+          for (int64_t b = first; b < stop; ++b) {
             strided_for_each<2>(inner_shape, {outer_src.data() + 1, outer_dst.data() + 1},
                                 [&](const std::array<int64_t, 2>& o) {
                                   tiles({o[0] + b * outer_src[0], o[1] + b * outer_dst[0]});

@@ -1,6 +1,7 @@
 #include "neutrino/backend/runtime.h"
 
 #include "neutrino/backend/dnnl_util.h"
+#include "neutrino/backend/thread_budget.h"
 #include "neutrino/tensor/storage.h"
 
 namespace neutrino::runtime {
@@ -24,5 +25,11 @@ void clear_caches() {
   // blocks go back to the block cache, which is emptied last.
   Storage::release_cached();
 }
+
+ThreadLimit::ThreadLimit(int threads) : previous_(kernels::thread_limit()) {
+  kernels::set_thread_limit(threads);
+}
+
+ThreadLimit::~ThreadLimit() { kernels::set_thread_limit(previous_); }
 
 }  // namespace neutrino::runtime

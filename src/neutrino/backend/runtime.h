@@ -34,4 +34,20 @@ std::vector<CacheStats> cache_stats();
 // Empties every cache (hit and miss counts keep counting).
 void clear_caches();
 
+// Caps the threads that kernels called from this thread may use, for the guard's lifetime (the
+// previous cap comes back after). ThreadLimit(1) keeps a helper thread's work on that thread:
+// a data loader's worker uses it, as PyTorch's DataLoader workers call torch.set_num_threads(1),
+// so that its copies never start a second OpenMP thread team competing with the training
+// thread's for the same cores. Other threads are not affected.
+class ThreadLimit {
+ public:
+  explicit ThreadLimit(int threads);
+  ~ThreadLimit();
+  ThreadLimit(const ThreadLimit&) = delete;
+  ThreadLimit& operator=(const ThreadLimit&) = delete;
+
+ private:
+  int previous_;
+};
+
 }  // namespace neutrino::runtime

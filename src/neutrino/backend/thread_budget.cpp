@@ -184,9 +184,17 @@ int64_t busy_ticks_from_proc_stat(std::string_view text, bool (*wanted)(int, con
   return any ? total : -1;
 }
 
+namespace {
+thread_local int limit_of_this_thread = 0;
+}  // namespace
+
+void set_thread_limit(int threads) { limit_of_this_thread = std::max(0, threads); }
+int thread_limit() { return limit_of_this_thread; }
+
 int follow_load() {
   thread_local int applied = 0;
-  const int threads = monitor().budget(now_ns(CLOCK_MONOTONIC_COARSE));
+  int threads = monitor().budget(now_ns(CLOCK_MONOTONIC_COARSE));
+  if (limit_of_this_thread > 0) threads = std::min(threads, limit_of_this_thread);
   if (threads != applied) {
     omp_set_num_threads(threads);
     applied = threads;

@@ -18,8 +18,14 @@ namespace neutrino::kernels {
 // The thread budget for the calling thread: re-measures the machine's load when the last
 // measurement is older than the sampling interval (100 ms; one clock read otherwise) and sets the
 // calling thread's OpenMP thread count to it, so our loops and oneDNN's primitives (whose cache
-// keys hold the count) follow. Called at the backend's parallel entry points.
+// keys hold the count) follow. Called at the backend's parallel entry points. Never above the
+// calling thread's own limit.
 int follow_load();
+
+// The most threads the calling thread's parallel work may use (0: no limit of its own); the
+// public face of this is runtime::ThreadLimit.
+void set_thread_limit(int threads);
+int thread_limit();
 
 // Turns following the load on (the default, unless OMP_NUM_THREADS is set) or off (then the budget is the starting OpenMP
 // thread count, as if the machine were idle). For tests and benchmarks that need fixed counts.

@@ -1,5 +1,6 @@
 #include "neutrino/data/loader.h"
 
+#include "neutrino/backend/runtime.h"
 #include "neutrino/data/preprocess.h"
 
 namespace neutrino::data {
@@ -105,6 +106,9 @@ Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, i
 }
 
 void DataLoader::produce(int64_t epoch, int64_t first_step) {
+  // The training thread's kernels have the cores; this thread's copies and augmentation stay
+  // serial (see runtime::ThreadLimit).
+  const runtime::ThreadLimit serial(1);
   try {
     const std::vector<int64_t> order = epoch_order(epoch);
     for (int64_t step = first_step, steps = steps_per_epoch(); step < steps; ++step) {
