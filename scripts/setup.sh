@@ -8,6 +8,8 @@ packages=(
   libjpeg62-turbo-dev   # JPEG decoding (libjpeg-turbo; stb stays for PNG and BMP)
   ocl-icd-opencl-dev   # oneDNN's CMake config needs the OpenCL headers; libdnnl-dev only recommends them
   dataset-fashion-mnist python3-sklearn   # built-in datasets
+  fortunes fortunes-zh   # built-in text datasets (English and Chinese fortunes)
+  libsentencepiece-dev sentencepiece   # subword tokenizers; spm_encode is the tests' reference for ids
   libgtest-dev libgmock-dev
   time python3   # /usr/bin/time and python3 for tests/hostile/cost_check.py (the hostile-input cost bound)
   clang-14 libclang-rt-14-dev libomp-14-dev   # libFuzzer targets (clang's OpenMP for the library)
