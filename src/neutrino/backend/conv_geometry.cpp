@@ -19,6 +19,26 @@ std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t kernel, int64_t str
   return {total / 2, total - total / 2};
 }
 
+namespace {
+// The window's placement (strides, padding) and the output size it gives: the same for a
+// convolution and a pool (a pool's dilation is 1).
+template <class Params>
+void place_window(ConvGeometry& g, const Params& p, int64_t dilation_h, int64_t dilation_w) {
+  g.stride_h = p.stride_h;
+  g.stride_w = p.stride_w;
+  g.dilation_h = dilation_h;
+  g.dilation_w = dilation_w;
+  g.pad_top = p.pad_top;
+  g.pad_left = p.pad_left;
+  g.pad_bottom = p.pad_bottom;
+  g.pad_right = p.pad_right;
+  g.out_h = window_output_size(g.height, g.kernel_h, g.stride_h, g.dilation_h, g.pad_top,
+                               g.pad_bottom);
+  g.out_w = window_output_size(g.width, g.kernel_w, g.stride_w, g.dilation_w, g.pad_left,
+                               g.pad_right);
+}
+}  // namespace
+
 ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Conv2dParams& p) {
   ConvGeometry g;
   g.batch = x[0];
@@ -29,18 +49,7 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Conv2dParams& p
   g.groups = p.groups;
   g.kernel_h = w[2];
   g.kernel_w = w[3];
-  g.stride_h = p.stride_h;
-  g.stride_w = p.stride_w;
-  g.dilation_h = p.dilation_h;
-  g.dilation_w = p.dilation_w;
-  g.pad_top = p.pad_top;
-  g.pad_left = p.pad_left;
-  g.pad_bottom = p.pad_bottom;
-  g.pad_right = p.pad_right;
-  g.out_h = window_output_size(g.height, g.kernel_h, g.stride_h, g.dilation_h, g.pad_top,
-                               g.pad_bottom);
-  g.out_w = window_output_size(g.width, g.kernel_w, g.stride_w, g.dilation_w, g.pad_left,
-                               g.pad_right);
+  place_window(g, p, p.dilation_h, p.dilation_w);
   return g;
 }
 
@@ -52,14 +61,7 @@ ConvGeometry pool_geometry(const Shape& x, const Pool2dParams& p) {
   g.width = x[3];
   g.kernel_h = p.kernel_h;
   g.kernel_w = p.kernel_w;
-  g.stride_h = p.stride_h;
-  g.stride_w = p.stride_w;
-  g.pad_top = p.pad_top;
-  g.pad_left = p.pad_left;
-  g.pad_bottom = p.pad_bottom;
-  g.pad_right = p.pad_right;
-  g.out_h = window_output_size(g.height, g.kernel_h, g.stride_h, 1, g.pad_top, g.pad_bottom);
-  g.out_w = window_output_size(g.width, g.kernel_w, g.stride_w, 1, g.pad_left, g.pad_right);
+  place_window(g, p, 1, 1);
   return g;
 }
 
