@@ -51,6 +51,7 @@ TEST(Cli, TrainEvalPredictSummaryOnXor) {
   CliResult eval = run_cli("eval " + model + " --data " + kXorCsv + " --json");
   ASSERT_EQ(eval.code, 0) << eval.output;
   EXPECT_NE(eval.output.find("\"accuracy\":1.0"), std::string::npos) << eval.output;
+  EXPECT_NE(eval.output.find("\"macro_f1\":1.0"), std::string::npos) << eval.output;
 
   write(dir / "inputs.csv", "x1,x2\n0,1\n1,1\n");
   CliResult predict = run_cli("predict " + model + " --input " + (dir / "inputs.csv").string() +

@@ -232,15 +232,20 @@ int run_eval(const EvalArgs& args) {
                                                    : static_cast<int64_t>(info.class_names.size());
   const Tensor y = pre.apply_y(d.y, classes);
   const train::Scores scores = model.evaluate(x, y, {.batch_size = args.batch_size, .verbose = 0});
-  if (!args.report) {
+  // Class labels: --json gives the macro-averaged F1 beside the scores, the figure to compare
+  // classifiers by when the classes are unbalanced.
+  const bool classifier = d.y.dtype() == DType::kInt64;
+  if (!args.report && !(args.json && classifier)) {
     print_scores(scores, d.x.size(0), args.json, "");
     return 0;
   }
   const train::Report report =
       train::classification_report(d.y, model.predict(x, args.batch_size), info.class_names);
   if (args.json) {
-    json out = json::parse(train::report_json(report));
+    json out = args.report ? json::parse(train::report_json(report))
+                           : scores_json(scores, d.x.size(0));
     for (size_t i = 0; i < scores.names().size(); ++i) out[scores.names()[i]] = scores[i];
+    out["macro_f1"] = report.macro_avg.f1;
     fmt::print("{}\n", out.dump());
   } else {
     print_scores(scores, d.x.size(0), false, "");
