@@ -237,6 +237,24 @@ const std::map<std::string, Runner>& runners() {
       {"layer_norm", one([](C c, I in) {
          return layer_norm(in[0], ints_attr(c, "normalized_shape"), optional(in, 1), optional(in, 2), 1e-5);
        })},
+      // recurrent: inputs x, w_ih, w_hh, then b_ih, b_hh (unless "bias": false), then h0 and the
+      // mask when the attrs say so; outputs the h sequence and the final state (h, an LSTM's c).
+      {"rnn", [](C c, I in, DType) {
+         const std::string kind = c.attrs.at("cell");
+         const RnnCell cell = kind == "lstm" ? RnnCell::kLstm : kind == "gru" ? RnnCell::kGru
+                              : kind == "relu" ? RnnCell::kRelu : RnnCell::kTanh;
+         const bool bias = bool_attr(c, "bias", true), reverse = bool_attr(c, "reverse", false);
+         size_t k = bias ? 5 : 3;
+         const Tensor h0 = bool_attr(c, "h0", false) ? in[k++] : Tensor();
+         const Tensor mask = bool_attr(c, "mask", false) ? in[k++] : Tensor();
+         const Tensor out = rnn(cell, in[0], h0, in[1], in[2], bias ? in[3] : Tensor(),
+                                bias ? in[4] : Tensor(), mask, reverse);
+         const int64_t hidden = in[2].size(1), last = reverse ? 0 : in[0].size(1) - 1;
+         const Tensor final_state = reshape(slice(out, 1, last, last + 1), {out.size(0), out.size(2)});
+         Inputs r{slice(out, 2, 0, hidden), slice(final_state, 1, 0, hidden)};
+         if (cell == RnnCell::kLstm) r.push_back(slice(final_state, 1, hidden, 2 * hidden));
+         return r;
+       }},
       // losses: inputs (y_pred, y_true), as PyTorch orders them
       {"mean_squared_error", one([](C, I in) { return nn::mean_squared_error(in[1], in[0]); })},
       {"binary_crossentropy", one([](C c, I in) {

@@ -12,6 +12,8 @@
 #include "neutrino/nn/graph.h"
 #include "neutrino/nn/layers.h"
 #include "neutrino/nn/merge.h"
+#include "neutrino/nn/recurrent.h"
+#include "neutrino/nn/sequence.h"
 #include "neutrino/nn/losses.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/optim/optimizer.h"

@@ -180,6 +180,32 @@ def batch_norm(x, a):
     return F.batch_norm(x[0], rm, rv, w, b, training=a["training"], momentum=0.1, eps=1e-5)
 
 
+def rnn(x, a):
+    """One layer and direction of torch's RNN/LSTM/GRU (batch_first) with the table's inputs
+    [x, w_ih, w_hh, (b_ih, b_hh), (h0)]; the reverse direction runs on the time-flipped input.
+    Returns (output, h_n) or, for an LSTM, (output, h_n, c_n), batch first."""
+    cell, bias = a["cell"], a.get("bias", True)
+    xs, hidden = x[0], x[2].shape[1]
+    weights = list(x[1:5] if bias else x[1:3])
+    k = 5 if bias else 3
+    state = hidden * (2 if cell == "lstm" else 1)
+    h0 = x[k] if a.get("h0") else torch.zeros(xs.shape[0], state, dtype=xs.dtype)
+    if a.get("reverse"):
+        xs = xs.flip(1)
+    args = (weights, bias, 1, 0.0, False, False, True)
+    if cell == "lstm":
+        hx = (h0[:, :hidden].unsqueeze(0).contiguous(), h0[:, hidden:].unsqueeze(0).contiguous())
+        out, h, c = torch._VF.lstm(xs, hx, *args)
+        states = (h[0], c[0])
+    else:
+        fn = {"gru": torch._VF.gru, "tanh": torch._VF.rnn_tanh, "relu": torch._VF.rnn_relu}[cell]
+        out, h = fn(xs, h0.unsqueeze(0).contiguous(), *args)
+        states = (h[0],)
+    if a.get("reverse"):
+        out = out.flip(1)
+    return (out,) + states
+
+
 EPS = 1e-7  # Keras's epsilon, which neutrino's probability losses clip to
 
 

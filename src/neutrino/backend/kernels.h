@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "neutrino/backend/conv_geometry.h"
+#include "neutrino/backend/rnn_cell.h"
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino {
@@ -264,6 +265,25 @@ template <class T>
 void avg_pool2d(const T* x, const ConvGeometry& g, bool count_include_pad, T* y);
 template <class T>
 void avg_pool2d_backward(const T* grad_y, const ConvGeometry& g, bool count_include_pad, T* grad_x);
+
+// ---- recurrent scans (rnn_kernels.cpp), float and double; cells and sizes in rnn_cell.h ----
+// N = batch, T = steps, H = hidden, G = rnn_gates, S = rnn_state_width, W = rnn_saved_width.
+// Forward over time. xw (N, T, G*H): W_ih x_t + b_ih for every step (the op's one GEMM);
+// w_hh (G*H, H); b_hh (G*H) or null; h0 (N, S*H: h, then an LSTM's c) or null for zeros; mask
+// (N, T) or null: where false the step keeps the state it had. Writes out (N, T, S*H), each
+// step's state, and, when not null, saved (T, N, W*H) for the backward. Per step: one GEMM for
+// W_hh h and one fused pass over the gates. float's gates use a vectorized exp; double's use
+// std::exp (the reference that gradient checks and the fast-vs-reference tests read).
+template <class T>
+void rnn_forward(const RnnScan& s, const T* xw, const T* w_hh, const T* b_hh, const T* h0,
+                 const bool* mask, T* out, T* saved);
+// Backward through time from grad_out (N, T, S*H), reusing out and saved. Writes dxw (N, T, G*H),
+// the gradient of xw; dhw (N, T, G*H), that of W_hh h + b_hh at each step (it differs from dxw
+// only for a GRU; pass null for the other cells, whose dhw is dxw); hprev (N, T, H), the h each
+// step read (for dW_hh = dhw^T hprev); dh0 (N, S*H). One GEMM per step carries dh back.
+template <class T>
+void rnn_backward(const RnnScan& s, const T* grad_out, const T* out, const T* saved, const T* w_hh,
+                  const T* h0, const bool* mask, T* dxw, T* dhw, T* hprev, T* dh0);
 
 // ---- indexing (index_kernels.cpp) ----
 // Position of the first of n values outside [0, limit), or n when there is none: the bounds

@@ -256,7 +256,7 @@ std::vector<Tensor> Graph::forward_all(const std::vector<Tensor>& inputs, const 
   NEUTRINO_CHECK_VALUE(!layers_.empty(), "Model: no layers");
   NEUTRINO_CHECK_VALUE(inputs.size() == inputs_.size(), "Model: takes {} input(s), got {}",
                        inputs_.size(), inputs.size());
-  std::vector<Tensor> values(nodes_.size());
+  std::vector<Tensor> values(nodes_.size()), masks(nodes_.size());
   for (size_t k = 0; k < inputs.size(); ++k) values[static_cast<size_t>(inputs_[k])] = inputs[k];
   if (!built()) {
     std::vector<Shape> shapes;
@@ -267,7 +267,10 @@ std::vector<Tensor> Graph::forward_all(const std::vector<Tensor>& inputs, const 
   // Each tensor is dropped after its last use, so inference holds only the live activations.
   auto release_inputs = [&](size_t i) {
     for (int in : nodes_[i].inputs) {
-      if (--remaining[static_cast<size_t>(in)] == 0) values[static_cast<size_t>(in)] = Tensor();
+      if (--remaining[static_cast<size_t>(in)] == 0) {
+        values[static_cast<size_t>(in)] = Tensor();
+        masks[static_cast<size_t>(in)] = Tensor();
+      }
     }
   };
   for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -285,8 +288,12 @@ std::vector<Tensor> Graph::forward_all(const std::vector<Tensor>& inputs, const 
         continue;
       }
     }
-    auto run = [&] { return args.size() == 1 ? layer->forward(args.front()) : layer->forward(args); };
+    // A single-input layer gets its input's mask (Embedding(mask_zero) makes one) and passes on
+    // its own; masks stop at layers with several inputs.
+    const Tensor mask = args.size() == 1 ? masks[static_cast<size_t>(nodes_[i].inputs.front())] : Tensor();
+    auto run = [&] { return args.size() == 1 ? layer->forward(args.front(), mask) : layer->forward(args); };
     values[i] = hook ? hook(i, run) : run();
+    if (args.size() == 1) masks[i] = layer->compute_mask(args.front(), mask);
     release_inputs(i);
   }
   std::vector<Tensor> out;

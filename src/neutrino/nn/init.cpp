@@ -1,6 +1,8 @@
 #include "neutrino/nn/init.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "neutrino/core/random.h"
 
@@ -41,11 +43,46 @@ void uniform(const Tensor& w, double limit) {
   Generator& gen = global_generator();
   fill_with(w, [&] { return (2.0 * gen.uniform() - 1.0) * limit; });
 }
+// Keras's orthogonal initializer (gain 1): a normal matrix made orthonormal by Gram-Schmidt (the
+// Q of its QR with R's diagonal positive, as Keras's sign fix), over the taller of it and its
+// transpose; dims beyond the first fold into the columns.
+void orthogonal(const Tensor& w) {
+  Generator& gen = global_generator();
+  const int64_t rows = w.dim() == 0 ? 1 : w.size(0), cols = w.numel() / std::max<int64_t>(rows, 1);
+  const bool transposed = rows < cols;
+  const int64_t tall = transposed ? cols : rows, narrow = transposed ? rows : cols;
+  std::vector<double> q(static_cast<size_t>(tall * narrow));  // column j at q[j * tall ..]
+  for (double& v : q) v = gen.normal();
+  for (int64_t j = 0; j < narrow; ++j) {
+    double* col = q.data() + j * tall;
+    for (int pass = 0; pass < 2; ++pass) {  // twice: Gram-Schmidt's rounding error, re-orthogonalized
+      for (int64_t k = 0; k < j; ++k) {
+        const double* prev = q.data() + k * tall;
+        double dot = 0;
+        for (int64_t i = 0; i < tall; ++i) dot += col[i] * prev[i];
+        for (int64_t i = 0; i < tall; ++i) col[i] -= dot * prev[i];
+      }
+    }
+    double norm = 0;
+    for (int64_t i = 0; i < tall; ++i) norm += col[i] * col[i];
+    norm = std::sqrt(norm);
+    for (int64_t i = 0; i < tall; ++i) col[i] /= norm;
+  }
+  dispatch_float(w.dtype(), "initialize", [&]<class T>() {
+    T* p = w.data<T>();
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        // w[r, c] is column c of the tall matrix (transposed) or column c's row r.
+        p[r * cols + c] = static_cast<T>(transposed ? q[r * tall + c] : q[c * tall + r]);
+      }
+    }
+  });
+}
 }  // namespace
 
 bool is_initializer(const std::string& name) {
   for (const char* known : {"glorot_uniform", "glorot_normal", "he_normal", "he_uniform",
-                            "lecun_normal", "lecun_uniform", "zeros", "ones"}) {
+                            "lecun_normal", "lecun_uniform", "orthogonal", "zeros", "ones"}) {
     if (name == known) return true;
   }
   return false;
@@ -69,10 +106,12 @@ void initialize(const Tensor& weight, const std::string& initializer) {
     truncated_normal(weight, std::sqrt(1.0 / fan_in));
   } else if (initializer == "lecun_uniform") {
     uniform(weight, std::sqrt(3.0 / fan_in));
+  } else if (initializer == "orthogonal") {
+    orthogonal(weight);
   } else {
     throw ValueError(fmt::format(
         "unknown initializer '{}' (known: glorot_uniform, glorot_normal, he_normal, he_uniform, "
-        "lecun_normal, lecun_uniform, zeros, ones)",
+        "lecun_normal, lecun_uniform, orthogonal, zeros, ones)",
         initializer));
   }
 }

@@ -3,6 +3,7 @@
 #include "neutrino/io/config_reader.h"
 #include "neutrino/io/option_fields.h"
 #include "neutrino/nn/merge.h"
+#include "neutrino/nn/sequence_config.h"
 
 namespace neutrino::nn {
 
@@ -61,6 +62,7 @@ template <class Self, class F>
   requires std::same_as<std::remove_const_t<Self>, EmbeddingOptions>
 void option_fields(Self& o, F&& f) {
   f("embeddings_initializer", o.embeddings_initializer);
+  f("mask_zero", o.mask_zero);
 }
 
 template <class Self, class F>
@@ -141,7 +143,8 @@ std::string layer_to_config(const Layer& layer) {
     c["padding"] = {{z->rows().h, z->rows().w}, {z->columns().h, z->columns().w}};
   } else if (const auto* k = as<Concatenate>(layer)) {
     io::write_fields(k->options(), c);
-  } else if (!as<Flatten>(layer) && !as<MergeLayer>(layer) && !as<GlobalAveragePooling2D>(layer)) {
+  } else if (!as<Flatten>(layer) && !as<MergeLayer>(layer) && !as<GlobalAveragePooling2D>(layer) &&
+             !sequence_layer_to_config(layer, c)) {
     throw ValueError(fmt::format("layer '{}' of type {} cannot be saved as a config", layer.name(),
                                  layer.type_name()));
   }
@@ -226,12 +229,13 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
       ConcatenateOptions o{.input_shape = input_shape, .name = name};
       io::read_fields(r, o);
       layer = std::make_shared<Concatenate>(o);
-    } else {
+    } else if (!(layer = sequence_layer_from_config(type, r, input_shape, name))) {
       throw ValueError(fmt::format(
           "{}: unknown layer '{}' (known: Dense, Activation, ReLU, Dropout, Flatten, Conv2D, "
           "MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, "
           "ZeroPadding2D, BatchNormalization, LayerNormalization, Embedding, Add, Subtract, "
-          "Multiply, Average, Concatenate)",
+          "Multiply, Average, Concatenate, SimpleRNN, LSTM, GRU, Bidirectional, Conv1D, "
+          "MaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D)",
           path, type));
     }
   } catch (const ValueError& e) {
@@ -258,6 +262,7 @@ std::string describe_layer_options() {
   out += io::describe_line<ReLUOptions>("ReLU");
   out += "  Add, Subtract, Multiply, Average\n";
   out += io::describe_line<ConcatenateOptions>("Concatenate");
+  out += describe_sequence_layer_options();
   return out;
 }
 

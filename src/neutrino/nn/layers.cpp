@@ -55,6 +55,18 @@ Tensor Layer::forward(const Tensor& x) {
   return call(x);
 }
 
+Tensor Layer::forward(const Tensor& x, const Tensor& mask) {
+  if (!mask.defined()) return forward(x);
+  check_input_count(1);
+  build(per_sample(x, name_));
+  NEUTRINO_CHECK_SHAPE(mask.dtype() == DType::kBool && mask.dim() == 2 && x.dim() >= 2 &&
+                           mask.size(0) == x.size(0) && mask.size(1) == x.size(1),
+                       "{} '{}': a mask must be bool (batch, steps) for input {}, got {} {}",
+                       type_name(), name_, x.shape_string(), dtype_name(mask.dtype()),
+                       mask.shape_string());
+  return call_masked(x, mask);
+}
+
 Tensor Layer::forward(const std::vector<Tensor>& inputs) {
   if (num_inputs() == 1) {
     check_input_count(inputs.size());
@@ -471,6 +483,12 @@ Tensor Embedding::call(const Tensor& x) {
   // Keras feeds indices as floats too; accept either.
   const Tensor indices = x.dtype() == DType::kInt64 ? x : cast(x.detach(), DType::kInt64);
   return embedding(weight_, indices);
+}
+
+Tensor Embedding::compute_mask(const Tensor& x, const Tensor& /*mask*/) const {
+  if (!options_.mask_zero) return Tensor();
+  const Tensor indices = x.dtype() == DType::kInt64 ? x : cast(x.detach(), DType::kInt64);
+  return not_equal(indices, Tensor::scalar(0, DType::kInt64));
 }
 
 // ---- ReLU, global pooling, zero padding ------------------------------------------------------

@@ -49,6 +49,13 @@ class Layer : public Module, public std::enable_shared_from_this<Layer> {
 
   Tensor forward(const Tensor& x) final;
   Tensor forward(const std::vector<Tensor>& inputs) final;
+  // Keras's masking: `mask` is bool (batch, steps), false at padding. Embedding(mask_zero) makes
+  // one; layers that read it (recurrent layers, 1-D global pooling) skip the padded steps; a graph
+  // hands each layer its input's mask and passes on what compute_mask returns.
+  Tensor forward(const Tensor& x, const Tensor& mask);
+  // The mask of this layer's output for an input and its mask (either may be undefined): by
+  // default none, so a mask stops at layers that do not keep the time axis aligned.
+  virtual Tensor compute_mask(const Tensor& /*x*/, const Tensor& /*mask*/) const { return Tensor(); }
   using Module::operator();
   // The functional API (Keras): records a call on symbolic inputs and returns its output. A layer
   // owned by a shared_ptr joins the graph itself (call it twice to share its weights); one called
@@ -83,6 +90,8 @@ class Layer : public Module, public std::enable_shared_from_this<Layer> {
       : input_shape_(std::move(input_shape)), name_(std::move(name)) {}
   virtual void build_weights(const Shape& /*input_shape*/) {}
   virtual Tensor call(const Tensor& x) = 0;
+  // With a mask (defined); layers that do not read masks ignore it.
+  virtual Tensor call_masked(const Tensor& x, const Tensor& /*mask*/) { return call(x); }
   // For layers with several inputs.
   virtual Tensor call_inputs(const std::vector<Tensor>& inputs);
 
@@ -142,6 +151,7 @@ class Dense : public Layer {
   WeightShapes weight_shapes(const Shape& input_shape) const override;
   Bf16Use bf16_use() const override { return Bf16Use::kEnds; }
   const DenseOptions& options() const { return options_; }
+  Tensor compute_mask(const Tensor&, const Tensor& mask) const override { return mask; }
   int64_t units() const { return units_; }
 
  protected:
@@ -170,6 +180,7 @@ class Activation : public Layer {
   NEUTRINO_LAYER_CLONE(Activation)
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   const std::string& activation() const { return activation_; }
+  Tensor compute_mask(const Tensor&, const Tensor& mask) const override { return mask; }
 
  protected:
   Tensor call(const Tensor& x) override;
@@ -186,6 +197,7 @@ class Dropout : public Layer {
   NEUTRINO_LAYER_CLONE(Dropout)
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   double rate() const { return rate_; }
+  Tensor compute_mask(const Tensor&, const Tensor& mask) const override { return mask; }
 
  protected:
   Tensor call(const Tensor& x) override;
@@ -347,6 +359,7 @@ struct EmbeddingOptions {
   Shape input_shape = {};
   std::string name = "";
   std::string embeddings_initializer = "uniform";  // Keras: uniform in [-0.05, 0.05]
+  bool mask_zero = false;  // index 0 is padding: the output carries a mask, false there
 };
 // int64 indices (...) -> vectors (..., output_dim). Parameter: weight (input_dim, output_dim).
 class Embedding : public Layer {
@@ -359,6 +372,8 @@ class Embedding : public Layer {
   int64_t input_dim() const { return input_dim_; }
   int64_t output_dim() const { return output_dim_; }
   const EmbeddingOptions& options() const { return options_; }
+  // With mask_zero: indices != 0.
+  Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
 
  protected:
   void build_weights(const Shape& input_shape) override;

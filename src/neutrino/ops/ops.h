@@ -3,7 +3,7 @@
 // elementwise.cpp (arithmetic, math, comparisons, where), activation.cpp (relu .. gelu),
 // reduce.cpp (sums, max, softmax, cumsum), linalg.cpp (matmul, linear), conv.cpp (conv2d and the
 // fused first layer), pool.cpp, shape.cpp (views, indexing, pieces, arange), nn_ops.cpp
-// (normalization, dropout, the fused loss). Floating ops accept float32 and float64
+// (normalization, dropout, the fused loss), recurrent.cpp (the RNN scan). Floating ops accept float32 and float64
 // (float64 is for gradient checks); index tensors are int64, masks bool.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "neutrino/backend/conv_geometry.h"
+#include "neutrino/backend/rnn_cell.h"
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino {
@@ -146,6 +147,18 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
 // Normalizes over the last normalized_shape.size() dims.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps);
+
+// ---- recurrent (the cells and their math: backend/rnn_cell.h) ----------------------------
+// One layer and direction of a recurrent network over x (N, T, I), with PyTorch's weights:
+// w_ih (G*H, I), w_hh (G*H, H), b_ih and b_hh (G*H) or undefined; h0 (N, S*H: h, then an
+// LSTM's c) or undefined for zeros; mask bool (N, T) or undefined: where false the state carries
+// over unchanged. `reverse` runs from the last step to the first. Returns (N, T, S*H): the state
+// after each step at its own time index (h in [..., :H], an LSTM's c in [..., H:]), so the final
+// state is at t = T-1 (t = 0 when reversed). Differentiable in everything but the mask (first
+// order only).
+Tensor rnn(RnnCell cell, const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
+           const Tensor& b_ih, const Tensor& b_hh, const Tensor& mask = Tensor(),
+           bool reverse = false);
 
 // Operators, for readable math.
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
