@@ -6,6 +6,9 @@
 //   neutrino_bench mlp_train_bf16|cnn_train_bf16   the same under the bf16 mixed precision policy
 //   neutrino_bench mlp_infer|cnn_infer DIR batch-1 latency and batch-256 throughput on the weights
 //                                          and inputs that bench/torch_bench.py exported to DIR
+//   neutrino_bench lstm_train DIR          one epoch of the fortune-topic LSTM (Embedding(64) -
+//                                          LSTM(128) - Dense(6), Adam, batch 64, 128 steps) on the
+//                                          ids, order and weights torch_bench.py lstm_export wrote
 //   neutrino_bench matmul                  fp32 GFLOP/s at 256, 512, 1024, 2048
 //   neutrino_bench xor                     the XOR program: microseconds per training epoch
 //   neutrino_bench overhead                a chain of 1000 tiny ops; allocations per training step
@@ -134,6 +137,26 @@ void infer_workload(const std::string& prefix, const std::string& dir) {
   emit(prefix + "_infer_b256", 256.0 / b256, "images/s", NAN, NAN, diff);
 }
 
+// The same model, data order and initial weights as torch_bench.py's TopicLSTM, so that the
+// losses after the epoch agree; training tokens per second (padding included, as PyTorch's).
+void lstm_workload(const std::string& dir) {
+  const Tensor x = data::read_npy(dir + "/lstm_x.npy"), y = data::read_npy(dir + "/lstm_y.npy");
+  const auto weights = io::load_tensors(dir + "/lstm.safetensors").tensors;
+  const int64_t vocab = weights.at("embedding.weight").size(0), steps = x.size(1);
+  Sequential model({Embedding(vocab, 64, {.input_shape = {steps}, .name = "embedding"}),
+                    LSTM(128, {.name = "lstm"}), Dense(6, {.name = "fc"})});
+  model.build({steps});
+  model.load_state_dict(weights);
+  model.compile(optim::Adam({.learning_rate = 1e-3, .epsilon = 1e-7}),
+                Loss("sparse_categorical_crossentropy", true), {"accuracy"});
+  const auto start = Clock::now();
+  model.fit(x, y, {.epochs = 1, .batch_size = 64, .shuffle = false, .verbose = 0, .seed = 0});
+  const double elapsed = seconds_since(start);
+  const Scores scores = model.evaluate(x, y, {.batch_size = 256, .verbose = 0});
+  emit("lstm_train", static_cast<double>(x.numel()) / elapsed, "tokens/s", scores["loss"],
+       scores["accuracy"]);
+}
+
 void matmul_workload() {
   manual_seed(1);
   for (int64_t n : {256, 512, 1024, 2048}) {
@@ -190,6 +213,8 @@ int main(int argc, char** argv) {
                      workload.ends_with("_bf16") ? Precision::kBFloat16 : Precision::kFloat32);
     } else if ((workload == "mlp_infer" || workload == "cnn_infer") && argc > 2) {
       infer_workload(workload.substr(0, 3), argv[2]);
+    } else if (workload == "lstm_train" && argc > 2) {
+      lstm_workload(argv[2]);
     } else if (workload == "matmul") {
       matmul_workload();
     } else if (workload == "xor") {
@@ -199,7 +224,7 @@ int main(int argc, char** argv) {
     } else {
       fmt::print(stderr,
                  "usage: neutrino_bench mlp_train|cnn_train|mlp_train_bf16|cnn_train_bf16|"
-                 "mlp_infer DIR|cnn_infer DIR|matmul|xor|overhead\n");
+                 "mlp_infer DIR|cnn_infer DIR|lstm_train DIR|matmul|xor|overhead\n");
       return 2;
     }
   } catch (const Error& e) {

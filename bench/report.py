@@ -14,6 +14,7 @@ BASELINE = {
     "matmul_256": ("onednn", True), "matmul_512": ("onednn", True),
     "matmul_1024": ("onednn", True), "matmul_2048": ("onednn", True),
     "xor": ("pytorch-tuned", False), "xor_process": ("pytorch", False),
+    "lstm_train": ("pytorch-tuned", True),
 }
 # Rows compared with neutrino's own fp32 row instead (ratio = bf16 / fp32 samples/s).
 SELF_BASELINE = {"mlp_train_bf16": "mlp_train", "cnn_train_bf16": "cnn_train"}

@@ -9,6 +9,8 @@ Prints one JSON object per line on stdout and nothing else (logs go to stderr):
   torch_bench.py mlp_infer|cnn_infer DIR  batch-1 latency and batch-256 throughput on DIR's weights
   torch_bench.py matmul                   fp32 GFLOP/s at n = 256, 512, 1024, 2048
   torch_bench.py xor                      2-3-1 sigmoid network, microseconds per full-batch epoch
+  torch_bench.py lstm_export DIR          fortune topics as character ids, and the LSTM's weights
+  torch_bench.py lstm_train DIR           one epoch of Embedding(64)-LSTM(128)-Linear on them, batch 64
 
 DIR may also be given as --out DIR. --system NAME sets the "system" field (default "pytorch"; the
 caller passes "pytorch-tuned" when it set OMP_WAIT_POLICY=PASSIVE and OPENBLAS_CORETYPE).
@@ -280,12 +282,95 @@ def xor_workload():
     emit("xor", elapsed / epochs * 1e6, "us/epoch", loss, accuracy)
 
 
+# ---------------------------------------------------------------------------------------------
+# LSTM text classification: the 6-topic fortune task, as character ids padded to 128 steps.
+# Both systems train from the same exported ids, order and initial weights, so their losses
+# after the epoch should agree.
+
+FORTUNES_DIR = os.environ.get("BENCH_FORTUNES", "/usr/share/games/fortunes")
+TOPICS = ["computers", "science", "politics", "love", "food", "sports"]
+LSTM_STEPS, LSTM_BATCH = 128, 64
+
+
+def fortune_records(path):
+    import re
+    with open(path, encoding="utf-8") as f:
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", f.read())
+    records, lines = [], []
+    for line in text.split("\n") + ["%"]:
+        if line == "%":
+            if "\n".join(lines).strip():
+                records.append("\n".join(lines))
+            lines = []
+        else:
+            lines.append(line)
+    return records
+
+
+class TopicLSTM(nn.Module):
+    def __init__(self, vocab):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, 64)
+        self.lstm = nn.LSTM(64, 128, batch_first=True)
+        self.fc = nn.Linear(128, len(TOPICS))
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(self.embedding(x))
+        return self.fc(h[-1])
+
+
+def lstm_export_workload(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    texts, labels = [], []
+    for label, topic in enumerate(TOPICS):
+        for record in fortune_records(os.path.join(FORTUNES_DIR, topic)):
+            texts.append(record)
+            labels.append(label)
+    vocab = sorted({c for t in texts for c in t})
+    index = {c: i + 1 for i, c in enumerate(vocab)}  # 0 pads
+    x = np.zeros((len(texts), LSTM_STEPS), dtype=np.int64)
+    for row, text in enumerate(texts):
+        ids = [index[c] for c in text[:LSTM_STEPS]]
+        x[row, :len(ids)] = ids
+    order = np.random.RandomState(0).permutation(len(texts))
+    np.save(os.path.join(out_dir, "lstm_x.npy"), x[order])
+    np.save(os.path.join(out_dir, "lstm_y.npy"), np.asarray(labels, dtype=np.int64)[order])
+    torch.manual_seed(0)
+    save_safetensors(TopicLSTM(len(vocab) + 1).state_dict(), os.path.join(out_dir, "lstm.safetensors"))
+    log(f"exported {len(texts)} fortunes, {len(vocab) + 1} ids, to {out_dir}")
+
+
+def lstm_train_workload(out_dir):
+    x = torch.from_numpy(np.load(os.path.join(out_dir, "lstm_x.npy")))
+    y = torch.from_numpy(np.load(os.path.join(out_dir, "lstm_y.npy")))
+    weights = load_safetensors(os.path.join(out_dir, "lstm.safetensors"))
+    model = TopicLSTM(weights["embedding.weight"].shape[0])
+    model.load_state_dict(weights)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+    start = time.perf_counter()
+    for i in range(0, x.shape[0], LSTM_BATCH):
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(x[i:i + LSTM_BATCH]), y[i:i + LSTM_BATCH])
+        loss.backward()
+        optimizer.step()
+    elapsed = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
+        loss = F.cross_entropy(logits, y).item()
+        accuracy = (logits.argmax(1) == y).float().mean().item()
+    emit("lstm_train", x.numel() / elapsed, "tokens/s", loss, accuracy)
+
+
 def main():
     global SYSTEM
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workload", choices=["mlp_train", "cnn_train", "export", "mlp_infer",
-                                             "cnn_infer", "matmul", "xor"])
+                                             "cnn_infer", "matmul", "xor", "lstm_export",
+                                             "lstm_train"])
     parser.add_argument("dir", nargs="?", help="model directory (export, *_infer)")
     parser.add_argument("--out", help="model directory (same as the positional DIR)")
     parser.add_argument("--system", default="pytorch", help='"system" field (default pytorch)')
@@ -293,9 +378,14 @@ def main():
     SYSTEM = args.system
     out_dir = args.out or args.dir
     torch.set_num_threads(2)
-    if args.workload in ("export", "mlp_infer", "cnn_infer") and not out_dir:
+    if args.workload in ("export", "mlp_infer", "cnn_infer", "lstm_export", "lstm_train") \
+            and not out_dir:
         parser.error(f"{args.workload} needs DIR (or --out DIR)")
-    if args.workload.endswith("_train"):
+    if args.workload == "lstm_export":
+        lstm_export_workload(out_dir)
+    elif args.workload == "lstm_train":
+        lstm_train_workload(out_dir)
+    elif args.workload.endswith("_train"):
         train_workload(args.workload[:3])
     elif args.workload == "export":
         export_workload(out_dir)
