@@ -349,6 +349,177 @@ def run_train_case(outdir, model_name, opt_name):
 
 
 # ---------------------------------------------------------------------------
+# sequence layers (float64): nn.LSTM / nn.GRU / nn.RNN / nn.Conv1d and masked pooling, read by
+# tests/test_sequence_layers.cpp, which loads the same weights into neutrino's layers
+# ---------------------------------------------------------------------------
+
+def seq_write(outdir, case, tensors, meta):
+    meta = dict(meta, case=case)
+    write_safetensors(os.path.join(outdir, f"seq_{case}.safetensors"), tensors, meta)
+
+
+def seq_loss_grads(out, leaves, tensors):
+    """r = randn like out; writes r and grad.<name> = d sum(out * r) / d leaf for every leaf."""
+    r = torch.randn(out.shape, dtype=F64)
+    tensors["r"] = r
+    grads = torch.autograd.grad((out * r).sum(), list(leaves.values()), allow_unused=True)
+    for (name, leaf), g in zip(leaves.items(), grads):
+        tensors[f"grad.{name}"] = torch.zeros_like(leaf) if g is None else g
+
+
+def seq_recurrent_case(outdir, case, kind, batch, steps, features, hidden, layers=1,
+                       bidirectional=False, last_only=False, flip=False):
+    """A torch recurrent module (batch_first, float64); the file holds x, its state dict under
+    the torch names, out (the output sequence, or its last step when last_only), h_n (and c_n),
+    r and the gradients of sum(out * r) for x and every weight."""
+    torch.manual_seed(case_seed("seq_" + case))
+    cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
+    module = cls(features, hidden, num_layers=layers, bidirectional=bidirectional,
+                 batch_first=True).double()
+    x = torch.randn(batch, steps, features, dtype=F64)
+    leaves = {"x": x.clone().requires_grad_(True)}
+    leaves.update(dict(module.named_parameters()))
+    xs = leaves["x"].flip(1) if flip else leaves["x"]
+    out, state = module(xs)
+    h_n, c_n = state if kind == "lstm" else (state, None)
+    if last_only:
+        out = out[:, -1]
+    tensors = {"x": x, "out": out.detach(), "h_n": h_n.detach()}
+    if c_n is not None:
+        tensors["c_n"] = c_n.detach()
+    for name, p in module.named_parameters():
+        tensors[name] = p.detach().clone()
+    seq_loss_grads(out, leaves, tensors)
+    meta = {"module": repr(module), "last_only": str(last_only).lower(),
+            "flip": str(flip).lower()}
+    seq_write(outdir, case, tensors, meta)
+
+
+def keras_same_pads(steps, kernel, stride, dilation):
+    """Keras's 'same': ceil(steps / stride) outputs, the extra padding step at the end."""
+    out = -(-steps // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - steps, 0)
+    return total // 2, total - total // 2
+
+
+def seq_conv1d_case(outdir, case, batch, steps, channels, filters, kernel, padding="valid",
+                    stride=1, dilation=1, activation=""):
+    """nn.Conv1d on (N, C, T), the input and output stored Keras-style as (N, T, C)."""
+    torch.manual_seed(case_seed("seq_" + case))
+    conv = nn.Conv1d(channels, filters, kernel, stride=stride, dilation=dilation).double()
+    x = torch.randn(batch, steps, channels, dtype=F64)
+    leaves = {"x": x.clone().requires_grad_(True), "weight": conv.weight, "bias": conv.bias}
+    xc = leaves["x"].permute(0, 2, 1)
+    if padding == "same":
+        xc = F.pad(xc, keras_same_pads(steps, kernel, stride, dilation))
+    elif padding == "causal":
+        xc = F.pad(xc, ((kernel - 1) * dilation, 0))
+    out = conv(xc).permute(0, 2, 1)
+    if activation == "relu":
+        out = F.relu(out)
+    tensors = {"x": x, "weight": conv.weight.detach().clone(), "bias": conv.bias.detach().clone(),
+               "out": out.detach()}
+    seq_loss_grads(out, leaves, tensors)
+    attrs = {"filters": filters, "kernel_size": kernel, "padding": padding, "strides": stride,
+             "dilation_rate": dilation, "activation": activation}
+    seq_write(outdir, case, tensors, {"attrs": json.dumps(attrs)})
+
+
+def seq_max_pool1d_case(outdir, case, batch, steps, channels, pool, stride, padding="valid"):
+    """F.max_pool1d; 'same' pads as Keras with -inf (padding never wins)."""
+    torch.manual_seed(case_seed("seq_" + case))
+    x = torch.randn(batch, steps, channels, dtype=F64)
+    leaves = {"x": x.clone().requires_grad_(True)}
+    xc = leaves["x"].permute(0, 2, 1)
+    if padding == "same":
+        xc = F.pad(xc, keras_same_pads(steps, pool, stride, 1), value=float("-inf"))
+    out = F.max_pool1d(xc, pool, stride).permute(0, 2, 1)
+    tensors = {"x": x, "out": out.detach()}
+    seq_loss_grads(out, leaves, tensors)
+    attrs = {"pool_size": pool, "strides": stride, "padding": padding}
+    seq_write(outdir, case, tensors, {"attrs": json.dumps(attrs)})
+
+
+def seq_masked_pool_case(outdir, case):
+    """Global average and max pooling over the steps a mask keeps (a sample with none: zeros)."""
+    torch.manual_seed(case_seed("seq_" + case))
+    x = torch.randn(4, 6, 3, dtype=F64)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 1, 0, 1, 1, 0],
+                         [0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    tensors = {"x": x, "mask": mask.to(torch.uint8)}
+    m = mask.to(F64).unsqueeze(-1)
+    for kind in ("avg", "max"):
+        leaf = x.clone().requires_grad_(True)
+        if kind == "avg":
+            out = (leaf * m).sum(1) / m.sum(1).clamp(min=1)
+        else:
+            best = leaf.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
+            out = torch.where(mask.any(1, keepdim=True), best, torch.zeros_like(best))
+        r = torch.randn(out.shape, dtype=F64)
+        (g,) = torch.autograd.grad((out * r).sum(), [leaf])
+        tensors.update({f"out_{kind}": out.detach(), f"r_{kind}": r, f"grad_{kind}.x": g})
+    seq_write(outdir, case, tensors, {})
+
+
+def seq_embedding_case(outdir, case, kind, bidirectional):
+    """Embedding(mask_zero) -> LSTM/GRU over ids padded with trailing zeros: out is torch's final
+    state of each sample run alone on its unpadded ids (forward h_n, then the reverse one's)."""
+    torch.manual_seed(case_seed("seq_" + case))
+    vocab, dim, hidden, steps = 7, 3, 4, 6
+    lengths = [6, 3, 1, 4]
+    embedding = nn.Embedding(vocab, dim).double()
+    cls = {"lstm": nn.LSTM, "gru": nn.GRU}[kind]
+    rnn_module = cls(dim, hidden, batch_first=True, bidirectional=bidirectional).double()
+    ids = torch.zeros(len(lengths), steps, dtype=torch.int64)
+    for n, length in enumerate(lengths):
+        ids[n, :length] = torch.randint(1, vocab, (length,))
+    outs = []
+    for n, length in enumerate(lengths):
+        _, state = rnn_module(embedding(ids[n:n + 1, :length]))
+        h_n = state[0] if kind == "lstm" else state
+        outs.append(torch.cat(list(h_n[:, 0]), -1))  # (directions * hidden)
+    out = torch.stack(outs)
+    leaves = {"embedding.weight": embedding.weight}
+    leaves.update({f"rnn.{k}": v for k, v in rnn_module.named_parameters()})
+    tensors = {"ids": ids, "lengths": torch.tensor(lengths, dtype=torch.int64), "out": out.detach()}
+    for name, leaf in leaves.items():
+        tensors[name] = leaf.detach().clone()
+    seq_loss_grads(out, leaves, tensors)
+    seq_write(outdir, case, tensors, {"module": repr(rnn_module)})
+
+
+def run_seq_cases(outdir):
+    """Returns the number of files written."""
+    cases = [
+        lambda: seq_recurrent_case(outdir, "lstm_bi2", "lstm", 3, 9, 4, 5, layers=2,
+                                   bidirectional=True),
+        lambda: seq_recurrent_case(outdir, "gru_bi", "gru", 3, 7, 4, 5, bidirectional=True),
+        lambda: seq_recurrent_case(outdir, "rnn_tanh2", "rnn", 3, 7, 4, 5, layers=2),
+        lambda: seq_recurrent_case(outdir, "lstm_last", "lstm", 3, 8, 4, 5, last_only=True),
+        lambda: seq_recurrent_case(outdir, "lstm_long", "lstm", 2, 64, 3, 6),
+        lambda: seq_recurrent_case(outdir, "lstm_backwards", "lstm", 2, 6, 3, 4, flip=True),
+        lambda: seq_conv1d_case(outdir, "conv1d_valid", 2, 9, 3, 4, 3),
+        lambda: seq_conv1d_case(outdir, "conv1d_same", 2, 9, 3, 4, 5, padding="same"),
+        lambda: seq_conv1d_case(outdir, "conv1d_same_even_stride2", 2, 9, 3, 4, 4,
+                                padding="same", stride=2),
+        lambda: seq_conv1d_case(outdir, "conv1d_causal", 2, 9, 3, 4, 3, padding="causal"),
+        lambda: seq_conv1d_case(outdir, "conv1d_causal_dilation2", 2, 9, 3, 4, 3,
+                                padding="causal", dilation=2),
+        lambda: seq_conv1d_case(outdir, "conv1d_stride2", 2, 10, 3, 4, 3, stride=2,
+                                activation="relu"),
+        lambda: seq_conv1d_case(outdir, "conv1d_dilation2", 2, 10, 3, 4, 3, dilation=2),
+        lambda: seq_max_pool1d_case(outdir, "max_pool1d", 2, 7, 3, 2, 2),
+        lambda: seq_max_pool1d_case(outdir, "max_pool1d_same", 2, 8, 3, 3, 2, padding="same"),
+        lambda: seq_masked_pool_case(outdir, "masked_pool"),
+        lambda: seq_embedding_case(outdir, "embedding_lstm", "lstm", False),
+        lambda: seq_embedding_case(outdir, "embedding_bigru", "gru", True),
+    ]
+    for c in cases:
+        c()
+    return len(cases)
+
+
+# ---------------------------------------------------------------------------
 
 def main(argv):
     if len(argv) != 2:
@@ -366,8 +537,9 @@ def main(argv):
     for m in MODELS:
         for o in OPTIMIZERS:
             run_train_case(outdir, m, o)
-    print(f"wrote {len(golden)} op cases and {len(MODELS) * len(OPTIMIZERS)} "
-          f"training traces to {outdir}")
+    seq = run_seq_cases(outdir)
+    print(f"wrote {len(golden)} op cases, {len(MODELS) * len(OPTIMIZERS)} "
+          f"training traces and {seq} sequence-layer cases to {outdir}")
     return 0
 
 

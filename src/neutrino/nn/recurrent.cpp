@@ -32,6 +32,15 @@ Tensor zero_masked(const Tensor& x, const Tensor& mask) {
   return mul(x, reshape(cast(mask, x.dtype()), {mask.size(0), mask.size(1), 1}));
 }
 
+// x must be (N, T, features) for the layer's built features per step; the error names the layer
+// (the op's own would name only the cell).
+void check_input(const Layer& layer, const Tensor& x) {
+  const int64_t features = layer.built_input_shape().back();
+  NEUTRINO_CHECK_SHAPE(x.dim() == 3 && x.size(2) == features,
+                       "{} '{}': expected inputs of (batch, steps, {} features), got input shape {}",
+                       layer.type_name(), layer.name(), features, x.shape_string());
+}
+
 // The state at time index t of a scan's (N, T, S*H) output: (N, width) from column `offset`.
 Tensor state_at(const Tensor& states, int64_t t, int64_t offset, int64_t width) {
   const Tensor step = reshape(slice(states, 1, t, t + 1), {states.size(0), states.size(2)});
@@ -110,6 +119,7 @@ Tensor Recurrent::scan(const Tensor& x, const Tensor& mask, bool reverse,
 }
 
 Tensor Recurrent::call_masked(const Tensor& x, const Tensor& mask) {
+  check_input(*this, x);
   const bool backwards = options_.go_backwards;
   const Tensor states = scan(x, mask, backwards);
   if (!options_.return_sequences) {
@@ -166,6 +176,7 @@ Tensor Bidirectional::compute_mask(const Tensor& x, const Tensor& mask) const {
 }
 
 Tensor Bidirectional::call_masked(const Tensor& x, const Tensor& mask) {
+  check_input(*this, x);
   const int64_t units = forward_->units();
   const Tensor fwd = forward_->scan(x, mask, false), bwd = backward_->scan(x, mask, true);
   Tensor a, b;

@@ -13,6 +13,12 @@ void check_steps_channels(const Shape& in, const Layer& layer) {
                        layer.type_name(), layer.name(), shape_str(in));
 }
 
+// A built layer's input at call time: (N, steps, channels), or an error naming the layer.
+void check_sequence_input(const Tensor& x, const Layer& layer) {
+  NEUTRINO_CHECK_SHAPE(x.dim() == 3, "{} '{}': input must be (N, steps, channels), got {}",
+                       layer.type_name(), layer.name(), x.shape_string());
+}
+
 // (N, T, C) <-> (N, C, 1, T), the layout conv2d and the 2-D pools read.
 Tensor as_image(const Tensor& x) {
   return reshape(transpose(x, 1, 2), {x.size(0), x.size(2), 1, x.size(1)});
@@ -93,8 +99,9 @@ void Conv1D::build_weights(const Shape& in) {
 }
 
 Tensor Conv1D::call(const Tensor& x) {
-  NEUTRINO_CHECK_SHAPE(x.dim() == 3, "Conv1D '{}': input must be (N, steps, channels), got {}",
-                       name(), x.shape_string());
+  NEUTRINO_CHECK_SHAPE(x.dim() == 3 && x.size(2) == weight_.size(1),
+                       "Conv1D '{}': input must be (N, steps, {} channels), got {}", name(),
+                       weight_.size(1), x.shape_string());
   const Tensor w = reshape(weight_, {filters_, weight_.size(1), 1, kernel_});
   const bool relu = options_.activation == "relu";
   const Tensor y = from_image(conv2d(as_image(x), w, bias_, params_for(x.size(1)),
@@ -131,8 +138,7 @@ Shape MaxPooling1D::output_shape(const Shape& in) const {
 }
 
 Tensor MaxPooling1D::call(const Tensor& x) {
-  NEUTRINO_CHECK_SHAPE(x.dim() == 3, "MaxPooling1D '{}': input must be (N, steps, channels), got {}",
-                       name(), x.shape_string());
+  check_sequence_input(x, *this);
   return from_image(max_pool2d(as_image(x), params_for(x.size(1))));
 }
 
@@ -146,10 +152,14 @@ Shape GlobalAveragePooling1D::output_shape(const Shape& in) const {
   return {in[1]};
 }
 
-Tensor GlobalAveragePooling1D::call(const Tensor& x) { return mean(x, {1}); }
+Tensor GlobalAveragePooling1D::call(const Tensor& x) {
+  check_sequence_input(x, *this);
+  return mean(x, {1});
+}
 
 // sum(x * m) / max(sum(m), 1): a sample with no real step gives zeros.
 Tensor GlobalAveragePooling1D::call_masked(const Tensor& x, const Tensor& mask) {
+  check_sequence_input(x, *this);
   const Tensor m = mask_column(mask, x);
   const Tensor count = clamp(sum(m, {1}), 1, std::numeric_limits<double>::infinity());
   return div(sum(mul(x, m), {1}), count);
@@ -158,9 +168,13 @@ Tensor GlobalAveragePooling1D::call_masked(const Tensor& x, const Tensor& mask) 
 GlobalMaxPooling1D::GlobalMaxPooling1D(LayerOptions options)
     : GlobalAveragePooling1D(std::move(options)) {}
 
-Tensor GlobalMaxPooling1D::call(const Tensor& x) { return max(x, {1}); }
+Tensor GlobalMaxPooling1D::call(const Tensor& x) {
+  check_sequence_input(x, *this);
+  return max(x, {1});
+}
 
 Tensor GlobalMaxPooling1D::call_masked(const Tensor& x, const Tensor& mask) {
+  check_sequence_input(x, *this);
   const Tensor m = cast(mask, x.dtype());
   const Tensor padded = reshape(less(m, Tensor::scalar(0.5, x.dtype())), {mask.size(0), mask.size(1), 1});
   const Tensor best = max(masked_fill(x, padded, -std::numeric_limits<double>::infinity()), {1});
