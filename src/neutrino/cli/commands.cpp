@@ -166,6 +166,7 @@ int run_train(const TrainArgs& args) {
   train::FitOptions fit{.epochs = ex.epochs,
                         .batch_size = ex.batch_size,
                         .shuffle = ex.shuffle,
+                        .bucket_by_length = ex.bucket_by_length,
                         .validation_split = ex.validation_split,
                         .verbose = ex.verbose,
                         .callbacks = ex.callbacks,

@@ -259,6 +259,7 @@ void read_fit(io::ConfigReader& top, Experiment& ex) {
   ex.epochs = static_cast<int>(fit.get_int("epochs", 1, 0, INT32_MAX));
   ex.batch_size = fit.get_int("batch_size", 32, 1, INT32_MAX);
   ex.shuffle = fit.get_bool("shuffle", true);
+  ex.bucket_by_length = fit.get_bool("bucket_by_length", false);
   ex.verbose = static_cast<int>(fit.get_int("verbose", 1, 0, 2));
   if (fit.has("callbacks")) ex.callbacks = make_callbacks_from(fit.get_raw("callbacks").dump(), "fit.callbacks");
   fit.finish();

@@ -35,6 +35,7 @@ struct Experiment {
   int epochs = 1;
   int64_t batch_size = 32;
   bool shuffle = true;
+  bool bucket_by_length = false;  // fit.bucket_by_length: train::FitOptions::bucket_by_length
   int verbose = 1;
   std::vector<train::CallbackPtr> callbacks;
   // Top-level `mixed_precision: bf16|fp32` (default fp32): Model::set_mixed_precision.

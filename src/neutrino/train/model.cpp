@@ -384,7 +384,8 @@ History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) 
   data::DataLoader loader(std::move(x_train), slice(y.detach(), 0, 0, n_train),
                           {.batch_size = options.batch_size, .shuffle = options.shuffle,
                            .background = background, .seed = state.shuffle_seed,
-                           .augment = options.augment});
+                           .augment = options.augment,
+                           .bucket_by_length = options.bucket_by_length});
   state.steps_per_epoch = loader.steps_per_epoch();
   std::optional<ProfileRecorder> profiler;
   if (options.profile != nullptr) profiler.emplace(*options.profile, profile_rows());

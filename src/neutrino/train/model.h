@@ -83,6 +83,10 @@ struct FitOptions {
   int epochs = 1;
   int64_t batch_size = 32;
   bool shuffle = true;
+  // Training batches of samples of similar length, each cut to its longest sample, for token ids
+  // padded with 0 at the end (x int64 (N, steps), one input); see data::DataLoaderOptions.
+  // Validation, evaluate and predict keep the full width.
+  bool bucket_by_length = false;
   // Held-out data evaluated after each epoch (val_loss, val_<metric>).
   std::optional<std::pair<Inputs, Tensor>> validation_data = std::nullopt;
   // Fraction of the samples, taken from the end before shuffling (as Keras), used for validation.
