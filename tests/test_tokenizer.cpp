@@ -1,5 +1,6 @@
 // Tokenizers (issue 12): strict UTF-8, the char tokenizer, SentencePiece BPE/unigram against
-// Debian's spm_encode, serialized tokenizers refused when damaged or hostile.
+// Debian's spm_encode, serialized tokenizers refused when damaged or hostile, and
+// `neutrino tokenize` end to end.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include "neutrino/core/error.h"
 #include "neutrino/core/random.h"
 #include "neutrino/data/text_records.h"
+#include "neutrino/data/token_shards.h"
 #include "neutrino/data/tokenizer.h"
 #include "neutrino/data/utf8.h"
 #include "test_util.h"
@@ -384,4 +386,66 @@ TEST(LoadTokenizer, RefusesDamagedAndHostileSentencePieceModels) {
     } catch (const ValueError&) {
     }
   }
+}
+
+TEST(TokenizeCli, TrainsWritesTheTokenizerAndTheShard) {
+  const fs::path dir = neutrino::testing::fresh_temp_dir("tokenize_cli");
+  std::string fortunes;
+  for (int i = 0; i < 40; ++i) {
+    fortunes += "\x1b[32mFortune " + std::to_string(i) +
+                "\x1b[m\nthe lazy dog naps, \u4e2d\u6587 \U0001F600\n%\n";
+  }
+  write(dir / "fortunes", fortunes);
+  std::string lines;
+  for (const auto& line : english_corpus()) lines += line + "\n";
+  write(dir / "lines.txt", lines);
+  const std::string files = (dir / "fortunes").string() + " " + (dir / "lines.txt").string();
+  for (const std::string kind : {"char", "bpe"}) {
+    const fs::path tok_path = dir / (kind + ".tok"), shard_path = dir / (kind + ".shard");
+    const auto run = neutrino::testing::run_cli(
+        "tokenize " + files + " --kind " + kind + (kind == "bpe" ? " --vocab-size 320" : "") +
+        " -o " + tok_path.string() + " --shards " + shard_path.string());
+    ASSERT_EQ(run.code, 0) << run.output;
+    EXPECT_NE(run.output.find("records: 340"), std::string::npos) << run.output;
+    auto tok = load_tokenizer(slurp(tok_path), tok_path.string());
+    EXPECT_EQ(tok->kind(), kind);
+    EXPECT_NE(run.output.find(fmt::format("vocab size: {}", tok->vocab_size())), std::string::npos);
+    TokenShard shard(shard_path.string());
+    EXPECT_EQ(shard.vocab_size(), tok->vocab_size());
+    EXPECT_NE(run.output.find(fmt::format("tokens: {}", shard.size())), std::string::npos)
+        << run.output;
+    // The shard's first record, up to the first <eos>, is the first fortune without its escapes.
+    std::vector<int64_t> first;
+    for (int64_t i = 0; shard.at(i) != Tokenizer::kEos; ++i) first.push_back(shard.at(i));
+    EXPECT_EQ(tok->decode(first), "Fortune 0\nthe lazy dog naps, \u4e2d\u6587 \U0001F600");
+  }
+  fs::remove_all(dir);
+}
+
+TEST(TokenizeCli, BadInputIsOneLineAndExitOne) {
+  const fs::path dir = neutrino::testing::fresh_temp_dir("tokenize_cli_bad");
+  write(dir / "bad.txt", "fine\nnot \xF4\x90\x80\x80 fine\n");
+  write(dir / "empty.txt", "\n\n");
+  std::string lines;
+  for (const auto& line : english_corpus()) lines += line + "\n";
+  write(dir / "ok.txt", lines);
+  const std::string out = " -o " + (dir / "t.tok").string();
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {(dir / "bad.txt").string() + out, {"bad.txt", "invalid UTF-8 at byte 9 (line 2)"}},
+      {(dir / "empty.txt").string() + out, {"corpus is empty", "empty.txt"}},
+      {(dir / "missing.txt").string() + out, {"missing.txt"}},
+      {(dir / "ok.txt").string() + " --vocab-size 90000" + out, {"vocab_size 90000", "at most"}},
+      {(dir / "ok.txt").string() + " --max-sentence-length 10" + out,
+       {"ok.txt: record 0", "max_sentence_length 10"}},
+      {(dir / "ok.txt").string() + " -o " + (dir / "no" / "such" / "t.tok").string(), {"t.tok"}},
+  };
+  for (const auto& [args, parts] : cases) {
+    const auto run = neutrino::testing::run_cli("tokenize " + args);
+    EXPECT_EQ(run.code, 1) << args << "\n" << run.output;
+    EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << run.output;
+    for (const auto& part : parts)
+      EXPECT_NE(run.output.find(part), std::string::npos) << part << " in " << run.output;
+  }
+  EXPECT_FALSE(fs::exists(dir / "t.tok"));
+  fs::remove_all(dir);
 }
