@@ -1,4 +1,4 @@
-// The neutrino command-line tool: train, eval, predict, summary. Errors in the input (a bad
+// The neutrino command-line tool: train, eval, predict, summary, tokenize. Errors in the input (a bad
 // config, a corrupt file, a wrong shape) print one line naming the file and field and exit 1;
 // usage errors exit 2 (CLI11's codes for parse errors are mapped there too).
 #include <CLI/CLI.hpp>
@@ -116,6 +116,29 @@ int main(int argc, char** argv) {
   auto* s = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
   s->add_option("model", summary_path, "model file or YAML config")->required()->check(CLI::ExistingFile);
 
+  TokenizeArgs tokenize;
+  int64_t vocab_size = 0;
+  auto* k = app.add_subcommand("tokenize", "Train a tokenizer on text files and write it; optionally "
+                                           "write the corpus as a token shard");
+  k->add_option("files", tokenize.files, "fortune files (records between % lines) or text files (one "
+                                         "record per line)")->required();
+  k->add_option("--kind", tokenize.kind, "char, bpe or unigram (default bpe)")
+      ->check(CLI::IsMember({"char", "bpe", "unigram"}));
+  auto* vocab_opt = add_bounded(k, "--vocab-size", "--vocab-size", vocab_size, int64_t{5},
+                                int64_t{1} << 21, "ids in all, the 4 special tokens included (bpe/unigram "
+                                "default 8000; char: keep the most frequent characters)");
+  k->add_option("-o,--output", tokenize.output, "tokenizer file to write")->required();
+  k->add_option("--shards", tokenize.shards, "also write the corpus, <eos> between records, as a token "
+                                             "shard");
+  k->add_option("--format", tokenize.format, "auto (.txt: lines; a file with % lines: fortune), fortune "
+                                             "or lines")->check(CLI::IsMember({"auto", "fortune", "lines"}));
+  k->add_option("--character-coverage", tokenize.character_coverage,
+                "bpe/unigram: share of the characters that get a piece (default 0.9995)")
+      ->check(CLI::Range(0.98, 1.0));
+  add_bounded(k, "--max-sentence-length", "--max-sentence-length", tokenize.max_sentence_length,
+              int64_t{1}, int64_t{65535}, "bpe/unigram: longest record in bytes (default 16384)");
+  k->add_option("--seed", tokenize.seed, "bpe/unigram: SentencePiece's random seed (default 0)");
+
   auto* o = app.add_subcommand("options", "List every layer, optimizer and callback option a config "
                                           "takes, with its default");
 
@@ -134,6 +157,10 @@ int main(int argc, char** argv) {
     }
     if (*e) return run_eval(eval);
     if (*p) return run_predict(predict);
+    if (*k) {
+      if (*vocab_opt) tokenize.vocab_size = vocab_size;
+      return run_tokenize(tokenize);
+    }
     if (*o) {
       fmt::print("{}", neutrino::cli::describe_config_options());
       return 0;

@@ -1,10 +1,11 @@
 // The neutrino command-line verbs as library functions (the executable in tools/ parses
-// arguments and maps exceptions to exit codes): train, eval, predict, summary.
+// arguments and maps exceptions to exit codes): train, eval, predict, summary, tokenize.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace neutrino::cli {
 
@@ -53,5 +54,21 @@ int run_predict(const PredictArgs& args);
 
 // Prints the Keras-style summary of a model file or a config.
 int run_summary(const std::string& path);
+
+struct TokenizeArgs {
+  std::vector<std::string> files;  // fortune files or text files (data/text_records.h)
+  std::string format = "auto";     // auto, fortune or lines
+  std::string kind = "bpe";        // char, bpe or unigram
+  std::optional<int64_t> vocab_size;  // bpe/unigram: default 8000; char: the most ids kept
+  std::string output;              // the tokenizer's serialize() bytes
+  std::string shards;              // optional: the whole corpus as a token shard
+  double character_coverage = 0.9995;
+  int64_t max_sentence_length = 1 << 14;
+  uint64_t seed = 0;
+};
+// Trains a tokenizer on the files' records, writes it, and with `shards` the corpus (records
+// joined with <eos> between them) as a token shard (data/token_shards.h). Prints the vocab size,
+// the number of records and of tokens. Implemented in tokenize_command.cpp.
+int run_tokenize(const TokenizeArgs& args);
 
 }  // namespace neutrino::cli
