@@ -10,7 +10,6 @@ packages=(
   dataset-fashion-mnist python3-sklearn   # built-in datasets
   fortunes fortunes-zh   # built-in text datasets (English and Chinese fortunes)
   libsentencepiece-dev sentencepiece   # subword tokenizers; spm_encode is the tests' reference for ids
-  pkgconf   # pkg-config, which finds SentencePiece (it ships no CMake package)
   libgtest-dev libgmock-dev
   time python3   # /usr/bin/time and python3 for tests/hostile/cost_check.py (the hostile-input cost bound)
   clang-14 libclang-rt-14-dev libomp-14-dev   # libFuzzer targets (clang's OpenMP for the library)

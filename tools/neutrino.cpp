@@ -97,7 +97,16 @@ int main(int argc, char** argv) {
   PredictArgs predict;
   auto* p = app.add_subcommand("predict", "Run a saved model on inputs");
   p->add_option("model", predict.model, "model file (.safetensors)")->required()->check(CLI::ExistingFile);
-  p->add_option("--input", predict.input, "inputs: .npy, .csv (features), .png/.jpg, IDX images")->required();
+  auto* input_opt = p->add_option("--input", predict.input,
+                                  "inputs: .npy, .csv (features), .png/.jpg, IDX images; a text "
+                                  "model: a text file, one input per line");
+  auto* text_opt = p->add_option("--text", predict.text, "one text to classify (a text model)");
+  input_opt->excludes(text_opt);
+  p->callback([input_opt, text_opt] {
+    if (input_opt->count() == 0 && text_opt->count() == 0) {
+      throw CLI::RequiredError("--input or --text");
+    }
+  });
   p->add_option("--output", predict.output, "write the outputs to .npy or .csv instead of printing");
   auto* header_opt = p->add_flag_callback(
       "--header", [&predict] { predict.csv_header = true; },
@@ -111,6 +120,13 @@ int main(int argc, char** argv) {
   p->add_option("--mixed-precision", predict.mixed_precision,
                 std::string(precision_help) + " (default: as the model was trained)")
       ->check(CLI::IsMember(precisions));
+
+  DataArgs data_args;
+  auto* d = app.add_subcommand("data", "Write a dataset's samples (the records and split training "
+                                       "sees) as JSON lines");
+  d->add_option("spec", data_args.spec, "data spec or YAML map: \"{fortunes: [love, food], split: test}\"")
+      ->required();
+  d->add_option("-o,--output", data_args.output, "a .jsonl file (default: stdout)");
 
   std::string summary_path;
   auto* s = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
@@ -161,6 +177,7 @@ int main(int argc, char** argv) {
       if (*vocab_opt) tokenize.vocab_size = vocab_size;
       return run_tokenize(tokenize);
     }
+    if (*d) return run_data(data_args);
     if (*o) {
       fmt::print("{}", neutrino::cli::describe_config_options());
       return 0;

@@ -15,6 +15,8 @@
 #include "neutrino/data/image.h"
 #include "neutrino/data/npy.h"
 #include "neutrino/data/pipeline.h"
+#include "neutrino/data/text_datasets.h"
+#include "neutrino/data/tokenizer.h"
 #include "neutrino/io/config_reader.h"
 #include "neutrino/io/file_io.h"
 #include "neutrino/ops/ops.h"
@@ -67,6 +69,35 @@ Tensor preprocess_x(const data::Pipeline& pre, const Tensor& x, const std::strin
     throw ShapeError(fmt::format("{}: {}", what, e.what()));
   } catch (const ValueError& e) {
     throw ValueError(fmt::format("{}: {}", what, e.what()));
+  }
+}
+
+// A dataset's samples as the model's input: text through the tokenize step, everything else
+// through the numeric steps. `what` names the data in errors.
+Tensor features_of(const data::Pipeline& pre, const data::Dataset& d, const std::string& what) {
+  if (pre.takes_text()) {
+    NEUTRINO_CHECK_VALUE(!d.texts.empty(), "{}: the model takes text (its preprocessing starts "
+                         "with a tokenize step), but the data is not text", what);
+    return pre.apply_text(d.texts, what);
+  }
+  NEUTRINO_CHECK_VALUE(d.texts.empty(), "{}: the data is text, but the preprocessing has no "
+                       "tokenize step (add `- tokenize: {{kind: char, max_length: 128}}` first in "
+                       "data.preprocess)", what);
+  return preprocess_x(pre, d.x, what);
+}
+
+// An Embedding that reads token ids must have a row for every id the tokenizer makes.
+void check_vocabulary_fits(const train::Model& model, const data::Pipeline& pre,
+                           const std::string& what) {
+  if (pre.tokenizer() == nullptr) return;
+  const int64_t vocab = pre.tokenizer()->vocab_size();
+  for (const nn::LayerPtr& layer : model.layers()) {
+    const auto* e = dynamic_cast<const nn::Embedding*>(layer.get());
+    if (e == nullptr) continue;
+    NEUTRINO_CHECK_VALUE(e->input_dim() >= vocab, "{}: Embedding '{}' has input_dim {}, but the "
+                         "tokenizer has {} ids: set input_dim to at least {}", what, e->name(),
+                         e->input_dim(), vocab, vocab);
+    return;  // the first Embedding reads the ids
   }
 }
 
@@ -150,10 +181,15 @@ int run_train(const TrainArgs& args) {
   data::Dataset train_set = data::load_dataset_config(ex.train_data, args.config + ": data.train");
   NEUTRINO_CHECK_VALUE(train_set.y.defined(), "{}: data.train has no labels", args.config);
   data::Pipeline pre = ex.preprocess;
-  pre.fit(train_set.x);
+  if (pre.takes_text() && !train_set.texts.empty()) {
+    pre.fit_text(train_set.texts);
+  } else if (train_set.x.defined()) {
+    pre.fit(train_set.x);
+  }
   const int64_t classes = count_classes(train_set);
   train::Model model = train::model_from_json(ex.model, args.config + ": model");
-  Tensor x = preprocess_x(pre, train_set.x, args.config + ": data.train");
+  Tensor x = features_of(pre, train_set, args.config + ": data.train");
+  check_vocabulary_fits(model, pre, args.config + ": model");
   if (!model.built()) model.build(Shape(x.shape().begin() + 1, x.shape().end()));
   x = fit_to_model(x, model, args.config + ": data.train");
   const Tensor y = pre.apply_y(train_set.y, classes);
@@ -175,7 +211,7 @@ int run_train(const TrainArgs& args) {
                         .model_info = info};
   if (!ex.validation_data.empty()) {
     const data::Dataset v = data::load_dataset_config(ex.validation_data, args.config + ": data.validation");
-    fit.validation_data = std::make_pair(fit_to_model(preprocess_x(pre, v.x, args.config + ": data.validation"), model,
+    fit.validation_data = std::make_pair(fit_to_model(features_of(pre, v, args.config + ": data.validation"), model,
                                                       args.config + ": data.validation"),
                                          pre.apply_y(v.y, classes));
     fit.validation_split = 0;
@@ -199,14 +235,14 @@ int run_train(const TrainArgs& args) {
   json results = json::object();
   if (!ex.test_data.empty() && args.profile_steps == 0) {
     const data::Dataset test = data::load_dataset_config(ex.test_data, args.config + ": data.test");
-    const Tensor xt = fit_to_model(preprocess_x(pre, test.x, args.config + ": data.test"), model,
+    const Tensor xt = fit_to_model(features_of(pre, test, args.config + ": data.test"), model,
                                    args.config + ": data.test");
     const train::Scores scores = model.evaluate(xt, pre.apply_y(test.y, classes),
                                                 {.batch_size = 256, .verbose = 0});
     if (args.json && profiling) {
-      results = scores_json(scores, test.x.size(0));
+      results = scores_json(scores, xt.size(0));
     } else {
-      print_scores(scores, test.x.size(0), args.json, "test: ");
+      print_scores(scores, xt.size(0), args.json, "test: ");
     }
   }
   if (profiling) {
@@ -226,9 +262,9 @@ int run_eval(const EvalArgs& args) {
   apply_mixed_precision(model, args.mixed_precision);
   compile_for_eval(model, info, args.model);
   const data::Pipeline pre = data::Pipeline::from_saved(info.preprocessing, args.model);
-  const data::Dataset d = data::load_dataset(args.data);
+  const data::Dataset d = data::load_dataset_config(data_spec_json(args.data, "--data"), "--data");
   NEUTRINO_CHECK_VALUE(d.y.defined(), "{}: the data has no labels to evaluate against", args.data);
-  const Tensor x = fit_to_model(preprocess_x(pre, d.x, args.data), model, args.data);
+  const Tensor x = fit_to_model(features_of(pre, d, args.data), model, args.data);
   const int64_t classes = info.class_names.empty() ? count_classes(d)
                                                    : static_cast<int64_t>(info.class_names.size());
   const Tensor y = pre.apply_y(d.y, classes);
@@ -237,19 +273,19 @@ int run_eval(const EvalArgs& args) {
   // classifiers by when the classes are unbalanced.
   const bool classifier = d.y.dtype() == DType::kInt64;
   if (!args.report && !(args.json && classifier)) {
-    print_scores(scores, d.x.size(0), args.json, "");
+    print_scores(scores, x.size(0), args.json, "");
     return 0;
   }
   const train::Report report =
       train::classification_report(d.y, model.predict(x, args.batch_size), info.class_names);
   if (args.json) {
     json out = args.report ? json::parse(train::report_json(report))
-                           : scores_json(scores, d.x.size(0));
+                           : scores_json(scores, x.size(0));
     for (size_t i = 0; i < scores.names().size(); ++i) out[scores.names()[i]] = scores[i];
     out["macro_f1"] = report.macro_avg.f1;
     fmt::print("{}\n", out.dump());
   } else {
-    print_scores(scores, d.x.size(0), false, "");
+    print_scores(scores, x.size(0), false, "");
     fmt::print("\n{}", train::format_report(report));
   }
   return 0;
@@ -300,6 +336,20 @@ Tensor load_inputs(const PredictArgs& args, const train::Model& model) {
   throw IOError(fmt::format("{}: unknown input type (expected .npy, .csv, .png/.jpg/.bmp or an IDX file)", path));
 }
 
+std::string text_source(const PredictArgs& args) { return args.text.empty() ? args.input : "--text"; }
+
+// A text model's inputs: --text, or the non-empty lines of --input.
+std::vector<std::string> load_texts(const PredictArgs& args, const data::Pipeline& pre) {
+  NEUTRINO_CHECK_VALUE(pre.takes_text(), "--text: {} is not a text model (its preprocessing has "
+                       "no tokenize step); give --input", args.model);
+  NEUTRINO_CHECK_VALUE(args.text.empty() || args.input.empty(), "give --text or --input, not both");
+  if (!args.text.empty()) return {args.text};
+  NEUTRINO_CHECK_VALUE(!args.input.empty(), "give --text \"...\" or --input lines.txt");
+  std::vector<std::string> lines = data::read_text_lines(args.input);
+  NEUTRINO_CHECK_VALUE(!lines.empty(), "{}: no text (an empty file?)", args.input);
+  return lines;
+}
+
 void write_outputs(const std::string& path, const Tensor& outputs) {
   if (path.ends_with(".npy")) {
     data::write_npy(path, outputs);
@@ -322,7 +372,11 @@ int run_predict(const PredictArgs& args) {
   auto [model, info] = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   const data::Pipeline pre = data::Pipeline::from_saved(info.preprocessing, args.model);
-  const Tensor x = fit_to_model(preprocess_x(pre, load_inputs(args, model), args.input), model, args.input);
+  const Tensor x = pre.takes_text() || !args.text.empty()
+                       ? fit_to_model(pre.apply_text(load_texts(args, pre), text_source(args)), model,
+                                      text_source(args))
+                       : fit_to_model(preprocess_x(pre, load_inputs(args, model), args.input), model,
+                                      args.input);
   const Tensor outputs = model.predict(x, args.batch_size);
   if (!args.output.empty()) {
     write_outputs(args.output, outputs);
@@ -346,6 +400,41 @@ int run_predict(const PredictArgs& args) {
       line += fmt::format(" {} ({:.4f})", label, values[r * cols + c]);
     }
     fmt::print("{}\n", line);
+  }
+  return 0;
+}
+
+int run_data(const DataArgs& args) {
+  if (!args.output.empty()) io::check_can_write(args.output);
+  const data::Dataset d = data::load_dataset_config(data_spec_json(args.spec, "spec"), "spec");
+  const int64_t n = d.texts.empty() ? d.x.size(0) : static_cast<int64_t>(d.texts.size());
+  const std::vector<int64_t> labels =
+      d.y.defined() && d.y.dtype() == DType::kInt64 ? d.y.to_vector<int64_t>() : std::vector<int64_t>{};
+  const Tensor rows = d.texts.empty() ? reshape(d.x, {n, -1}) : Tensor();
+  const int64_t width = rows.defined() ? rows.size(1) : 0;
+  const std::vector<float> values = rows.defined() ? rows.to_vector<float>() : std::vector<float>{};
+  std::string out;
+  for (int64_t i = 0; i < n; ++i) {
+    json line = json::object();
+    if (!d.texts.empty()) {
+      line["text"] = d.texts[static_cast<size_t>(i)];
+    } else {
+      line["x"] = std::vector<float>(values.begin() + i * width, values.begin() + (i + 1) * width);
+    }
+    if (!labels.empty()) {
+      const int64_t label = labels[static_cast<size_t>(i)];
+      line["label"] = label;
+      if (label >= 0 && label < static_cast<int64_t>(d.class_names.size())) {
+        line["class"] = d.class_names[static_cast<size_t>(label)];
+      }
+    }
+    out += line.dump() + "\n";
+  }
+  if (args.output.empty()) {
+    fmt::print("{}", out);
+  } else {
+    io::write_file_atomically(args.output, std::vector<uint8_t>(out.begin(), out.end()));
+    fmt::print(stderr, "wrote {} samples of {} to {}\n", n, d.source, args.output);
   }
   return 0;
 }

@@ -30,7 +30,8 @@ int run_train(const TrainArgs& args);
 
 struct EvalArgs {
   std::string model;
-  std::string data;         // a data spec: fashion_mnist:test, breast_cancer, a file path
+  std::string data;         // a data spec: fashion_mnist:test, breast_cancer, a file path, or a
+                            // YAML map as in a config ("{fortunes: [love, food], split: test}")
   bool json = false;
   bool report = false;      // per-class precision/recall/F1 and the confusion matrix
   int64_t batch_size = 256;
@@ -40,7 +41,9 @@ int run_eval(const EvalArgs& args);
 
 struct PredictArgs {
   std::string model;
-  std::string input;        // .npy, .csv (features only), .idx/.gz images, .png
+  std::string input;        // .npy, .csv (features only), .idx/.gz images, .png; for a text
+                            // model, a text file of one input per line
+  std::string text;         // one text, for a text model
   std::string output;       // .npy or .csv of the model's outputs; empty: print to stdout
   int64_t top_k = 1;
   int64_t batch_size = 256;
@@ -51,6 +54,15 @@ struct PredictArgs {
 // Prints one line per input sample ("ROW: CLASS (SCORE) ..."), numbered from 0 in file order
 // (for a CSV, the data rows, the header not counted), or writes them all to `output`.
 int run_predict(const PredictArgs& args);
+
+struct DataArgs {
+  std::string spec;    // a data spec or a YAML map, as eval's --data
+  std::string output;  // a .jsonl file; empty: stdout
+};
+// Writes a dataset's samples as JSON lines: {"text", "label", "class"} for text data (so that
+// other tools see exactly the records and split neutrino trains on), {"x": [...], "label"} for
+// the others.
+int run_data(const DataArgs& args);
 
 // Prints the Keras-style summary of a model file or a config.
 int run_summary(const std::string& path);

@@ -266,6 +266,19 @@ void read_fit(io::ConfigReader& top, Experiment& ex) {
 }
 }  // namespace
 
+std::string data_spec_json(const std::string& spec, const std::string& what) {
+  if (!spec.starts_with("{")) return json(spec).dump();
+  NEUTRINO_CHECK_VALUE(spec.size() <= kMaxConfigBytes, "{}: longer than {} bytes", what, kMaxConfigBytes);
+  try {
+    int64_t values = 0;
+    return to_json(YAML::Load(spec), "", 0, values).dump();
+  } catch (const YAML::Exception& e) {
+    throw ValueError(fmt::format("{}: invalid YAML at column {}: {}", what, e.mark.column + 1, e.msg));
+  } catch (const ValueError& e) {
+    throw ValueError(fmt::format("{}: {}", what, e.what()));
+  }
+}
+
 Experiment load_experiment(const std::string& yaml_path) {
   json root;
   try {

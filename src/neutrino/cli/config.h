@@ -42,6 +42,10 @@ struct Experiment {
   Precision mixed_precision = Precision::kFloat32;
 };
 
+// A data spec from the command line as the JSON text load_dataset_config reads: a YAML map
+// ("{fortunes: [love, food], split: test}") as written in a config, anything else as a string.
+std::string data_spec_json(const std::string& spec, const std::string& what);
+
 // Reads and validates a YAML config (unknown keys and wrong types are errors).
 Experiment load_experiment(const std::string& yaml_path);
 

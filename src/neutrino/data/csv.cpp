@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -558,6 +559,90 @@ CsvData read_csv(const std::string& path, const CsvOptions& options) {
     size += static_cast<size_t>(n);
   }
   return parse(std::string_view(buffer.get(), size), path, options);
+}
+
+namespace {
+// A column by header name (exact) or decimal index (negative from the end) among `names`
+// (empty without a header: index only, against `count` columns).
+size_t find_column(const std::string& want, const std::vector<std::string>& names, size_t count,
+                   const std::string& source, const char* what) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == want) return i;
+  }
+  int64_t index = 0;
+  if (parse_int(want, index)) {
+    const int64_t at = index < 0 ? static_cast<int64_t>(count) + index : index;
+    NEUTRINO_CHECK_VALUE(at >= 0 && at < static_cast<int64_t>(count),
+                         "{}: {} column {} is out of range ({} columns)", source, what, want, count);
+    return static_cast<size_t>(at);
+  }
+  throw ValueError(fmt::format("{}: no {} column named {} (columns: {})", source, what, shown(want),
+                               fmt::join(names, ", ")));
+}
+}  // namespace
+
+CsvTexts read_csv_texts_from(const std::string& text_in, const std::string& source,
+                             const CsvTextOptions& options) {
+  std::string_view text = text_in;
+  check_no_nul(text, options.delimiter, source);
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+  Lines lines(text);
+  std::string_view line;
+  std::vector<Field> fields;
+  std::vector<std::string> names;
+  const auto next = [&] {
+    while (lines.next(line)) {
+      if (!is_blank(line)) return true;
+    }
+    return false;
+  };
+  NEUTRINO_CHECK_IO(next(), "{}: empty file", source);
+  size_t columns = split_line(line, options.delimiter, source, lines.number(), fields, kMaxCsvColumns + 1);
+  NEUTRINO_CHECK_IO(columns <= kMaxCsvColumns, "{}:{}: more than {} columns", source,
+                    lines.number(), kMaxCsvColumns);
+  bool pending = !options.header;  // without a header the first line is data
+  if (options.header) {
+    for (const Field& f : fields) names.push_back(unescape(f));
+  }
+  const size_t text_col = find_column(options.text, names, columns, source, "text");
+  const bool labelled = !options.label.empty();
+  const size_t label_col = labelled ? find_column(options.label, names, columns, source, "label") : 0;
+  CsvTexts out;
+  std::vector<std::string> labels;
+  while (pending || next()) {
+    if (!pending) {
+      const size_t found = split_line(line, options.delimiter, source, lines.number(), fields, columns + 1);
+      NEUTRINO_CHECK_IO(found == columns, "{}:{}: expected {} fields, got {}", source,
+                        lines.number(), columns, found);
+    }
+    pending = false;
+    out.texts.push_back(unescape(fields[text_col]));
+    if (labelled) {
+      labels.push_back(unescape(fields[label_col]));
+      NEUTRINO_CHECK_IO(!labels.back().empty(), "{}:{}: empty label", source, lines.number());
+    }
+  }
+  NEUTRINO_CHECK_IO(!out.texts.empty(), "{}: no data rows", source);
+  if (!labelled) return out;
+  std::vector<int64_t> ids(labels.size());
+  bool whole = true;
+  for (size_t i = 0; i < labels.size() && whole; ++i) whole = parse_int(labels[i], ids[i]);
+  if (!whole) {
+    out.class_names = labels;
+    std::sort(out.class_names.begin(), out.class_names.end());
+    out.class_names.erase(std::unique(out.class_names.begin(), out.class_names.end()), out.class_names.end());
+    for (size_t i = 0; i < labels.size(); ++i) {
+      ids[i] = std::lower_bound(out.class_names.begin(), out.class_names.end(), labels[i]) -
+               out.class_names.begin();
+    }
+  }
+  out.labels = Tensor::from_vector(ids, {static_cast<int64_t>(ids.size())});
+  return out;
+}
+
+CsvTexts read_csv_texts(const std::string& path, const CsvTextOptions& options) {
+  const std::vector<uint8_t> bytes = io::read_file(path);
+  return read_csv_texts_from(std::string(bytes.begin(), bytes.end()), path, options);
 }
 
 }  // namespace neutrino::data

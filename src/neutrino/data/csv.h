@@ -81,4 +81,23 @@ CsvData read_csv(const std::string& path, const CsvOptions& options = {});
 CsvData read_csv_text(const std::string& text, const std::string& source_name,
                       const CsvOptions& options = {});
 
+// A text column (and a label column) of a CSV/TSV file, for text classification: the same
+// lines, quoting and field rules as above, except that cells are kept as text. Columns by header
+// name or index as `label` above; labels are int64 when every label cell is a whole number, else
+// sorted class names with int64 indices into them. An empty label cell is refused.
+struct CsvTextOptions {
+  std::string text;          // required
+  std::string label = "-1";  // "" = no label
+  bool header = true;
+  char delimiter = ',';
+};
+struct CsvTexts {
+  std::vector<std::string> texts;
+  Tensor labels;  // int64 (rows), undefined without a label column
+  std::vector<std::string> class_names;
+};
+CsvTexts read_csv_texts(const std::string& path, const CsvTextOptions& options);
+CsvTexts read_csv_texts_from(const std::string& text, const std::string& source_name,
+                             const CsvTextOptions& options);
+
 }  // namespace neutrino::data

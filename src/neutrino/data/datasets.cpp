@@ -1,4 +1,5 @@
 #include "neutrino/data/datasets.h"
+#include "neutrino/data/text_datasets.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/io/file_io.h"
 
@@ -399,10 +400,22 @@ Dataset load_dataset_config(const std::string& json_text, const std::string& pat
     return with_path(path, [&] { return load_dataset(value.get<std::string>()); });
   }
   NEUTRINO_CHECK_VALUE(value.is_object(),
-                       "{}: expected a data spec string or a map with one of csv, idx, npz, npy; "
+                       "{}: expected a data spec string or a map with one of csv, idx, npz, npy, "
+                       "fortunes, text_files; "
                        "got {}",
                        path, value.dump());
   io::ConfigReader reader(value, path);
+  for (const char* text_kind : {"fortunes", "text_files"}) {
+    if (!reader.has(text_kind)) continue;
+    Dataset d = with_path(path, [&] { return load_text_dataset(reader, text_kind); });
+    reader.finish();
+    return d;
+  }
+  if (reader.has("csv") && reader.has("text")) {
+    Dataset d = with_path(path, [&] { return load_text_dataset(reader, "csv"); });
+    reader.finish();
+    return d;
+  }
   const std::vector<std::string> kinds = {"csv", "idx", "npz", "npy"};
   std::string kind;
   for (const std::string& k : kinds) {

@@ -41,6 +41,8 @@ struct Dataset {
              // 0..255 (not rescaled); tabular as (N, F)
   Tensor y;  // int64 class labels (N), or float32 targets for regression CSVs; undefined for
              // features-only specs (.npy, a bare IDX file, an NPZ without "y")
+  std::vector<std::string> texts;  // text datasets (text_datasets.h): one string per sample, and
+                                   // x undefined until a tokenize step makes ids of them
   std::vector<std::string> class_names;  // "T-shirt/top", ... or "setosa", ...; empty if unknown
   std::string source;                    // what was loaded, for messages ("fashion_mnist:test")
 };
@@ -55,6 +57,8 @@ Dataset load_dataset(const std::string& spec);
 //   {"idx": {"images": PATH, "labels": PATH}}           labels optional; (N, H, W) images come
 //                                                       back as (N, 1, H, W)
 //   {"npz": PATH}  {"npy": PATH}
+//   {"fortunes": [TOPIC, ...]}, {"text_files": [PATH, ...]}, {"csv": PATH, "text": COLUMN}: text
+//       datasets, with "split" and friends (text_datasets.h)
 // Relative paths are taken from the working directory. `path` names the config field in errors
 // ("train.data: unknown field 'lable'"); a form error is a ValueError, and errors from loading
 // keep their type with `path` prefixed to the message.

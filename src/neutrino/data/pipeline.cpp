@@ -1,9 +1,12 @@
 #include "neutrino/data/pipeline.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "neutrino/data/preprocess.h"
+#include "neutrino/data/tokenizer.h"
+#include "neutrino/io/base64.h"
 #include "neutrino/io/config_reader.h"
 #include "neutrino/nn/losses.h"
 #include "neutrino/ops/ops.h"
@@ -13,7 +16,8 @@ namespace neutrino::data {
 using nlohmann::json;
 
 namespace {
-constexpr const char* kKnownSteps = "rescale, standardize, one_hot, random_flip, random_crop";
+constexpr const char* kKnownSteps =
+    "rescale, standardize, one_hot, random_flip, random_crop, tokenize";
 }  // namespace
 
 Pipeline& Pipeline::rescale(double factor) {
@@ -43,6 +47,68 @@ Pipeline& Pipeline::random_crop(int64_t padding) {
   return *this;
 }
 
+Pipeline& Pipeline::tokenize(TokenizeOptions options) {
+  NEUTRINO_CHECK_VALUE(options.kind == "char" || options.kind == "bpe" || options.kind == "unigram",
+                       "tokenize: kind must be char, bpe or unigram, got '{}'", options.kind);
+  NEUTRINO_CHECK_VALUE(options.max_length >= 1 && options.max_length <= (1 << 20),
+                       "tokenize: max_length must be in [1, {}], got {}", 1 << 20, options.max_length);
+  NEUTRINO_CHECK_VALUE(options.vocab_size >= 8 && options.vocab_size <= (1 << 20),
+                       "tokenize: vocab_size must be in [8, {}], got {}", 1 << 20, options.vocab_size);
+  NEUTRINO_CHECK_VALUE(steps_.empty(), "tokenize: must be the first preprocessing step");
+  steps_.push_back({.kind = "tokenize", .tokenize = std::move(options)});
+  return *this;
+}
+
+bool Pipeline::takes_text() const {
+  return std::any_of(steps_.begin(), steps_.end(), [](const Step& s) { return s.kind == "tokenize"; });
+}
+
+const Tokenizer* Pipeline::tokenizer() const {
+  for (const Step& s : steps_) {
+    if (s.kind == "tokenize") return s.tokenizer.get();
+  }
+  return nullptr;
+}
+
+void Pipeline::fit_text(const std::vector<std::string>& texts) {
+  for (Step& step : steps_) {
+    if (step.kind != "tokenize") continue;
+    const TokenizeOptions& o = step.tokenize;
+    if (o.kind == "char") {
+      step.tokenizer = train_char_tokenizer(texts);
+    } else {
+      // One thread: unigram training sums over threads, and a model file must not depend on the
+      // machine it was trained on.
+      step.tokenizer = train_sentencepiece(
+          texts, {.model_type = o.kind, .vocab_size = o.vocab_size, .num_threads = 1});
+    }
+  }
+}
+
+Tensor Pipeline::apply_text(const std::vector<std::string>& texts, const std::string& what) const {
+  const Step* step = nullptr;
+  for (const Step& s : steps_) {
+    if (s.kind == "tokenize") step = &s;
+  }
+  NEUTRINO_CHECK_VALUE(step != nullptr, "{}: text given, but the preprocessing has no tokenize step "
+                       "(the model takes numbers, not text)", what);
+  NEUTRINO_CHECK_VALUE(step->tokenizer != nullptr, "tokenize: used before being fitted");
+  const int64_t length = step->tokenize.max_length, n = static_cast<int64_t>(texts.size());
+  Tensor ids = Tensor::zeros({n, length}, DType::kInt64);
+  int64_t* out = ids.data<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int64_t> encoded;
+    try {
+      encoded = step->tokenizer->encode(texts[static_cast<size_t>(i)]);
+    } catch (const ValueError& e) {
+      throw ValueError(fmt::format("{}: text {}: {}", what, i, e.what()));
+    }
+    const auto kept = std::min<int64_t>(length, static_cast<int64_t>(encoded.size()));
+    std::copy(encoded.begin(), encoded.begin() + kept, out + i * length);
+  }
+  return ids;
+}
+
 Pipeline Pipeline::from_config(const std::string& json_text, const std::string& path) {
   const json steps = io::parse_json(json_text, path);
   NEUTRINO_CHECK_VALUE(steps.is_array(), "{}: expected a list of preprocessing steps", path);
@@ -70,6 +136,19 @@ Pipeline Pipeline::from_config(const std::string& json_text, const std::string& 
       step.padding = r.get_int("padding", 4);
       NEUTRINO_CHECK_VALUE(step.padding >= 0, "{}.random_crop.padding: must be >= 0", where);
       r.finish();
+    } else if (kind == "tokenize") {
+      io::ConfigReader r(options, where + ".tokenize");
+      TokenizeOptions o;
+      o.kind = r.get_string("kind", o.kind);
+      o.max_length = r.get_int("max_length", o.max_length);
+      o.vocab_size = r.get_int("vocab_size", o.vocab_size);
+      r.finish();
+      try {
+        p.tokenize(o);
+      } catch (const ValueError& e) {
+        throw ValueError(fmt::format("{}: {}", where, e.what()));
+      }
+      continue;
     } else {
       throw ValueError(
           fmt::format("{}: unknown preprocessing step '{}' (known: {})", where, kind, kKnownSteps));
@@ -110,6 +189,14 @@ Pipeline::Step saved_step(const json& value, const std::string& where) {
     step.padding = r.require_int("padding", 0, 1 << 16);
   } else if (step.kind == "standardize") {
     read_statistics(r, step);
+  } else if (step.kind == "tokenize") {
+    step.tokenize.kind = r.require_string("tokenizer_kind");
+    step.tokenize.max_length = r.require_int("max_length", 1, 1 << 20);
+    const std::string what = r.path_of("tokenizer");
+    step.tokenizer = load_tokenizer(io::base64_decode(r.require_string("tokenizer"), what), what);
+    NEUTRINO_CHECK_VALUE(step.tokenizer->kind() == step.tokenize.kind,
+                         "{}: a {} tokenizer where the step says {}", what, step.tokenizer->kind(),
+                         step.tokenize.kind);
   } else if (step.kind != "one_hot" && step.kind != "random_flip") {
     throw ValueError(fmt::format("{}.kind: unknown preprocessing step '{}' (known: {})", where,
                                  step.kind, kKnownSteps));
@@ -193,6 +280,11 @@ std::string Pipeline::to_saved() const {
     json s{{"kind", step.kind}};
     if (step.kind == "rescale") s["factor"] = step.factor;
     if (step.kind == "random_crop") s["padding"] = step.padding;
+    if (step.kind == "tokenize" && step.tokenizer) {
+      s["tokenizer_kind"] = step.tokenize.kind;
+      s["max_length"] = step.tokenize.max_length;
+      s["tokenizer"] = io::base64_encode(step.tokenizer->serialize());
+    }
     if (step.kind == "standardize" && step.mean.defined()) {
       s["shape"] = step.mean.shape();
       s["mean"] = step.mean.to_vector<float>();

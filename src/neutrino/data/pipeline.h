@@ -2,6 +2,10 @@
 // evaluation and prediction see data exactly as training did. Steps (preprocess.h does the
 // work): rescale (factor), standardize (per-feature statistics from the training split), one_hot
 // (labels), and the training-only augmentations random_flip and random_crop (padding).
+// Text: a tokenize step (kind char, bpe or unigram; vocab_size for the subword kinds;
+// max_length) is trained on the training texts and turns texts into int64 ids
+// (N, max_length), truncated at the end and padded with 0 (Embedding(mask_zero) masks the
+// padding); the trained tokenizer is saved with the rest, so a model file needs nothing else.
 //
 //   data::Pipeline pre = data::Pipeline().rescale(1.0 / 255).standardize();
 //   pre.fit(x_train);                                   // standardize's statistics
@@ -13,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +25,14 @@
 #include "neutrino/tensor/tensor.h"
 
 namespace neutrino::data {
+
+class Tokenizer;  // tokenizer.h
+
+struct TokenizeOptions {
+  std::string kind = "char";  // char, bpe or unigram
+  int64_t max_length = 128;   // ids per text: longer texts are cut, shorter ones padded with 0
+  int64_t vocab_size = 8000;  // bpe and unigram
+};
 
 class Pipeline {
  public:
@@ -37,6 +50,17 @@ class Pipeline {
   Pipeline& one_hot();
   Pipeline& random_flip();
   Pipeline& random_crop(int64_t padding = 4);
+  Pipeline& tokenize(TokenizeOptions options = {});
+
+  // Whether the pipeline starts from text (it has a tokenize step).
+  bool takes_text() const;
+  // Trains the tokenize step's tokenizer on the training texts.
+  void fit_text(const std::vector<std::string>& texts);
+  // Texts -> int64 ids (N, max_length), through the fitted tokenizer; `what` names the source in
+  // errors (invalid UTF-8 names the text's index).
+  Tensor apply_text(const std::vector<std::string>& texts, const std::string& what) const;
+  // The fitted tokenizer, or null.
+  const Tokenizer* tokenizer() const;
 
   // Fits the statistics that need data (standardize) on the training features.
   void fit(const Tensor& x_train);
@@ -53,6 +77,8 @@ class Pipeline {
     double factor = 1.0;            // rescale
     int64_t padding = 0;            // random_crop
     Tensor mean = {}, stddev = {};  // standardize, once fitted
+    TokenizeOptions tokenize = {};
+    std::shared_ptr<const Tokenizer> tokenizer = {};  // tokenize, once fitted
   };
   const std::vector<Step>& steps() const { return steps_; }
 

@@ -145,6 +145,10 @@ Bidirectional::Bidirectional(AnyLayer layer, BidirectionalOptions options)
                        layer.get()->type_name());
   NEUTRINO_CHECK_VALUE(!recurrent->built(), "Bidirectional: the wrapped {} must not be built yet",
                        recurrent->type_name());
+  // Both directions are Bidirectional's own; a go_backwards inside would be silently dropped.
+  NEUTRINO_CHECK_VALUE(!recurrent->options().go_backwards,
+                       "Bidirectional: the wrapped {} must not set go_backwards (the wrapper runs "
+                       "both directions)", recurrent->type_name());
   const std::string& m = options_.merge_mode;
   NEUTRINO_CHECK_VALUE(m == "concat" || m == "sum" || m == "mul" || m == "ave",
                        "Bidirectional: merge_mode must be concat, sum, mul or ave, got '{}'", m);
