@@ -83,13 +83,15 @@ dt compute_type(const ConvLayout& p) {
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const ConvLayout& p,
                                                      dt compute, bool bias, bool relu,
-                                                     bool training) {
+                                                     bool training, bool any_layout = false) {
   const Dims d = dims_of(g);
   const dnnl::convolution_forward::desc desc(
       training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
-      dnnl::algorithm::convolution_direct, memory::desc(d.src, compute, x_tag(p)),
+      dnnl::algorithm::convolution_direct,
+      memory::desc(d.src, compute, any_layout ? tag::any : x_tag(p)),
       memory::desc(d.weights, compute, tag::any), bias ? plain_bias(d) : memory::desc(),
-      memory::desc(d.dst, y_type(p), y_tag(p)), d.strides, d.dilates, d.pad_l, d.pad_r);
+      memory::desc(d.dst, y_type(p), any_layout ? tag::any : y_tag(p)), d.strides, d.dilates,
+      d.pad_l, d.pad_r);
   dnnl::primitive_attr attr = user_scratchpad_attr();
   if (relu) {
     dnnl::post_ops ops;
@@ -97,6 +99,23 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, cons
     attr.set_post_ops(ops);
   }
   return {desc, attr, engine()};
+}
+
+bool is_reference(const dnnl::convolution_forward::primitive_desc& pd) {
+  return std::string_view(pd.impl_info_str()).starts_with("ref");
+}
+
+// The forward primitive, avoiding oneDNN's reference kernel (100x slower) where a JIT one exists
+// for the same arithmetic: it picks the reference for some channels-last problems (a Conv1D's
+// (N, C, 1, T) view of (N, T, C)), and then the JIT kernel on its own blocked layout, with
+// reorders in and out, is far faster.
+dnnl::convolution_forward::primitive_desc fastest_forward_pd(const ConvGeometry& g,
+                                                             const ConvLayout& p, dt compute,
+                                                             bool bias, bool relu, bool training) {
+  auto pd = forward_pd(g, p, compute, bias, relu, training);
+  if (!is_reference(pd)) return pd;
+  auto blocked = forward_pd(g, p, compute, bias, relu, training, true);
+  return is_reference(blocked) ? pd : blocked;
 }
 
 struct Forward {
@@ -159,7 +178,7 @@ void forward_here(const ConvGeometry& g, const ConvLayout& p, const void* x, con
   const auto fwd = cached<Forward>(
       key_of(training_kind ? "fwd_train" : "fwd_infer", g, p, compute, has_bias, relu), [&] {
         const Dims d = dims_of(g);
-        const auto pd = forward_pd(g, p, compute, has_bias, relu, training_kind);
+        const auto pd = fastest_forward_pd(g, p, compute, has_bias, relu, training_kind);
         return std::make_shared<Forward>(Forward{dnnl::convolution_forward(pd),
                                                  Convert(plain_src(d, p), pd.src_desc()),
                                                  Convert(plain_weights(d), pd.weights_desc()),

@@ -101,6 +101,21 @@ void check_vocabulary_fits(const train::Model& model, const data::Pipeline& pre,
   }
 }
 
+// fit.class_weight as FitOptions wants it: "balanced" from the training labels.
+std::vector<double> class_weights(const Experiment& ex, const Tensor& y, int64_t classes,
+                                  const std::string& config) {
+  if (ex.class_weight_mode != "balanced") return ex.class_weight;
+  NEUTRINO_CHECK_VALUE(y.dtype() == DType::kInt64 && classes > 0, "{}: fit.class_weight: "
+                       "balanced needs class labels", config);
+  std::vector<double> counts(static_cast<size_t>(classes), 0);
+  for (int64_t label : y.to_vector<int64_t>()) counts[static_cast<size_t>(label)] += 1;
+  std::vector<double> weights;
+  for (double c : counts) {
+    weights.push_back(c > 0 ? static_cast<double>(y.numel()) / (static_cast<double>(classes) * c) : 0);
+  }
+  return weights;
+}
+
 // Compiles a loaded model for evaluation with the loss and metrics it was trained with.
 void compile_for_eval(train::Model& model, const train::ModelInfo& info, const std::string& source) {
   auto it = info.extra.find("compile");
@@ -203,6 +218,7 @@ int run_train(const TrainArgs& args) {
                         .batch_size = ex.batch_size,
                         .shuffle = ex.shuffle,
                         .bucket_by_length = ex.bucket_by_length,
+                        .class_weight = class_weights(ex, train_set.y, classes, args.config),
                         .validation_split = ex.validation_split,
                         .verbose = ex.verbose,
                         .callbacks = ex.callbacks,

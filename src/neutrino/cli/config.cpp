@@ -260,6 +260,21 @@ void read_fit(io::ConfigReader& top, Experiment& ex) {
   ex.batch_size = fit.get_int("batch_size", 32, 1, INT32_MAX);
   ex.shuffle = fit.get_bool("shuffle", true);
   ex.bucket_by_length = fit.get_bool("bucket_by_length", false);
+  if (fit.has("class_weight")) {
+    const json& w = fit.get_raw("class_weight");
+    if (w.is_string()) {
+      ex.class_weight_mode = w.get<std::string>();
+      NEUTRINO_CHECK_VALUE(ex.class_weight_mode == "balanced", "{}: expected \"balanced\" or a "
+                           "list of weights, one per class, got \"{}\"", fit.path_of("class_weight"),
+                           ex.class_weight_mode);
+    } else {
+      ex.class_weight = fit.require_doubles("class_weight");
+      for (double v : ex.class_weight) {
+        NEUTRINO_CHECK_VALUE(v >= 0, "{}: weights must be >= 0, got {}", fit.path_of("class_weight"), v);
+      }
+      NEUTRINO_CHECK_VALUE(!ex.class_weight.empty(), "{}: an empty list", fit.path_of("class_weight"));
+    }
+  }
   ex.verbose = static_cast<int>(fit.get_int("verbose", 1, 0, 2));
   if (fit.has("callbacks")) ex.callbacks = make_callbacks_from(fit.get_raw("callbacks").dump(), "fit.callbacks");
   fit.finish();

@@ -35,6 +35,10 @@ struct Experiment {
   int epochs = 1;
   int64_t batch_size = 32;
   bool shuffle = true;
+  // fit.class_weight: "balanced" (n / (classes * count), as scikit-learn) or a list, one per
+  // class; empty: none.
+  std::string class_weight_mode;
+  std::vector<double> class_weight;
   bool bucket_by_length = false;  // fit.bucket_by_length: train::FitOptions::bucket_by_length
   int verbose = 1;
   std::vector<train::CallbackPtr> callbacks;

@@ -167,10 +167,13 @@ std::vector<std::vector<int64_t>> DataLoader::bucket(std::vector<int64_t> order,
 Batch DataLoader::make_batch(const std::vector<int64_t>& rows, int64_t epoch, int64_t step) const {
   Batch batch{take_rows(x_, rows), y_.defined() ? take_rows(y_, rows) : Tensor(), epoch, step};
   if (options_.bucket_by_length) {
-    // Only trailing padding goes: every row of the batch is at most `longest` long.
+    // Only trailing padding goes: every row of the batch is at most `longest` long. The width
+    // is rounded up to a multiple of kBucketWidthStep, so that an epoch has a few batch shapes,
+    // not one per length: every new shape leaves its own buffers in the allocator's cache.
     int64_t longest = 1;
     for (int64_t r : rows) longest = std::max(longest, lengths_[static_cast<size_t>(r)]);
-    if (longest < batch.x.size(1)) batch.x = densify(slice(batch.x, 1, 0, longest));
+    const int64_t width = (longest + kBucketWidthStep - 1) / kBucketWidthStep * kBucketWidthStep;
+    if (width < batch.x.size(1)) batch.x = densify(slice(batch.x, 1, 0, width));
   }
   for (const Tensor& more : more_x_) batch.more_x.push_back(take_rows(more, rows));
   if (options_.augment) {

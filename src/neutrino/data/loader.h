@@ -45,7 +45,8 @@ struct DataLoaderOptions {
   // x must be int64 token ids (N, steps) padded with 0 at the end. Each epoch's shuffled order is
   // cut into pools of batch_size * kBucketPoolBatches samples; each pool is sorted by length
   // (stable), cut into batches, and the batches' order shuffled by the epoch's generator (kept
-  // in pool order without shuffle). A batch's x is trimmed to its longest sample. drop_last drops
+  // in pool order without shuffle). A batch's x is trimmed to its longest sample (rounded up to
+  // a multiple of kBucketWidthStep, at most the full width). drop_last drops
   // the same samples as without bucketing (the tail of the shuffled order) before pooling, so
   // every batch is full; otherwise the one short batch (the final pool's longest samples) may
   // come anywhere in the epoch. Takes a single input: a second one would need trimming too.
@@ -55,6 +56,8 @@ struct DataLoaderOptions {
 // Batches per length-sorting pool under bucket_by_length: wide enough that batches are close in
 // length, narrow enough that the shuffle still mixes lengths across the epoch.
 inline constexpr int64_t kBucketPoolBatches = 50;
+// A bucketed batch's width: its longest sample, rounded up to a multiple of this.
+inline constexpr int64_t kBucketWidthStep = 8;
 
 // Each row's length: the index of its last non-zero id + 1, at least 1 (ids: int64 (N, steps)).
 std::vector<int64_t> sequence_lengths(const Tensor& ids);

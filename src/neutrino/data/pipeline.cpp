@@ -103,6 +103,10 @@ Tensor Pipeline::apply_text(const std::vector<std::string>& texts, const std::st
     } catch (const ValueError& e) {
       throw ValueError(fmt::format("{}: text {}: {}", what, i, e.what()));
     }
+    NEUTRINO_CHECK_VALUE(step->tokenize.truncate || static_cast<int64_t>(encoded.size()) <= length,
+                         "{}: text {} has {} tokens, more than max_length {} (tokenize: set "
+                         "truncate: true to cut texts, or raise max_length)", what, i,
+                         encoded.size(), length);
     const auto kept = std::min<int64_t>(length, static_cast<int64_t>(encoded.size()));
     std::copy(encoded.begin(), encoded.begin() + kept, out + i * length);
   }
@@ -142,6 +146,7 @@ Pipeline Pipeline::from_config(const std::string& json_text, const std::string& 
       o.kind = r.get_string("kind", o.kind);
       o.max_length = r.get_int("max_length", o.max_length);
       o.vocab_size = r.get_int("vocab_size", o.vocab_size);
+      o.truncate = r.get_bool("truncate", o.truncate);
       r.finish();
       try {
         p.tokenize(o);
@@ -192,6 +197,7 @@ Pipeline::Step saved_step(const json& value, const std::string& where) {
   } else if (step.kind == "tokenize") {
     step.tokenize.kind = r.require_string("tokenizer_kind");
     step.tokenize.max_length = r.require_int("max_length", 1, 1 << 20);
+    step.tokenize.truncate = r.get_bool("truncate", true);
     const std::string what = r.path_of("tokenizer");
     step.tokenizer = load_tokenizer(io::base64_decode(r.require_string("tokenizer"), what), what);
     NEUTRINO_CHECK_VALUE(step.tokenizer->kind() == step.tokenize.kind,
@@ -283,6 +289,7 @@ std::string Pipeline::to_saved() const {
     if (step.kind == "tokenize" && step.tokenizer) {
       s["tokenizer_kind"] = step.tokenize.kind;
       s["max_length"] = step.tokenize.max_length;
+      s["truncate"] = step.tokenize.truncate;
       s["tokenizer"] = io::base64_encode(step.tokenizer->serialize());
     }
     if (step.kind == "standardize" && step.mean.defined()) {

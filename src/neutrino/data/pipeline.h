@@ -32,6 +32,7 @@ struct TokenizeOptions {
   std::string kind = "char";  // char, bpe or unigram
   int64_t max_length = 128;   // ids per text: longer texts are cut, shorter ones padded with 0
   int64_t vocab_size = 8000;  // bpe and unigram
+  bool truncate = true;       // false: a text longer than max_length is an error, not cut
 };
 
 class Pipeline {

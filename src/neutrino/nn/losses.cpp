@@ -132,4 +132,20 @@ Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const {
   return sparse_categorical_crossentropy(y_true, y_pred, from_logits_);
 }
 
+Tensor Loss::weighted(const Tensor& y_true, const Tensor& y_pred,
+                      const Tensor& class_weight) const {
+  NEUTRINO_CHECK_VALUE(name_ == "sparse_categorical_crossentropy",
+                       "class_weight: works with sparse_categorical_crossentropy, not {}", name_);
+  NEUTRINO_CHECK_SHAPE(y_pred.dim() == 2 && class_weight.shape() == Shape{y_pred.size(-1)},
+                       "class_weight: {} weights for predictions {} (one per class)",
+                       class_weight.numel(), y_pred.shape_string());
+  const Tensor labels = labels_of(y_true, y_pred.size(0), "sparse_categorical_crossentropy");
+  check_labels(labels, y_pred.size(1), "sparse_categorical_crossentropy");
+  // -log p[i, label_i] per sample, as the unweighted loss computes it before its mean.
+  const Tensor log_p = from_logits_ ? log_softmax(y_pred, 1) : log(clamp(y_pred, kEpsilon, 1 - kEpsilon));
+  const Tensor hot = one_hot(labels, y_pred.size(1), y_pred.dtype(), "sparse_categorical_crossentropy");
+  const Tensor per_sample = neg(sum(mul(hot, log_p), {1}));
+  return mean(mul(per_sample, index_select(cast(class_weight, y_pred.dtype()), 0, labels)));
+}
+
 }  // namespace neutrino::nn

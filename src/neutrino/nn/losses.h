@@ -30,6 +30,10 @@ class Loss {
   explicit Loss(std::string name, bool from_logits = false);
   Loss(const char* name) : Loss(std::string(name)) {}  // NOLINT: "mse" reads as a Loss
   Tensor operator()(const Tensor& y_true, const Tensor& y_pred) const;
+  // Keras's class_weight: the mean over the batch of class_weight[label_i] * loss_i, for
+  // sparse_categorical_crossentropy (class_weight: float (classes), y_pred's dtype); any other
+  // loss, or a weight per class that does not match y_pred's classes, is a ValueError.
+  Tensor weighted(const Tensor& y_true, const Tensor& y_pred, const Tensor& class_weight) const;
   const std::string& name() const { return name_; }
   bool from_logits() const { return from_logits_; }
 

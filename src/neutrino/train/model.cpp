@@ -271,8 +271,11 @@ bool Model::train_epoch(data::DataLoader& loader, const std::vector<CallbackPtr>
     train(true);
     const std::vector<Tensor> inputs = batch->inputs();
     const Tensor y_pred = profiler ? forward_profiled(inputs, *profiler) : forward(inputs);
-    const Tensor loss = profiler ? profiler->loss([&] { return (*loss_)(batch->y, y_pred); })
-                                 : (*loss_)(batch->y, y_pred);
+    const auto compute_loss = [&] {
+      return class_weight_.defined() ? loss_->weighted(batch->y, y_pred, class_weight_)
+                                     : (*loss_)(batch->y, y_pred);
+    };
+    const Tensor loss = profiler ? profiler->loss(compute_loss) : compute_loss();
     const double loss_value = loss.item();
     bool go_on = true;
     for (const auto& cb : callbacks) go_on = cb->on_loss(*this, batch->step, loss_value) && go_on;
@@ -338,6 +341,28 @@ class FitStateScope {
 };
 }  // namespace
 
+namespace {
+// FitOptions::class_weight as the tensor the training loss reads, for one fit() call.
+class ClassWeightScope {
+ public:
+  ClassWeightScope(Tensor& slot, const std::vector<double>& weights) : slot_(slot) {
+    for (double w : weights) {
+      NEUTRINO_CHECK_VALUE(std::isfinite(w) && w >= 0, "fit: class_weight values must be finite "
+                           "and >= 0, got {}", w);
+    }
+    if (!weights.empty()) {
+      slot_ = Tensor::from_vector(weights, {static_cast<int64_t>(weights.size())});
+    }
+  }
+  ~ClassWeightScope() { slot_ = Tensor(); }
+  ClassWeightScope(const ClassWeightScope&) = delete;
+  ClassWeightScope& operator=(const ClassWeightScope&) = delete;
+
+ private:
+  Tensor& slot_;
+};
+}  // namespace
+
 History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) {
   check_compiled("fit");
   NEUTRINO_CHECK_SHAPE(y.dim() >= 1 && x.samples("fit") == y.size(0),
@@ -371,6 +396,7 @@ History Model::fit(const Inputs& x, const Tensor& y, const FitOptions& options) 
                  .history = &history, .callbacks = &options.callbacks,
                  .profiling = options.profile != nullptr, .model_info = options.model_info};
   const FitStateScope scope(fit_state_, &state);
+  const ClassWeightScope weights(class_weight_, options.class_weight);
   const std::vector<CallbackPtr> callbacks = fit_callbacks(options);
   stop_requested_ = false;
   for (const auto& cb : callbacks) cb->on_train_begin(*this);

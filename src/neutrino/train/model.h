@@ -87,6 +87,9 @@ struct FitOptions {
   // padded with 0 at the end (x int64 (N, steps), one input); see data::DataLoaderOptions.
   // Validation, evaluate and predict keep the full width.
   bool bucket_by_length = false;
+  // Keras's class_weight: a weight per class for the training loss (empty: all 1); validation and
+  // evaluation stay unweighted. See nn::Loss::weighted.
+  std::vector<double> class_weight = {};
   // Held-out data evaluated after each epoch (val_loss, val_<metric>).
   std::optional<std::pair<Inputs, Tensor>> validation_data = std::nullopt;
   // Fraction of the samples, taken from the end before shuffling (as Keras), used for validation.
@@ -247,6 +250,7 @@ class Model : public nn::Module {
   std::vector<std::string> metric_names_;
   bool stop_requested_ = false;
   FitState* fit_state_ = nullptr;
+  Tensor class_weight_;  // FitOptions::class_weight during fit(), else undefined
   Precision mixed_precision_ = Precision::kFloat32;
 };
 
