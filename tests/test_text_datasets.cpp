@@ -87,6 +87,20 @@ TEST_F(TextDatasets, SplitsAreDisjointSeededAndCoverEveryRecord) {
   EXPECT_NE(data::load_dataset_config(other, "data").texts, test.texts);
 }
 
+// fortunes-zh colours its titles and authors with ANSI escapes: the records come without them,
+// and every record survives a character tokenizer byte for byte.
+TEST_F(TextDatasets, ChineseFortunesAreCleanAndRoundTrip) {
+  if (!fs::exists(kFortunes + "/tang300")) GTEST_SKIP() << "the fortunes-zh package is not installed";
+  const data::Dataset d =
+      data::load_dataset_config("{\"fortunes\": [\"tang300\", \"song100\"]}", "data");
+  ASSERT_GT(d.texts.size(), 300u);
+  const auto tokenizer = data::train_char_tokenizer(d.texts);
+  for (const std::string& text : d.texts) {
+    ASSERT_EQ(text.find('\x1b'), std::string::npos) << text;
+    ASSERT_EQ(tokenizer->decode(tokenizer->encode(text)), text);
+  }
+}
+
 TEST_F(TextDatasets, TextFilesAndCsvTextColumns) {
   write(dir_ / "spam.txt", "buy now\n\ncheap pills\n");
   write(dir_ / "ham.txt", "see you at lunch\n");

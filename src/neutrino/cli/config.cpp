@@ -514,6 +514,16 @@ std::string describe_config_options() {
   out += "  CSVLogger(filename): append=false\n  TerminateOnNaN\n";
   out += "  LearningRateScheduler: schedule=\"step_decay\" (drop=0.5, epochs_drop=10) or "
          "\"cosine_decay\" (epochs=10, alpha=0.0, warmup_epochs=0)\n";
+  const data::TokenizeOptions tokenize;
+  out += "preprocessing (data.preprocess, in order):\n  rescale: FACTOR, standardize, one_hot, "
+         "random_flip, random_crop: padding=4\n";
+  out += fmt::format("  tokenize (text, first): kind=\"{}\" (char, bpe or unigram), max_length={}, "
+                     "vocab_size={} (bpe, unigram), truncate={}\n", tokenize.kind,
+                     tokenize.max_length, tokenize.vocab_size, tokenize.truncate);
+  const Experiment fit;
+  out += fmt::format("fit: epochs={}, batch_size={}, shuffle={}, verbose={}, bucket_by_length={}, "
+                     "class_weight (\"balanced\" or one weight per class), callbacks\n",
+                     fit.epochs, fit.batch_size, fit.shuffle, fit.verbose, fit.bucket_by_length);
   return out;
 }
 
