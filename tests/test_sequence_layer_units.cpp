@@ -481,3 +481,45 @@ TEST(SequenceLayers, EmbeddingMaskReachesGlobalPoolingInASequential) {
     }
   }
 }
+
+// Keras's return_state / initial_state through Recurrent::run: the final state is the last
+// step's, a given initial state changes the result, and gradients reach it (float64 central
+// differences on one entry of h0 and of c0).
+TEST(SequenceLayers, RunTakesAnInitialStateAndReturnsTheFinalOne) {
+  manual_seed(3);
+  LSTM lstm(3, {.return_sequences = true});
+  const Tensor x = Tensor::normal({2, 5, 4});
+  const RecurrentOutput zero = lstm.run(x);
+  ASSERT_EQ(zero.states.size(), 2u);
+  EXPECT_EQ(zero.output.shape(), (Shape{2, 5, 3}));
+  EXPECT_EQ(slice(zero.output, 1, 4, 5).to_vector<float>(), zero.states[0].to_vector<float>());
+  EXPECT_EQ(lstm.run(x, {Tensor::zeros({2, 3}), Tensor::zeros({2, 3})}).output.to_vector<float>(),
+            zero.output.to_vector<float>());
+
+  set_dtype(lstm, kF64);
+  const Tensor x64 = cast(x, kF64).detach();
+  Tensor h0 = Tensor::normal({2, 3}, 0, 1, kF64), c0 = Tensor::normal({2, 3}, 0, 1, kF64);
+  h0.set_requires_grad(true);
+  c0.set_requires_grad(true);
+  const auto loss_of = [&](const Tensor& h, const Tensor& c) {
+    const RecurrentOutput r = lstm.run(x64, {h, c});
+    return sum(r.output) + sum(mul(r.states[1], r.states[1]));
+  };
+  backward(loss_of(h0, c0));
+  for (const Tensor* s : {&h0, &c0}) {
+    const double eps = 1e-6;
+    const auto shifted = [&](double d) {
+      NoGradGuard no_grad;
+      Tensor h = h0.detach(), c = c0.detach();
+      Tensor& t = s == &h0 ? h : c;
+      t = clone(t);
+      t.data<double>()[4] += d;
+      return loss_of(h, c).item();
+    };
+    const double numeric = (shifted(eps) - shifted(-eps)) / (2 * eps);
+    EXPECT_NEAR(s->grad().to_vector<double>()[4], numeric, 1e-7);
+  }
+  expect_error<ValueError>([&] { lstm.run(x64, {h0}); }, {"LSTM", "2 tensor(s) (h, c)", "got 1"});
+  expect_error<ShapeError>([&] { lstm.run(x64, {Tensor::zeros({2, 4}, kF64), c0}); },
+                           {"initial state", "(2, 3)", "(2, 4)"});
+}

@@ -118,15 +118,39 @@ Tensor Recurrent::scan(const Tensor& x, const Tensor& mask, bool reverse,
   return rnn(cell_, x, initial_state, weight_ih_, weight_hh_, bias_ih_, bias_hh_, mask, reverse);
 }
 
-Tensor Recurrent::call_masked(const Tensor& x, const Tensor& mask) {
+Tensor Recurrent::call_masked(const Tensor& x, const Tensor& mask) { return run(x, {}, mask).output; }
+
+RecurrentOutput Recurrent::run(const Tensor& x, const std::vector<Tensor>& initial_state,
+                               const Tensor& mask) {
+  NEUTRINO_CHECK_SHAPE(x.dim() == 3, "{} '{}': expected inputs of (batch, steps, features), got {}",
+                       type_name(), name(), x.shape_string());
+  build(Shape(x.shape().begin() + 1, x.shape().end()));
   check_input(*this, x);
-  const bool backwards = options_.go_backwards;
-  const Tensor states = scan(x, mask, backwards);
-  if (!options_.return_sequences) {
-    return state_at(states, backwards ? 0 : x.size(1) - 1, 0, units_);
+  const int64_t width = rnn_state_width(cell_);
+  Tensor h0;
+  if (!initial_state.empty()) {
+    NEUTRINO_CHECK_VALUE(static_cast<int64_t>(initial_state.size()) == width,
+                         "{} '{}': the initial state is {} tensor(s) (h{}), got {}", type_name(),
+                         name(), width, width == 2 ? ", c" : "", initial_state.size());
+    for (const Tensor& s : initial_state) {
+      NEUTRINO_CHECK_SHAPE(s.shape() == Shape({x.size(0), units_}),
+                           "{} '{}': an initial state must be (batch, units) = ({}, {}), got {}",
+                           type_name(), name(), x.size(0), units_, s.shape_string());
+    }
+    h0 = width == 1 ? initial_state.front() : concat(initial_state, 1);
   }
-  const Tensor h = slice(states, 2, 0, units_);
-  return backwards ? reverse_time(h) : h;
+  const bool backwards = options_.go_backwards;
+  const Tensor states = scan(x, mask, backwards, h0);
+  const int64_t last = backwards ? 0 : x.size(1) - 1;
+  RecurrentOutput out;
+  for (int64_t k = 0; k < width; ++k) out.states.push_back(state_at(states, last, k * units_, units_));
+  if (!options_.return_sequences) {
+    out.output = out.states.front();
+  } else {
+    const Tensor h = slice(states, 2, 0, units_);
+    out.output = backwards ? reverse_time(h) : h;
+  }
+  return out;
 }
 
 SimpleRNN::SimpleRNN(int64_t units, RecurrentOptions options)

@@ -25,6 +25,12 @@ struct RecurrentOptions {
   std::string bias_initializer = "zeros";
 };
 
+// What Recurrent::run returns: the layer's output (as calling it gives) and its final state.
+struct RecurrentOutput {
+  Tensor output;
+  std::vector<Tensor> states;  // h, then an LSTM's c; each (N, units)
+};
+
 // SimpleRNN, LSTM and GRU: one cell each (backend/rnn_cell.h), one op (ops.h rnn).
 class Recurrent : public Layer {
  public:
@@ -40,6 +46,13 @@ class Recurrent : public Layer {
   // step at its own time index (ops.h rnn).
   Tensor scan(const Tensor& x, const Tensor& mask, bool reverse,
               const Tensor& initial_state = Tensor()) const;
+  // Keras's return_state and initial_state (PyTorch's (h0, c0) in and (h_n, c_n) out), for
+  // models written as modules: runs the layer on x (N, T, features) from `initial_state` ({h} or,
+  // for an LSTM, {h, c}, each (N, units); empty: zeros) under an optional mask. Everything is
+  // differentiable, the initial state included. (Graphs and configs pass one tensor per edge, so
+  // they take neither.)
+  RecurrentOutput run(const Tensor& x, const std::vector<Tensor>& initial_state = {},
+                      const Tensor& mask = Tensor());
 
  protected:
   Recurrent(RnnCell cell, int64_t units, RecurrentOptions options);
