@@ -14,7 +14,7 @@ BUILD_TYPE=Debug scripts/build.sh build-asan -DNEUTRINO_SANITIZE=ON -DNEUTRINO_B
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j "$(nproc)"
 
-echo "== fuzzers: the kept corpus replayed, then ${FUZZ_SECONDS:=120} s of fuzzing each, $(nproc) at a time"
+echo "== fuzzers: the kept corpus replayed, then ${FUZZ_SECONDS:=60} s of fuzzing each, $(nproc) at a time"
 CXX=clang++-14 BUILD_TYPE=Debug scripts/build.sh build-fuzz -DNEUTRINO_BUILD_FUZZERS=ON -DNEUTRINO_BUILD_TESTS=OFF -DNEUTRINO_BUILD_BENCH=OFF
 fuzzers=(build-fuzz/bin/fuzz_*)
 [ -x "${fuzzers[0]}" ] || { echo "FAILED: no fuzz targets were built"; exit 1; }

@@ -346,6 +346,27 @@ TEST(HostileModel, SavedPreprocessingIsCheckedField_by_Field) {
   neutrino::testing::expect_values(p.apply_x(Tensor::of({{3.0f, 6.0f}})), {2.0, 2.0});
 }
 
+// Found by fuzz/fuzz_pipeline.cpp: saved statistics are float32, so a finite double beyond its
+// range became an infinite mean (which the next save wrote as null), and a standard deviation too
+// small for it became 0 (which the next load read as 1). The first is refused; the second is read
+// as 1 at once, so that loading, saving and loading again gives the same pipeline.
+TEST(HostileModel, SavedStatisticsOutsideFloat32AreRefusedOrReadAsTheyWillBeSaved) {
+  expect_error<IOError>(
+      [] { data::Pipeline::from_saved(R"([{"kind": "standardize", "shape": [1], "mean": [1e300], "std": [1]}])", "m"); },
+      {"m: preprocessing[0].mean: 1e+300 is beyond float32's range"});
+  expect_error<IOError>(
+      [] { data::Pipeline::from_saved(R"([{"kind": "standardize", "shape": [1], "mean": [0], "std": [-1e39]}])", "m"); },
+      {"m: preprocessing[0].std: a standard deviation must be >= 0"});
+  expect_error<IOError>(
+      [] { data::Pipeline::from_saved(R"([{"kind": "standardize", "shape": [1], "mean": [0], "std": [1e39]}])", "m"); },
+      {"m: preprocessing[0].std", "beyond float32's range"});
+  const data::Pipeline p = data::Pipeline::from_saved(
+      R"([{"kind": "standardize", "shape": [2], "mean": [1, 2], "std": [1e-300, 2]}])", "m");
+  neutrino::testing::expect_values(p.apply_x(Tensor::of({{3.0f, 6.0f}})), {2.0, 2.0});
+  const std::string saved = p.to_saved();
+  EXPECT_EQ(data::Pipeline::from_saved(saved, "again").to_saved(), saved);
+}
+
 TEST(HostileModel, NonFiniteWeightsAreRefusedNamingTheTensor) {
   const fs::path dir = temp_dir("nan");
   const std::string path = (dir / "m.safetensors").string();

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "neutrino/core/error.h"
 #include "neutrino/data/token_shards.h"
@@ -135,5 +136,25 @@ TEST(TokenShard, TruncatedAndHostileFilesAreRefusedNamingThePath) {
   refused(patched(16, 5, 8), "outside the vocabulary of 5");
   expect_error<IOError>([&] { TokenShard shard((dir / "missing.tok").string()); }, {"missing.tok"});
   expect_error<IOError>([&] { TokenShard shard(dir.string()); }, {dir.string()});
+  fs::remove_all(dir);
+}
+
+// Found by fuzz/fuzz_token_shard.cpp: read(INT64_MAX, 1) was refused, but its message computed
+// start + n, a signed overflow (UBSan). Ranges far past the end are refused without arithmetic
+// that can overflow.
+TEST(TokenShard, ReadsFarOutsideTheShardAreRefusedWithoutOverflow) {
+  const fs::path dir = neutrino::testing::fresh_temp_dir("token_shard_far");
+  const std::string path = (dir / "c.tok").string();
+  write_token_shard(path, {1, 2, 3}, 10);
+  TokenShard shard(path);
+  int64_t sink[4] = {};
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  expect_error<ValueError>([&] { shard.read(big, 1, sink); }, {"c.tok", "1 tokens from index"});
+  expect_error<ValueError>([&] { shard.read(1, big, sink); }, {"c.tok", "outside [0, 3)"});
+  expect_error<ValueError>([&] { shard.read(big, big, sink); }, {"c.tok"});
+  expect_error<ValueError>([&] { shard.read(-1, 1, sink); }, {"c.tok"});
+  expect_error<ValueError>([&] { shard.read(3, 1, sink); }, {"c.tok"});
+  shard.read(0, 3, sink);
+  EXPECT_EQ(sink[2], 3);
   fs::remove_all(dir);
 }

@@ -1,6 +1,7 @@
 """The cases of cost_check.py: one per hostile case of tests/test_hostile*.cpp (the name says which
 test it comes from), each a file made here, the CLI command that reads it, its baseline (a key of
 Setup.baselines()), the outcome expected, and a part of the message its test expects."""
+import base64
 import gzip
 import json
 import os
@@ -305,6 +306,15 @@ def input_cases(s):
     predict("csv_10MB_line", "long.csv", "x1,x2\n" + "1," * (5 << 20) + "1\n", "predict", REFUSE, "found 5242881", **csv)
     predict("csv_10MB_header", "wide.csv", "," * (5 << 20) + "\n0,1\n", "predict", REFUSE, "more than the limit", **csv)
 
+    # Text files through `tokenize` (test_tokenizer.cpp TokenizeCli, issue 12).
+    tok_out = ["--kind", "char", "-o", s.path("out/hostile.tok")]
+    for name, content, expect, message in [
+            ("tokenize_invalid_utf8", b"fine\nnot \xf4\x90\x80\x80 fine\n", REFUSE, "invalid UTF-8 at byte 9 (line 2)"),
+            ("tokenize_500k_percent_lines", b"%\n" * 500000, REFUSE, "the corpus is empty"),
+            ("tokenize_200k_open_escapes", b"\x1b[0;" * 200000 + b"\n", ACCEPT, None)]:
+        path = s.write(f"input/{name}", content)
+        out.append(Case(name, ["tokenize", path] + tok_out, "tokenize", expect, message))
+
     # FIFOs are refused before they are opened (opening one for reading would block).
     fifo = Path(s.path("fifo"))
     for name in ("pipe.safetensors", "pipe.yaml", "pipe.csv", "pipe.npy", "pipe.png"):
@@ -343,13 +353,46 @@ HOSTILE_SEEDS = {"bomb18000.png", "huge_header.bmp", "truncated.bmp", "truncated
                  "inflate_bomb.png", "crash_jpeg_dht_overflow.jpg", "empty_i1_bound.npy"}
 
 
+# Corpora of formats no verb reads (token shards are written by `tokenize`, read by nothing yet).
+NO_VERB_READS = {"fuzz_token_shard"}
+
+
+def with_preprocessing(s, name, preprocessing):
+    """The text model with `preprocessing` (JSON text) as its saved preprocessing."""
+    meta, tensors = read_st(s.text_model)
+    path = s.path(f"model/{name}.safetensors")
+    write_st(path, dict(meta, preprocessing=preprocessing), tensors)
+    return path
+
+
+def tokenizer_kind(raw):
+    """The kind tag of serialized tokenizer bytes, or "char" where there is none to read."""
+    if len(raw) >= 12 and raw[:4] == b"NTKN":
+        (length,) = struct.unpack("<I", raw[8:12])
+        if 1 <= length <= 16 and len(raw) >= 12 + length:
+            return raw[12:12 + length].decode(errors="replace")
+    return "char"
+
+
 def corpus_cases(s, corpus):
     """Every file of fuzz/corpus/, through the verb that reads files of its target's kind."""
     out = []
     for target in sorted(p for p in Path(corpus).iterdir() if p.is_dir()):
+        if target.name in NO_VERB_READS:
+            continue
         for f in sorted(target.iterdir()):
             kind = target.name.removeprefix("fuzz_")
-            if kind == "csv":
+            if kind == "text":
+                argv, baseline = ["tokenize", f, "--kind", "char", "-o", s.path("out/corpus.tok")], "tokenize"
+            elif kind in ("tokenizer", "pipeline"):
+                # A model file's preprocessing: the tokenizer inside a tokenize step, or the whole list.
+                raw = f.read_bytes()
+                steps = raw.decode(errors="replace") if kind == "pipeline" else json.dumps([{
+                    "kind": "tokenize", "tokenizer_kind": tokenizer_kind(raw), "max_length": 16,
+                    "truncate": True, "tokenizer": base64.b64encode(raw).decode()}])
+                model = with_preprocessing(s, f"corpus_{kind}_{f.name}", steps)
+                argv, baseline = ["predict", model, "--text", "aeiou 123"], "predict_text"
+            elif kind == "csv":
                 argv, baseline = ["predict", s.model, "--input", f], "predict"
             elif kind in ("model", "safetensors"):
                 argv, baseline = ["summary", f], "summary"

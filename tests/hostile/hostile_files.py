@@ -136,6 +136,13 @@ class Setup:
         self.es_ckpt = str(self.work / "model" / "es.ckpt.safetensors")
         self.train(self.stop_yaml, "stop")
         self.img_model = self.train(self.img_yaml, "img")
+        # Text (issue 12): a normal text file for `tokenize`, and a small text classifier whose
+        # preprocessing (a char tokenize step) the tokenizer and pipeline corpus files replace.
+        self.ok_txt = self.write("input/ok.txt", "".join(f"line {i}: the quick brown fox\n" for i in range(200)))
+        self.write("input/vowels.txt", "".join("aeiou ia eo\n" for _ in range(20)))
+        self.write("input/digits.txt", "".join(f"{i * 7919} {i}\n" for i in range(20)))
+        self.text_yaml = self.config("text", self.text_cfg())
+        self.text_model = self.train(self.text_yaml, "text")
         meta, tensors = read_st(self.model)
         if checksum(tensors) != meta["checksum"]:
             raise SystemExit("cost_check: hostile_files.checksum no longer matches io::tensors_checksum")
@@ -164,6 +171,16 @@ class Setup:
                 "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}\n"
                 f"fit:\n  batch_size: 4\n  verbose: 0\n{fit}")
 
+    def text_cfg(self):
+        files = f"[{self.path('input/vowels.txt')}, {self.path('input/digits.txt')}]"
+        return (f"seed: 1\ndata:\n  train: {{text_files: {files}}}\n"
+                "  preprocess: [tokenize: {kind: char, max_length: 16}]\n"
+                "model:\n  input_shape: [16]\n  layers:\n"
+                "    - Embedding: {input_dim: 512, output_dim: 2, mask_zero: true}\n"
+                "    - GlobalAveragePooling1D: {}\n    - Dense: {units: 2, activation: softmax}\n"
+                "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}\n"
+                "fit:\n  epochs: 1\n  batch_size: 8\n  verbose: 0\n")
+
     def train(self, config, name):
         out = self.path(f"model/{name}.safetensors")
         code, _, _, text = self.runner.once(["train", config, "-o", out])
@@ -186,6 +203,8 @@ class Setup:
             "image": ["predict", self.img_model, "--input", self.path("input/ok.png")],
             "npy": ["predict", self.img_model, "--input", self.path("input/ok.npy")],
             "idx": ["predict", self.img_model, "--input", self.path("input/images.idx")],
+            "tokenize": ["tokenize", self.ok_txt, "--kind", "char", "-o", f"{out}/base.tok"],
+            "predict_text": ["predict", self.text_model, "--text", "aeiou 123"],
         }
 
 

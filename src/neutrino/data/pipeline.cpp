@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "neutrino/data/preprocess.h"
@@ -176,10 +177,19 @@ void read_statistics(io::ConfigReader& r, Pipeline::Step& step) {
       static_cast<int64_t>(mean.size()) == n && static_cast<int64_t>(stddev.size()) == n,
       "{}: shape {} needs {} values in mean and std, got {} and {}", r.path(), shape_str(shape), n,
       mean.size(), stddev.size());
+  // The statistics are float32: a value beyond its range would become infinite, and a standard
+  // deviation too small for it would become 0 (read as 1, as a saved 0 is, so that saving the
+  // step again gives what was read).
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
+  for (const double m : mean) {
+    NEUTRINO_CHECK_VALUE(std::abs(m) <= kFloatMax, "{}: {} is beyond float32's range",
+                         r.path_of("mean"), m);
+  }
   for (double& s : stddev) {
     NEUTRINO_CHECK_VALUE(s >= 0, "{}: a standard deviation must be >= 0, got {}", r.path_of("std"),
                          s);
-    if (s == 0) s = 1;
+    NEUTRINO_CHECK_VALUE(s <= kFloatMax, "{}: {} is beyond float32's range", r.path_of("std"), s);
+    if (static_cast<float>(s) == 0) s = 1;
   }
   step.mean = cast(Tensor::from_vector(mean, shape), DType::kFloat32);
   step.stddev = cast(Tensor::from_vector(stddev, shape), DType::kFloat32);

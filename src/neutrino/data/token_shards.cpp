@@ -163,10 +163,9 @@ int64_t TokenShard::at(int64_t i) const {
 }
 
 void TokenShard::read(int64_t start, int64_t n, int64_t* out) const {
+  // The message says n, not start + n: a hostile start near INT64_MAX would overflow the sum.
   NEUTRINO_CHECK_VALUE(start >= 0 && n >= 0 && n <= count_ && start <= count_ - n,
-                       "{}: tokens [{}, {}) "
-                       "are outside [0, {})",
-                       path_, start, start + n, count_);
+                       "{}: {} tokens from index {} are outside [0, {})", path_, n, start, count_);
   for (int64_t i = 0; i < n; ++i) out[i] = token(start + i);
 }
 
