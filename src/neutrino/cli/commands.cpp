@@ -108,7 +108,11 @@ std::vector<double> class_weights(const Experiment& ex, const Tensor& y, int64_t
   NEUTRINO_CHECK_VALUE(y.dtype() == DType::kInt64 && classes > 0, "{}: fit.class_weight: "
                        "balanced needs class labels", config);
   std::vector<double> counts(static_cast<size_t>(classes), 0);
-  for (int64_t label : y.to_vector<int64_t>()) counts[static_cast<size_t>(label)] += 1;
+  for (int64_t label : y.to_vector<int64_t>()) {
+    NEUTRINO_CHECK_VALUE(label >= 0 && label < classes, "{}: fit.class_weight: balanced needs "
+                         "labels in [0, {}), got {}", config, classes, label);
+    counts[static_cast<size_t>(label)] += 1;
+  }
   std::vector<double> weights;
   for (double c : counts) {
     weights.push_back(c > 0 ? static_cast<double>(y.numel()) / (static_cast<double>(classes) * c) : 0);
