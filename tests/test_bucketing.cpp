@@ -23,6 +23,7 @@ using train::Sequential;
 namespace fs = std::filesystem;
 
 namespace {
+using neutrino::testing::flat_weights;
 constexpr int64_t kSteps = 64;
 
 struct Texts {
@@ -274,14 +275,6 @@ Sequential text_model(int64_t vocab, int64_t steps) {
   return model;
 }
 
-std::vector<float> flat_weights(const Module& model) {
-  std::vector<float> out;
-  for (const auto& [name, t] : model.state_dict()) {
-    const auto v = t.to_vector<float>();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
 }  // namespace
 
 TEST(Bucketing, FitTrainsAMaskedLstmAndItsLossFalls) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "neutrino/core/random.h"
@@ -44,12 +45,16 @@ void write_corpus(const fs::path& dir) {
 }
 
 std::string text_config(const fs::path& dir, const std::string& tokenize, const std::string& model) {
-  const std::string files = "[" + (dir / "vowels.txt").string() + ", " + (dir / "digits.txt").string() + "]";
-  return "seed: 1\ndata:\n  train: {text_files: " + files + ", split: train}\n  test: {text_files: " +
-         files + ", split: test}\n  preprocess:\n    - tokenize: " + tokenize + "\nmodel:\n" + model +
-         "compile:\n  optimizer: {adam: {learning_rate: 0.01}}\n  loss: sparse_categorical_crossentropy\n"
-         "  metrics: [accuracy]\nfit:\n  epochs: 4\n  batch_size: 16\n  verbose: 0\n"
-         "  bucket_by_length: true\n  class_weight: balanced\n";
+  const std::string files =
+      fmt::format("[{}, {}]", (dir / "vowels.txt").string(), (dir / "digits.txt").string());
+  return fmt::format(
+      "seed: 1\ndata:\n  train: {{text_files: {0}, split: train}}\n"
+      "  test: {{text_files: {0}, split: test}}\n  preprocess:\n    - tokenize: {1}\nmodel:\n{2}"
+      "compile:\n  optimizer: {{adam: {{learning_rate: 0.01}}}}\n"
+      "  loss: sparse_categorical_crossentropy\n  metrics: [accuracy]\n"
+      "fit:\n  epochs: 4\n  batch_size: 16\n  verbose: 0\n  bucket_by_length: true\n"
+      "  class_weight: balanced\n",
+      files, tokenize, model);
 }
 
 const std::string kLstmModel =

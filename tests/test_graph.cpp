@@ -20,18 +20,10 @@ using neutrino::testing::run_cli;
 namespace fs = std::filesystem;
 
 namespace {
+using neutrino::testing::flat_weights;
 fs::path temp_dir(const std::string& name) { return neutrino::testing::fresh_temp_dir("graph_" + name); }
 
 void write(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-
-std::vector<float> flat_weights(const Module& model) {
-  std::vector<float> out;
-  for (const auto& [name, t] : model.state_dict()) {
-    const auto v = t.to_vector<float>();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
 
 // Tiny 1x6x6 images in 3 classes: the class sets which third of the image is bright.
 std::pair<Tensor, Tensor> stripes(int64_t n, uint64_t seed) {

@@ -25,6 +25,7 @@ using neutrino::testing::expect_error;
 namespace fs = std::filesystem;
 
 namespace {
+using neutrino::testing::flat_weights;
 fs::path temp_dir(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("neutrino_hostile_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(dir);
@@ -62,15 +63,6 @@ Sequential compiled_model() {
   Sequential model({Dense(8, "relu", {.input_shape = {4}}), Dense(2, "softmax")});
   model.compile(optim::Adam({.learning_rate = 0.01}), "sparse_categorical_crossentropy", {"accuracy"});
   return model;
-}
-
-std::vector<float> flat_weights(const Sequential& model) {
-  std::vector<float> out;
-  for (const auto& [name, t] : model.state_dict()) {
-    const auto v = t.to_vector<float>();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
 }
 
 // Writes a checkpoint after `epochs` epochs of the small model.

@@ -16,6 +16,7 @@
 using namespace neutrino;
 using namespace neutrino::nn;
 using neutrino::testing::expect_error;
+using neutrino::testing::set_dtype;
 using json = nlohmann::json;
 using train::Sequential;
 
@@ -23,22 +24,6 @@ namespace {
 
 constexpr DType kF64 = DType::kFloat64;
 constexpr DType kF32 = DType::kFloat32;
-
-// Makes every parameter of `module` hold `dtype`, in place: layers create float32 weights, and the
-// gradient checks need float64 ones. The change is to the shared TensorImpl, so every holder of
-// the tensor (a Bidirectional and its two directions, the layer's own member) sees it.
-void set_dtype(const Module& module, DType dtype) {
-  for (const auto& [name, p] : module.named_parameters()) {
-    if (p.dtype() == dtype) continue;
-    const Tensor converted = contiguous(cast(p.detach(), dtype));
-    TensorImpl& impl = *p.impl();
-    impl.storage = converted.impl()->storage;
-    impl.strides = converted.strides();
-    impl.offset = converted.offset();
-    impl.dtype = dtype;
-    impl.grad.reset();
-  }
-}
 
 LayerPtr config_layer(const std::string& text, const std::string& path) {
   return layer_from_config(text, path);

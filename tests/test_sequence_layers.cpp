@@ -22,6 +22,7 @@
 using namespace neutrino;
 using namespace neutrino::nn;
 using neutrino::testing::expect_error;
+using neutrino::testing::set_dtype;
 using json = nlohmann::json;
 using train::Sequential;
 
@@ -36,22 +37,6 @@ constexpr DType kF32 = DType::kFloat32;
 // through up to 64 steps and sums over N*T rows: the worst measured error is 1.5e-6 (lstm_long,
 // 64 steps), so 1e-5 holds with room; float64's worst is 4e-15. Each case prints its own.
 double tolerance(DType dtype) { return dtype == kF64 ? 1e-9 : 1e-5; }
-
-// Makes every parameter of `module` hold `dtype`, in place: layers create float32 weights, and the
-// float64 runs need float64 ones. The change is to the shared TensorImpl, so every holder of the
-// tensor (a Bidirectional and its two directions, the layer's own member) sees it.
-void set_dtype(const Module& module, DType dtype) {
-  for (const auto& [name, p] : module.named_parameters()) {
-    if (p.dtype() == dtype) continue;
-    const Tensor converted = contiguous(cast(p.detach(), dtype));
-    TensorImpl& impl = *p.impl();
-    impl.storage = converted.impl()->storage;
-    impl.strides = converted.strides();
-    impl.offset = converted.offset();
-    impl.dtype = dtype;
-    impl.grad.reset();
-  }
-}
 
 struct GoldenFile {
   std::string name;

@@ -84,4 +84,34 @@ inline CliResult run_cli(const std::string& args) {
   return run_shell(std::string(NEUTRINO_BIN_DIR) + "/neutrino " + args);
 }
 
+// Every parameter and buffer of a module (its state dict, in name order) as one float vector, for
+// comparing two models' weights exactly.
+template <class Model>
+std::vector<float> flat_weights(const Model& model) {
+  std::vector<float> out;
+  for (const auto& [name, t] : model.state_dict()) {
+    const std::vector<float> v = static_cast<const Tensor&>(t).to_vector<float>();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+// Makes every parameter of `module` hold `dtype`, in place: layers create float32 weights, and the
+// float64 runs need float64 ones. The change is to the shared TensorImpl, so every holder of the
+// tensor (a Bidirectional and its two directions, the layer's own member) sees it.
+template <class M>
+void set_dtype(const M& module, DType dtype) {
+  for (const auto& [name, param] : module.named_parameters()) {
+    const Tensor& p = param;
+    if (p.dtype() == dtype) continue;
+    const Tensor converted = densify(p.detach(), dtype);
+    TensorImpl& impl = *p.impl();
+    impl.storage = converted.impl()->storage;
+    impl.strides = converted.strides();
+    impl.offset = converted.offset();
+    impl.dtype = dtype;
+    impl.grad.reset();
+  }
+}
+
 }  // namespace neutrino::testing

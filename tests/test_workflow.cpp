@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "neutrino/neutrino.h"
+#include "test_util.h"
 #include "neutrino/nn/layer_config.h"
 #include "neutrino/train/model_file.h"
 
@@ -19,6 +20,7 @@ using namespace neutrino::train;
 namespace fs = std::filesystem;
 
 namespace {
+using neutrino::testing::flat_weights;
 fs::path temp_dir(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("neutrino_workflow_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(dir);
@@ -43,14 +45,6 @@ Sequential small_model() {
   return Sequential({Dense(8, "relu", {.input_shape = {4}}), Dropout(0.25), Dense(2, "softmax")});
 }
 
-std::vector<float> flat_weights(const Sequential& model) {
-  std::vector<float> out;
-  for (const auto& [name, t] : model.state_dict()) {
-    const auto v = t.to_vector<float>();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
 }  // namespace
 
 TEST(WorkflowModelFile, SaveLoadPredictIsBitIdentical) {

@@ -200,6 +200,46 @@ void check_no_nul(std::string_view text, char delimiter, const std::string& sour
                             source, line_no, column));
 }
 
+// The column `spec` names among `count` columns: an exact header name (when there is a header;
+// a name given twice is ambiguous), else a decimal index, negative from the end; -1 for an
+// empty spec. `what` says which column it is ("label", "text") in errors, which list at most 50
+// names so a hostile header cannot make a huge message.
+int64_t resolve_column(const std::string& spec, const std::vector<std::string>* names, size_t count,
+                       const std::string& source, int64_t line, const char* what) {
+  if (spec.empty()) return -1;
+  if (names != nullptr) {  // an exact name wins over reading the spec as an index
+    const auto n = std::count(names->begin(), names->end(), spec);
+    NEUTRINO_CHECK_IO(n <= 1, "{}:{}: {} column {} appears {} times in the header", source, line,
+                      what, shown(spec), n);
+    if (n == 1) return std::find(names->begin(), names->end(), spec) - names->begin();
+  }
+  const auto columns = static_cast<int64_t>(count);
+  int64_t index = 0;
+  const bool digits = spec.find_first_not_of("-0123456789") == std::string::npos;
+  const auto [ptr, ec] = std::from_chars(spec.data(), spec.data() + spec.size(), index);
+  if (digits && ec == std::errc() && ptr == spec.data() + spec.size()) {
+    const int64_t resolved = index < 0 ? index + columns : index;
+    NEUTRINO_CHECK_IO(resolved >= 0 && resolved < columns,
+                      "{}: {} column index {} is out of range for {} columns", source, what, spec,
+                      columns);
+    return resolved;
+  }
+  NEUTRINO_CHECK_IO(names != nullptr,
+                    "{}: {} {} is not a column index, and a file without a header has no column "
+                    "names",
+                    source, what, shown(spec));
+  std::string available;
+  constexpr size_t kMaxListed = 50;
+  for (size_t i = 0; i < names->size() && i < kMaxListed; ++i) {
+    available += (i == 0 ? "" : ", ") + shown((*names)[i]);
+  }
+  if (names->size() > kMaxListed) {
+    available += fmt::format(", ... ({} more)", names->size() - kMaxListed);
+  }
+  throw IOError(fmt::format("{}:{}: no {} column named {}; the columns are: {}", source, line, what,
+                            shown(spec), available));
+}
+
 class Reader {
  public:
   Reader(const std::string& source, const CsvOptions& options)
@@ -359,40 +399,8 @@ class Reader {
   }
 
   int64_t resolve_label() const {
-    const std::string& spec = options_.label;
-    if (spec.empty()) return -1;
-    if (header_) {  // an exact name wins over reading the spec as an index
-      const auto& names = header_names_;
-      const auto count = std::count(names.begin(), names.end(), spec);
-      NEUTRINO_CHECK_IO(count <= 1, "{}:{}: label column {} appears {} times in the header",
-                        source_, header_line_, shown(spec), count);
-      if (count == 1) return std::find(names.begin(), names.end(), spec) - names.begin();
-    }
-    const auto columns = static_cast<int64_t>(columns_);
-    int64_t index = 0;
-    const bool digits = spec.find_first_not_of("-0123456789") == std::string::npos;
-    const auto [ptr, ec] = std::from_chars(spec.data(), spec.data() + spec.size(), index);
-    if (digits && ec == std::errc() && ptr == spec.data() + spec.size()) {
-      const int64_t resolved = index < 0 ? index + columns : index;
-      NEUTRINO_CHECK_IO(resolved >= 0 && resolved < columns,
-                        "{}: label column index {} is out of range for {} columns", source_, spec,
-                        columns);
-      return resolved;
-    }
-    NEUTRINO_CHECK_IO(header_,
-                      "{}: label {} is not a column index, and a file without a header has no "
-                      "column names",
-                      source_, shown(spec));
-    std::string available;
-    constexpr size_t kMaxListed = 50;
-    for (size_t i = 0; i < header_names_.size() && i < kMaxListed; ++i) {
-      available += (i == 0 ? "" : ", ") + shown(header_names_[i]);
-    }
-    if (header_names_.size() > kMaxListed) {
-      available += fmt::format(", ... ({} more)", header_names_.size() - kMaxListed);
-    }
-    throw IOError(fmt::format("{}:{}: no label column named {}; the columns are: {}", source_,
-                              header_line_, shown(spec), available));
+    return resolve_column(options_.label, header_ ? &header_names_ : nullptr, columns_, source_,
+                          header_line_, "label");
   }
 
   std::string column_name(size_t column) const {
@@ -561,25 +569,6 @@ CsvData read_csv(const std::string& path, const CsvOptions& options) {
   return parse(std::string_view(buffer.get(), size), path, options);
 }
 
-namespace {
-// A column by header name (exact) or decimal index (negative from the end) among `names`
-// (empty without a header: index only, against `count` columns).
-size_t find_column(const std::string& want, const std::vector<std::string>& names, size_t count,
-                   const std::string& source, const char* what) {
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == want) return i;
-  }
-  int64_t index = 0;
-  if (parse_int(want, index)) {
-    const int64_t at = index < 0 ? static_cast<int64_t>(count) + index : index;
-    NEUTRINO_CHECK_VALUE(at >= 0 && at < static_cast<int64_t>(count),
-                         "{}: {} column {} is out of range ({} columns)", source, what, want, count);
-    return static_cast<size_t>(at);
-  }
-  throw ValueError(fmt::format("{}: no {} column named {} (columns: {})", source, what, shown(want),
-                               fmt::join(names, ", ")));
-}
-}  // namespace
 
 CsvTexts read_csv_texts_from(const std::string& text_in, const std::string& source,
                              const CsvTextOptions& options) {
@@ -604,9 +593,14 @@ CsvTexts read_csv_texts_from(const std::string& text_in, const std::string& sour
   if (options.header) {
     for (const Field& f : fields) names.push_back(unescape(f));
   }
-  const size_t text_col = find_column(options.text, names, columns, source, "text");
+  const std::vector<std::string>* header = options.header ? &names : nullptr;
+  NEUTRINO_CHECK_VALUE(!options.text.empty(), "{}: no text column given", source);
+  const int64_t header_line = lines.number();
+  const auto text_col =
+      static_cast<size_t>(resolve_column(options.text, header, columns, source, header_line, "text"));
   const bool labelled = !options.label.empty();
-  const size_t label_col = labelled ? find_column(options.label, names, columns, source, "label") : 0;
+  const int64_t label_at = resolve_column(options.label, header, columns, source, header_line, "label");
+  const size_t label_col = labelled ? static_cast<size_t>(label_at) : 0;
   CsvTexts out;
   std::vector<std::string> labels;
   while (pending || next()) {
