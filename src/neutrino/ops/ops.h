@@ -3,7 +3,8 @@
 // elementwise.cpp (arithmetic, math, comparisons, where), activation.cpp (relu .. gelu),
 // reduce.cpp (sums, max, softmax, cumsum), linalg.cpp (matmul, linear), conv.cpp (conv2d and the
 // fused first layer), pool.cpp, shape.cpp (views, indexing, pieces, arange), nn_ops.cpp
-// (normalization, dropout, the fused loss), recurrent.cpp (the RNN scan). Floating ops accept float32 and float64
+// (normalization, dropout, the fused loss), recurrent.cpp (the RNN scan), attention.cpp
+// (scaled dot-product attention, rotary embeddings). Floating ops accept float32 and float64
 // (float64 is for gradient checks); index tensors are int64, masks bool.
 #pragma once
 
@@ -147,6 +148,39 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
 // Normalizes over the last normalized_shape.size() dims.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps);
+
+// Normalizes over the last dim by its root mean square: y = x / sqrt(mean(x^2) + eps) * weight
+// (weight of the last dim's size, or undefined), as LLaMA's RMSNorm.
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+
+// ---- attention (ops/attention.cpp) ---------------------------------------------------------
+struct AttentionOptions {
+  // Query i attends key j only where j <= i + (Tk - Tq): aligned to the last key, so a query
+  // block that continues a KV cache sees every earlier key (equal to torch's tril when Tq == Tk).
+  bool causal = false;
+  // Dropout on the attention weights, in training (the caller passes training && p).
+  double dropout = 0.0;
+  // Scores are (q . k) * scale; 0 means 1 / sqrt(head dim).
+  double scale = 0.0;
+};
+// softmax(q k^T * scale + mask) v over the key axis: q (B, H, Tq, D), k (B, H, Tk, D),
+// v (B, H, Tk, Dv) -> (B, H, Tq, Dv). mask: undefined, or bool broadcastable to (B, H, Tq, Tk)
+// (true: attend). One fused op that never holds the (Tq x Tk) weights: tiles of queries against
+// tiles of keys with an online softmax (FlashAttention), the backward recomputing the weights
+// tile by tile from the saved row log-sum-exp, so memory grows linearly with T. Rows with no key
+// to attend give zeros. Differentiable in q, k and v.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& mask = Tensor(),
+                                    const AttentionOptions& options = {});
+// The same function from matmul, masked_fill, softmax and dropout (the reference the fused op is
+// tested against; it materializes the weights).
+Tensor scaled_dot_product_attention_composite(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const Tensor& mask = Tensor(),
+                                              const AttentionOptions& options = {});
+// Rotary position embedding (RoPE, the rotate-half form of GPT-NeoX and LLaMA): x (B, H, T, D),
+// D even; the pair (x[..., i], x[..., i + D/2]) at position p = position_offset + t is rotated
+// by the angle p * base^(-2i/D).
+Tensor rotary_embedding(const Tensor& x, int64_t position_offset = 0, double base = 10000.0);
 
 // ---- recurrent (the cells and their math: backend/rnn_cell.h) ----------------------------
 // One layer and direction of a recurrent network over x (N, T, I), with PyTorch's weights:
