@@ -20,6 +20,7 @@
 #include "neutrino/io/config_reader.h"
 #include "neutrino/io/file_io.h"
 #include "neutrino/ops/ops.h"
+#include "neutrino/train/language_model.h"
 #include "neutrino/train/model_file.h"
 #include "neutrino/train/profile.h"
 #include "neutrino/train/report.h"
@@ -389,6 +390,7 @@ void write_outputs(const std::string& path, const Tensor& outputs) {
 
 int run_predict(const PredictArgs& args) {
   NEUTRINO_CHECK_VALUE(args.top_k >= 1, "--top-k must be at least 1");
+  if (train::is_language_model_file(args.model)) return predict_language_model(args);
   auto [model, info] = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   const data::Pipeline pre = data::Pipeline::from_saved(info.preprocessing, args.model);

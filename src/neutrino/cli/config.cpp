@@ -294,6 +294,18 @@ std::string data_spec_json(const std::string& spec, const std::string& what) {
   }
 }
 
+std::string read_yaml_as_json(const std::string& yaml_path) {
+  try {
+    int64_t values = 0;
+    return to_json(YAML::Load(read_config_text(yaml_path)), "", 0, values).dump();
+  } catch (const YAML::Exception& e) {
+    throw ValueError(fmt::format("{}:{}:{}: invalid YAML: {}", yaml_path, e.mark.line + 1,
+                                 e.mark.column + 1, e.msg));
+  } catch (const ValueError& e) {
+    throw ValueError(fmt::format("{}: {}", yaml_path, e.what()));
+  }
+}
+
 Experiment load_experiment(const std::string& yaml_path) {
   json root;
   try {

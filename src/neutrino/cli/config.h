@@ -50,6 +50,10 @@ struct Experiment {
 // ("{fortunes: [love, food], split: test}") as written in a config, anything else as a string.
 std::string data_spec_json(const std::string& spec, const std::string& what);
 
+// A YAML file as JSON text, within the limits every config has (size, values after aliases,
+// nesting); errors name the file and the line.
+std::string read_yaml_as_json(const std::string& yaml_path);
+
 // Reads and validates a YAML config (unknown keys and wrong types are errors).
 Experiment load_experiment(const std::string& yaml_path);
 
