@@ -181,6 +181,9 @@ std::string ends_with_any(const std::string& path, std::initializer_list<const c
 }  // namespace
 
 int run_train(const TrainArgs& args) {
+  // LM_DISPATCH
+  NEUTRINO_CHECK_VALUE(!args.max_steps, "--max-steps: {} trains by epochs (fit.epochs); "
+                       "--max-steps is for language-model configs", args.config);
   Experiment ex = load_experiment(args.config);
   if (args.epochs) ex.epochs = *args.epochs;
   if (args.seed) ex.seed = *args.seed;
