@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   t->add_option("config", train.config, "YAML config (see configs/)")->required()->check(CLI::ExistingFile);
   t->add_option("-o,--output", train.output, "model file to write (default: <config name>.safetensors)");
   auto* epochs_opt = add_at_least(t, "--epochs", epochs, 0, "override fit.epochs");
+  int64_t max_steps = 0;
+  auto* max_steps_opt = add_at_least(t, "--max-steps", max_steps, int64_t{0},
+                                     "language-model configs: override train.max_steps");
   auto* seed_opt = t->add_option("--seed", seed, "override the config's seed");
   auto* verbose_opt = add_bounded(t, "--verbose", "--verbose", verbose, 0, 2,
                                   "0 silent, 1 progress bar, 2 one line per epoch");
@@ -196,6 +199,7 @@ int main(int argc, char** argv) {
   try {
     if (*t) {
       if (*epochs_opt) train.epochs = epochs;
+      if (*max_steps_opt) train.max_steps = max_steps;
       if (*seed_opt) train.seed = seed;
       if (*verbose_opt) train.verbose = verbose;
       return run_train(train);

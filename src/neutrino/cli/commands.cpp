@@ -7,6 +7,7 @@
 
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/cli/config.h"
+#include "neutrino/cli/lm_config.h"
 #include "neutrino/core/precision.h"
 #include "neutrino/core/random.h"
 #include "neutrino/data/csv.h"
@@ -182,6 +183,9 @@ std::string ends_with_any(const std::string& path, std::initializer_list<const c
 }  // namespace
 
 int run_train(const TrainArgs& args) {
+  if (is_language_model_config(args.config)) return run_train_language_model(args);
+  NEUTRINO_CHECK_VALUE(!args.max_steps, "--max-steps: {} trains by epochs (fit.epochs); "
+                       "--max-steps is for language-model configs", args.config);
   Experiment ex = load_experiment(args.config);
   if (args.epochs) ex.epochs = *args.epochs;
   if (args.seed) ex.seed = *args.seed;

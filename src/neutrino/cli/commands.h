@@ -15,6 +15,7 @@ struct TrainArgs {
   std::string checkpoint;  // default: <output stem>.ckpt.safetensors, written after every epoch
   std::string resume;      // a checkpoint to continue from
   std::optional<int> epochs;
+  std::optional<int64_t> max_steps;  // language-model configs: overrides train.max_steps
   std::optional<uint64_t> seed;
   std::optional<int> verbose;
   bool json = false;       // print the final test results as one JSON object
@@ -25,8 +26,14 @@ struct TrainArgs {
   std::string mixed_precision;
 };
 // Trains, saves the model, and evaluates on data.test when the config has it. Returns the exit
-// code (non-zero when training stopped on a NaN loss).
+// code (non-zero when training stopped on a NaN loss). A language-model config (cli/lm_config.h)
+// goes to run_train_language_model.
 int run_train(const TrainArgs& args);
+// Fits the tokenizer (or takes init_from's), encodes the text into token shards, trains the GPT
+// (train/lm_trainer.h) and saves it with its tokenizer, config and history; --json prints one
+// object (train_loss, val_loss, perplexity, tokens_per_second, mfu, steps, history).
+// Implemented in lm_command.cpp.
+int run_train_language_model(const TrainArgs& args);
 
 struct EvalArgs {
   std::string model;

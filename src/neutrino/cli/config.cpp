@@ -213,6 +213,8 @@ std::string data_spec(io::ConfigReader& r, const std::string& key, const std::fi
   return spec.dump();
 }
 
+}  // namespace
+
 // The config's text, refused past kMaxConfigBytes without reading further.
 std::string read_config_text(const std::string& path) {
   uint64_t size = 0;
@@ -227,6 +229,7 @@ std::string read_config_text(const std::string& path) {
   return std::string(bytes.begin(), bytes.end());
 }
 
+namespace {
 void read_compile(io::ConfigReader& top, Experiment& ex) {
   std::string optimizer = "\"adam\"";
   if (top.has("compile")) {
@@ -294,10 +297,11 @@ std::string data_spec_json(const std::string& spec, const std::string& what) {
   }
 }
 
-std::string read_yaml_as_json(const std::string& yaml_path) {
+namespace {
+json read_config_root(const std::string& yaml_path) {
   try {
     int64_t values = 0;
-    return to_json(YAML::Load(read_config_text(yaml_path)), "", 0, values).dump();
+    return to_json(YAML::Load(read_config_text(yaml_path)), "", 0, values);
   } catch (const YAML::Exception& e) {
     throw ValueError(fmt::format("{}:{}:{}: invalid YAML: {}", yaml_path, e.mark.line + 1,
                                  e.mark.column + 1, e.msg));
@@ -305,18 +309,14 @@ std::string read_yaml_as_json(const std::string& yaml_path) {
     throw ValueError(fmt::format("{}: {}", yaml_path, e.what()));
   }
 }
+}  // namespace
+
+std::string read_config_json(const std::string& yaml_path) {
+  return read_config_root(yaml_path).dump();
+}
 
 Experiment load_experiment(const std::string& yaml_path) {
-  json root;
-  try {
-    int64_t values = 0;
-    root = to_json(YAML::Load(read_config_text(yaml_path)), "", 0, values);
-  } catch (const YAML::Exception& e) {
-    throw ValueError(fmt::format("{}:{}:{}: invalid YAML: {}", yaml_path, e.mark.line + 1,
-                                 e.mark.column + 1, e.msg));
-  } catch (const ValueError& e) {
-    throw ValueError(fmt::format("{}: {}", yaml_path, e.what()));
-  }
+  const json root = read_config_root(yaml_path);
   try {
     Experiment ex;
     ex.source = yaml_path;

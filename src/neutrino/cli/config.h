@@ -50,12 +50,13 @@ struct Experiment {
 // ("{fortunes: [love, food], split: test}") as written in a config, anything else as a string.
 std::string data_spec_json(const std::string& spec, const std::string& what);
 
-// A YAML file as JSON text, within the limits every config has (size, values after aliases,
-// nesting); errors name the file and the line.
-std::string read_yaml_as_json(const std::string& yaml_path);
-
 // Reads and validates a YAML config (unknown keys and wrong types are errors).
 Experiment load_experiment(const std::string& yaml_path);
+// A YAML config file as JSON text (the form every section reader takes), within the size and
+// value limits; errors name the file, and the line or the field.
+std::string read_config_json(const std::string& yaml_path);
+// The config file's text as written (for a model file's info.extra["training_config"]).
+std::string read_config_text(const std::string& yaml_path);
 
 // One section each, from its JSON text (a name or a one-key map from the name to its options);
 // errors name `path` and the field.

@@ -154,7 +154,7 @@ int run_generate(const GenerateArgs& args) {
 }
 
 int run_import_weights(const ImportWeightsArgs& args) {
-  const json root = io::parse_json(read_yaml_as_json(args.config), args.config);
+  const json root = io::parse_json(read_config_json(args.config), args.config);
   NEUTRINO_CHECK_VALUE(root.is_object(), "{}: expected a map", args.config);
   // A training config (model: {GPT: {...}}) or a bare map of GPT options.
   json options = root;

@@ -92,7 +92,9 @@ std::string training_state_json(const TrainingState& state) {
               {"history", history},
               {"callbacks", state.callback_states},
               {"optimizer", state.optimizer},
-              {"stopped", state.stopped}}
+              {"stopped", state.stopped},
+              {"steps_done", state.steps_done},
+              {"data_position", state.data_position}}
       .dump();
 }
 
@@ -123,6 +125,8 @@ TrainingState parse_training_state(const json& value, const std::string& where) 
   }
   state.optimizer = t.require_string("optimizer");
   state.stopped = t.get_bool("stopped", false);
+  state.steps_done = t.get_int("steps_done", 0, 0);
+  state.data_position = t.get_int("data_position", 0, 0);
   t.finish();
   return state;
 }

@@ -42,6 +42,11 @@ struct TrainingState {
   std::string optimizer = {};  // the optimizer's name, checked on load against the model's
   // A callback had stopped training (EarlyStopping): a resumed run trains no further.
   bool stopped = false;
+  // Step-based training (language models, train/lm_trainer.h): optimizer steps taken, and the
+  // windows drawn so far from the training data (data::TokenWindows::position). 0 in epoch-based
+  // checkpoints and in files from before them.
+  int64_t steps_done = 0;
+  int64_t data_position = 0;
 };
 
 struct ModelFile {

@@ -1,5 +1,6 @@
 #include "neutrino/optim/optimizer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -28,12 +29,18 @@ Optimizer::Optimizer(double learning_rate, double weight_decay, double global_cl
                        global_clipnorm);
 }
 
-void Optimizer::attach(std::vector<Tensor> parameters) {
+void Optimizer::attach(std::vector<Tensor> parameters, std::vector<bool> decay) {
   for (const Tensor& p : parameters) {
     NEUTRINO_CHECK_VALUE(p.is_contiguous() && is_floating(p.dtype()),
                          "optimizer: parameters must be contiguous floating tensors");
   }
+  NEUTRINO_CHECK_VALUE(decay.empty() || decay.size() == parameters.size(),
+                       "optimizer: {} decay flags for {} parameters", decay.size(),
+                       parameters.size());
+  // All true is the same as none, and keeps state() as it was before masks existed.
+  if (std::all_of(decay.begin(), decay.end(), [](bool d) { return d; })) decay.clear();
   params_ = std::move(parameters);
+  decay_ = std::move(decay);
   slots_.clear();
   iterations_ = 0;
 }
@@ -72,7 +79,7 @@ void Optimizer::step() {
                          grad.shape_string(), p.shape_string());
     grad = contiguous(cast(grad, p.dtype()));
     if (clip_scale != 1.0) grad = mul(grad, clip_scale);
-    if (weight_decay_ > 0) {
+    if (weight_decay_ > 0 && decays(i)) {
       const double shrink = 1.0 - learning_rate_ * weight_decay_;
       elementwise(p, [&]<class T>() { kernels::scale_in_place(p.data<T>(), p.numel(), shrink); });
     }
@@ -80,13 +87,24 @@ void Optimizer::step() {
   }
 }
 
+namespace {
+Tensor decay_mask_tensor(const std::vector<bool>& decay);
+}  // namespace
+
 std::map<std::string, Tensor> Optimizer::state() const {
   std::map<std::string, Tensor> out = slots_;
   out["iterations"] = Tensor::from_vector(std::vector<int64_t>{iterations_}, {1});
+  if (!decay_.empty()) out["decay_mask"] = decay_mask_tensor(decay_);
   return out;
 }
 
 namespace {
+// "decay_mask" as the state and the attached flags compare it: int64 0/1 per parameter.
+Tensor decay_mask_tensor(const std::vector<bool>& decay) {
+  std::vector<int64_t> flags(decay.begin(), decay.end());
+  return Tensor::from_vector(flags, {static_cast<int64_t>(flags.size())});
+}
+
 // "iterations": one non-negative int64.
 int64_t load_iterations(const Tensor& value) {
   NEUTRINO_CHECK_VALUE(value.dtype() == DType::kInt64 && value.numel() == 1,
@@ -132,9 +150,19 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state) {
   // Checked in full before anything changes, so a refused state leaves the optimizer as it was.
   std::map<std::string, Tensor> slots;
   int64_t iterations = 0;
+  const std::vector<int64_t> attached = decay_mask_tensor(
+      decay_.empty() ? std::vector<bool>(params_.size(), true) : decay_).to_vector<int64_t>();
+  std::vector<int64_t> saved(params_.size(), 1);  // no mask saved: every parameter decayed
   for (const auto& [key, value] : state) {
     if (key == "iterations") {
       iterations = load_iterations(value);
+      continue;
+    }
+    if (key == "decay_mask") {
+      NEUTRINO_CHECK_VALUE(value.dtype() == DType::kInt64 && value.dim() == 1,
+                           "optimizer state: 'decay_mask' must be int64 of one dimension, got {} {}",
+                           dtype_name(value.dtype()), value.shape_string());
+      saved = value.to_vector<int64_t>();
       continue;
     }
     const size_t index = slot_index(key, params_.size());
@@ -144,6 +172,10 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state) {
     check_slot_values(key, value);
     slots[key] = clone(cast(value, params_[index].dtype()));
   }
+  NEUTRINO_CHECK_VALUE(saved == attached,
+                       "optimizer state: 'decay_mask' says which of {} parameters weight decay "
+                       "applies to, and differs from the attached parameters' ({} parameters)",
+                       saved.size(), attached.size());
   slots_ = std::move(slots);
   iterations_ = iterations;
 }

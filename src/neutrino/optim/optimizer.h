@@ -19,9 +19,12 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual std::string name() const = 0;
 
-  // Takes the parameters to update; resets the state.
-  void attach(std::vector<Tensor> parameters);
+  // Takes the parameters to update; resets the state. `decay` (one flag per parameter; empty:
+  // all true) says which parameters weight_decay applies to: language models decay their 2-D
+  // weights only (nanoGPT's configure_optimizers), not biases or norm gains.
+  void attach(std::vector<Tensor> parameters, std::vector<bool> decay = {});
   const std::vector<Tensor>& parameters() const { return params_; }
+  bool decays(size_t index) const { return decay_.empty() || decay_[index]; }
   // One update from the parameters' .grad (parameters without a gradient are skipped).
   void step();
   void zero_grad();
@@ -33,8 +36,10 @@ class Optimizer {
   void set_schedule(std::function<double(int64_t)> schedule) { schedule_ = std::move(schedule); }
   int64_t iterations() const { return iterations_; }
 
-  // Slot tensors (moments, velocities) by "<slot>.<parameter index>", plus "iterations", so a
-  // checkpoint can restore the optimizer exactly.
+  // Slot tensors (moments, velocities) by "<slot>.<parameter index>", plus "iterations" and, when
+  // some parameter is not decayed, "decay_mask" (int64 0/1 per parameter), so a checkpoint can
+  // restore the optimizer exactly. load_state refuses a mask other than the attached one (a
+  // checkpoint of another parameter grouping would resume as a different run).
   std::map<std::string, Tensor> state() const;
   void load_state(const std::map<std::string, Tensor>& state);
 
@@ -47,6 +52,7 @@ class Optimizer {
 
  private:
   std::vector<Tensor> params_;
+  std::vector<bool> decay_;  // empty: every parameter decays
   std::map<std::string, Tensor> slots_;
   double learning_rate_;
   std::function<double(int64_t)> schedule_;

@@ -279,4 +279,23 @@ std::function<double(int64_t)> cosine_decay(double initial, int64_t decay_steps,
   };
 }
 
+std::function<double(int64_t)> warmup_cosine_decay(double max_lr, double min_lr,
+                                                   int64_t warmup_steps, int64_t decay_steps) {
+  NEUTRINO_CHECK_VALUE(max_lr >= 0 && min_lr >= 0 && min_lr <= max_lr,
+                       "warmup_cosine_decay: need 0 <= min_lr ({}) <= max_lr ({})", min_lr, max_lr);
+  NEUTRINO_CHECK_VALUE(warmup_steps >= 0 && decay_steps >= warmup_steps,
+                       "warmup_cosine_decay: need 0 <= warmup_steps ({}) <= decay_steps ({})",
+                       warmup_steps, decay_steps);
+  return [=](int64_t step) {
+    if (step < warmup_steps) {
+      return max_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps + 1);
+    }
+    if (step >= decay_steps) return min_lr;  // also decay_steps == warmup_steps: no cosine part
+    const double ratio = static_cast<double>(step - warmup_steps) /
+                         static_cast<double>(decay_steps - warmup_steps);
+    const double coefficient = 0.5 * (1.0 + std::cos(std::numbers::pi * ratio));
+    return min_lr + coefficient * (max_lr - min_lr);
+  };
+}
+
 }  // namespace neutrino::train

@@ -195,5 +195,10 @@ std::function<double(int64_t)> step_decay(double initial, double drop, int64_t s
 // over decay_steps.
 std::function<double(int64_t)> cosine_decay(double initial, int64_t decay_steps, double alpha = 0.0,
                                             int64_t warmup_steps = 0);
+// nanoGPT's get_lr: linear warmup to max_lr, lr(t) = max_lr * (t + 1) / (warmup_steps + 1) for
+// t < warmup_steps, then cosine decay from max_lr to min_lr until step decay_steps (counted from
+// 0, warmup included, nanoGPT's lr_decay_iters), and min_lr after it.
+std::function<double(int64_t)> warmup_cosine_decay(double max_lr, double min_lr,
+                                                   int64_t warmup_steps, int64_t decay_steps);
 
 }  // namespace neutrino::train
