@@ -29,10 +29,8 @@ std::unique_ptr<data::Tokenizer> tokenizer_of(const io::ModelInfo& info, const s
   const auto it = info.extra.find("tokenizer");
   NEUTRINO_CHECK_VALUE(it != info.extra.end(),
                        "{}: the model file holds no tokenizer (import it with --tokenizer)", path);
-  // extra values are JSON text: the tokenizer is a JSON string of base64.
-  const json text = io::parse_json(it->second, path + ": tokenizer");
-  NEUTRINO_CHECK_VALUE(text.is_string(), "{}: tokenizer: expected a base64 string", path);
-  return data::load_tokenizer(io::base64_decode(text.get<std::string>(), path + ": tokenizer"),
+  // The tokenizer's bytes as base64 (as the LM train command stores them).
+  return data::load_tokenizer(io::base64_decode(it->second, path + ": tokenizer"),
                               path + ": tokenizer");
 }
 
@@ -183,8 +181,8 @@ int run_import_weights(const ImportWeightsArgs& args) {
     throw ValueError(fmt::format("{}: {}", args.weights, e.what()));
   }
   io::ModelInfo info;
-  if (tok) info.extra["tokenizer"] = json(io::base64_encode(tok->serialize())).dump();
-  info.extra["imported_from"] = json(std::filesystem::path(args.weights).filename().string()).dump();
+  if (tok) info.extra["tokenizer"] = io::base64_encode(tok->serialize());
+  info.extra["imported_from"] = std::filesystem::path(args.weights).filename().string();
   train::save_language_model(args.output, model, info);
   fmt::print("imported {} tensors ({} parameters) into {}\n", model.state_dict().size(),
              model.parameter_count(), args.output);
