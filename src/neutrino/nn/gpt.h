@@ -50,7 +50,8 @@ std::string gpt_options_to_json(const GPTOptions& options);
 GPTOptions gpt_options_from_json(const std::string& text, const std::string& path);
 
 // The keys and values of every layer, kept between decoding steps. Each layer's k and v are
-// (B, H, capacity, head_dim); `length` positions are filled.
+// (capacity, B, H, head_dim), so one step's rows are one contiguous block; `length` positions
+// are filled.
 struct KVCache {
   std::vector<Tensor> keys, values;
   int64_t length = 0;
