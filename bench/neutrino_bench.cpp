@@ -12,7 +12,15 @@
 //   neutrino_bench matmul                  fp32 GFLOP/s at 256, 512, 1024, 2048
 //   neutrino_bench xor                     the XOR program: microseconds per training epoch
 //   neutrino_bench overhead                a chain of 1000 tiny ops; allocations per training step
+//   neutrino_bench attention               fused vs composite scaled_dot_product_attention: ms per
+//                                          causal forward+backward at B=32, H=4, T=128, D=32, and
+//                                          per decode step (Tq=1 against 128 keys)
+//   neutrino_bench attention_memory        peak RSS growth of one causal forward+backward at
+//                                          B=1, H=1, T=4096, D=64, fused and composite, each in
+//                                          its own child process
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -202,6 +210,63 @@ void overhead_workload() {
   emit("allocations_per_step", static_cast<double>(Storage::allocations() - before) / 10.0, "allocs");
 }
 
+using AttentionFn = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                               const AttentionOptions&);
+
+// One causal forward+backward of sum(attention(q, k, v)).
+void attention_step(AttentionFn fn, const Tensor& q0, const Tensor& k0, const Tensor& v0) {
+  Tensor q = q0.detach().set_requires_grad(), k = k0.detach().set_requires_grad();
+  Tensor v = v0.detach().set_requires_grad();
+  backward(sum(fn(q, k, v, Tensor(), {.causal = true})));
+}
+
+void attention_workload() {
+  manual_seed(2);
+  const struct {
+    const char* name;
+    AttentionFn fn;
+  } systems[] = {{"fused", &scaled_dot_product_attention},
+                 {"composite", &scaled_dot_product_attention_composite}};
+  const Tensor q = Tensor::normal({32, 4, 128, 32}), k = Tensor::normal({32, 4, 128, 32});
+  const Tensor v = Tensor::normal({32, 4, 128, 32}), q1 = Tensor::normal({32, 4, 1, 32});
+  for (const auto& s : systems) {
+    const double train = time_call([&] { attention_step(s.fn, q, k, v); }, 10, 1.0);
+    emit(fmt::format("attention_train_{}", s.name), train * 1e3, "ms");
+    NoGradGuard no_grad;
+    const double decode = time_call([&] { s.fn(q1, k, v, Tensor(), {.causal = true}); }, 20, 0.5);
+    emit(fmt::format("attention_decode_{}", s.name), decode * 1e6, "us");
+  }
+}
+
+// Each variant in a child forked before any tensor exists, so its peak RSS is its own; the
+// figure is the growth over the child's RSS at its start.
+void attention_memory_workload() {
+  const struct {
+    const char* name;
+    AttentionFn fn;
+  } systems[] = {{"fused", &scaled_dot_product_attention},
+                 {"composite", &scaled_dot_product_attention_composite}};
+  for (const auto& s : systems) {
+    std::fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const double start = peak_rss_mb();
+      manual_seed(3);
+      const Tensor q = Tensor::normal({1, 1, 4096, 64}), k = Tensor::normal({1, 1, 4096, 64});
+      const Tensor v = Tensor::normal({1, 1, 4096, 64});
+      attention_step(s.fn, q, k, v);
+      emit(fmt::format("attention_memory_{}", s.name), peak_rss_mb() - start, "MB");
+      std::fflush(stdout);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      throw ValueError(fmt::format("attention_memory: the {} child failed", s.name));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,10 +286,15 @@ int main(int argc, char** argv) {
       xor_workload();
     } else if (workload == "overhead") {
       overhead_workload();
+    } else if (workload == "attention") {
+      attention_workload();
+    } else if (workload == "attention_memory") {
+      attention_memory_workload();
     } else {
       fmt::print(stderr,
                  "usage: neutrino_bench mlp_train|cnn_train|mlp_train_bf16|cnn_train_bf16|"
-                 "mlp_infer DIR|cnn_infer DIR|lstm_train DIR|matmul|xor|overhead\n");
+                 "mlp_infer DIR|cnn_infer DIR|lstm_train DIR|matmul|xor|overhead|attention|"
+                 "attention_memory\n");
       return 2;
     }
   } catch (const Error& e) {

@@ -127,6 +127,10 @@ Pool2dParams pool_attrs(const OpCase& c) {
           .count_include_pad = bool_attr(c, "count_include_pad", true)};
 }
 
+AttentionOptions attention_attrs(const OpCase& c) {
+  return {.causal = bool_attr(c, "causal", false), .scale = c.attrs.value("scale", 0.0)};
+}
+
 // ---- the runners: one line (or a few) per op -------------------------------------------------
 
 using Runner = std::function<Inputs(const OpCase&, const Inputs&, DType)>;
@@ -237,6 +241,16 @@ const std::map<std::string, Runner>& runners() {
       {"layer_norm", one([](C c, I in) {
          return layer_norm(in[0], ints_attr(c, "normalized_shape"), optional(in, 1), optional(in, 2), 1e-5);
        })},
+      {"rms_norm", one([](C, I in) { return rms_norm(in[0], optional(in, 1), 1e-6); })},
+      // attention: inputs q, k, v and an optional bool mask
+      {"scaled_dot_product_attention", one([](C c, I in) {
+         return scaled_dot_product_attention(in[0], in[1], in[2], optional(in, 3), attention_attrs(c));
+       })},
+      {"scaled_dot_product_attention_composite", one([](C c, I in) {
+         return scaled_dot_product_attention_composite(in[0], in[1], in[2], optional(in, 3),
+                                                       attention_attrs(c));
+       })},
+      {"rotary_embedding", one([](C c, I in) { return rotary_embedding(in[0], int_attr(c, "offset", 0)); })},
       // recurrent: inputs x, w_ih, w_hh, then b_ih, b_hh (unless "bias": false), then h0 and the
       // mask when the attrs say so; outputs the h sequence and the final state (h, an LSTM's c).
       {"rnn", [](C c, I in, DType) {

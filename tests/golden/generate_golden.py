@@ -206,6 +206,39 @@ def rnn(x, a):
     return (out,) + states
 
 
+def rms_norm(x, eps):
+    y = x[0] * torch.rsqrt(x[0].pow(2).mean(-1, keepdim=True) + eps)
+    return y * x[1] if len(x) > 1 else y
+
+
+def rotary(x, a):
+    """Rotate-half RoPE (GPT-NeoX, HF LLaMA): pairs (i, i + D/2) by (offset + t) * base^(-2i/D)."""
+    d, half = x.shape[-1], x.shape[-1] // 2
+    pos = torch.arange(x.shape[2], dtype=F64) + a.get("offset", 0)
+    inv_freq = a.get("base", 10000.0) ** (-torch.arange(0, d, 2, dtype=F64) / d)
+    angle = pos[:, None] * inv_freq[None, :]
+    cos = torch.cat([angle.cos(), angle.cos()], -1).to(x.dtype)
+    sin = torch.cat([angle.sin(), angle.sin()], -1).to(x.dtype)
+    rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
+    return x * cos + rotated * sin
+
+
+def sdpa(x, a):
+    """softmax(q k^T * scale, masked) v written out (torch 1.13 has no F.scaled_dot_product_attention):
+    causal keeps key j for query i where j <= i + Tk - Tq (aligned to the last key), x[3] is an
+    optional bool mask (true: attend)."""
+    q, k, v = x[0], x[1], x[2]
+    tq, tk = q.shape[2], k.shape[2]
+    scale = a.get("scale") or q.shape[-1] ** -0.5
+    allowed = torch.ones(tq, tk, dtype=torch.bool)
+    if a.get("causal"):
+        allowed = allowed.tril(tk - tq)
+    if len(x) > 3:
+        allowed = allowed & x[3]
+    scores = (q @ k.transpose(-2, -1) * scale).masked_fill(~allowed, float("-inf"))
+    return scores.softmax(-1) @ v
+
+
 EPS = 1e-7  # Keras's epsilon, which neutrino's probability losses clip to
 
 

@@ -67,27 +67,101 @@ void transpose_tile(const T* x, int64_t xs, int64_t j0, int64_t cols, int64_t n,
   }
 }
 
-// out[c] = sum_e a[e] * tile_t[e, c] for the kCols columns: a row against a transposed tile, as
-// n vector multiply-adds.
-template <class T>
-void row_times_tile(const T* __restrict a, int64_t n, const T* __restrict tile_t,
-                    T* __restrict out) {
-  T acc[kCols] = {};
-  for (int64_t e = 0; e < n; ++e) {
-    const T ae = a[e];
-    const T* t = tile_t + e * kCols;
+// c (m x n) += a (m x k) . b (k x n), row-major with row strides lda, ldb, ldc: the products
+// inside a tile pair. Blocks of 4 rows x 32 columns hold their sums in registers (16 AVX-512
+// vectors of float) across the whole k loop, and each b row loaded serves 4 rows of a; the edges
+// take blocks of fewer rows and a plain loop for the last columns.
+template <int R, class T>
+inline void gemm_block(int64_t k, const T* __restrict a, int64_t lda, const T* __restrict b,
+                       int64_t ldb, T* __restrict c, int64_t ldc) {
+  constexpr int64_t W = 32;
+  T acc[R][W];
+  for (int r = 0; r < R; ++r) {
 #pragma omp simd
-    for (int64_t c = 0; c < kCols; ++c) acc[c] += ae * t[c];
+    for (int64_t w = 0; w < W; ++w) acc[r][w] = c[r * ldc + w];
   }
-  std::copy(acc, acc + kCols, out);
+  for (int64_t p = 0; p < k; ++p) {
+    const T* __restrict bp = b + p * ldb;
+    for (int r = 0; r < R; ++r) {
+      const T ar = a[r * lda + p];
+#pragma omp simd
+      for (int64_t w = 0; w < W; ++w) acc[r][w] += ar * bp[w];
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+#pragma omp simd
+    for (int64_t w = 0; w < W; ++w) c[r * ldc + w] = acc[r][w];
+  }
 }
 
 template <class T>
+void tile_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
+               T* c, int64_t ldc) {
+  constexpr int64_t W = 32;
+  const int64_t n_blocked = n / W * W;
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) {
+    for (int64_t j = 0; j < n_blocked; j += W) {
+      gemm_block<4>(k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+    }
+  }
+  for (; i < m; ++i) {
+    for (int64_t j = 0; j < n_blocked; j += W) {
+      gemm_block<1>(k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+    }
+  }
+  if (n_blocked == n) return;
+  for (int64_t r = 0; r < m; ++r) {
+    T* __restrict cr = c + r * ldc;
+    for (int64_t p = 0; p < k; ++p) {
+      const T ar = a[r * lda + p];
+      const T* __restrict bp = b + p * ldb;
+      for (int64_t j = n_blocked; j < n; ++j) cr[j] += ar * bp[j];
+    }
+  }
+}
+
+// tile (cols x rows, row stride kRows) = the first cols columns of x (rows x kCols) transposed.
+template <class T>
+void transpose_rows(const T* x, int64_t rows, int64_t cols, T* tile) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) tile[c * kRows + r] = x[r * kCols + c];
+  }
+}
+
+// sum_e a[e] * b[e] as 16 lane sums folded in a tree at the end (an omp simd reduction ended
+// in 16 dependent scalar adds, which made a decode step's dot products the bottleneck).
+template <class T>
 T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
-  T acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t e = 0; e < n; ++e) acc += a[e] * b[e];
-  return acc;
+  constexpr int64_t L = 16;
+  T part[L] = {};
+  int64_t e = 0;
+  for (; e + L <= n; e += L) {
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) part[l] += a[e + l] * b[e + l];
+  }
+  for (; e < n; ++e) part[0] += a[e] * b[e];
+  // Fixed trip counts, so that each level is one vector add.
+  for (int64_t l = 0; l < 8; ++l) part[l] += part[l + 8];
+  for (int64_t l = 0; l < 4; ++l) part[l] += part[l + 4];
+  for (int64_t l = 0; l < 2; ++l) part[l] += part[l + 2];
+  return part[0] + part[1];
+}
+
+// The largest of kCols values, as 16 lane maxima folded at the end (a max reduction over the row
+// stayed scalar: std::max's NaN rule keeps GCC from reordering it).
+template <class T>
+T row_max(const T* __restrict row) {
+  constexpr int64_t L = 16;
+  T part[L];
+  std::fill(part, part + L, kNegInf<T>);
+  for (int64_t c = 0; c < kCols; c += L) {
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) part[l] = part[l] < row[c + l] ? row[c + l] : part[l];
+  }
+  T top = part[0];
+  for (int64_t l = 1; l < L; ++l) top = top < part[l] ? part[l] : top;
+  return top;
 }
 
 // Scales score row i of the key tile at j0 and sets the keys that query i may not see (past the
@@ -122,27 +196,28 @@ void dropout_row(const AttentionProblem& p, const Head<T>& hd, int64_t i, int64_
   }
 }
 
-// Per-thread buffers of the forward: a tile's scores, the transposed key tile, and per row the
-// running max, sum and unnormalized output.
+// Per-thread buffers of the forward: a tile's scores, and per row the running max, sum and
+// unnormalized output.
 template <class T>
 struct ForwardScratch {
-  std::vector<T> s, kt, m, l, acc, keep;
+  std::vector<T> s, m, l, acc, keep;
   explicit ForwardScratch(const AttentionProblem& p)
-      : s(kRows * kCols), kt(p.d * kCols), m(kRows), l(kRows), acc(kRows * p.dv), keep(kCols) {}
+      : s(kRows * kCols), m(kRows), l(kRows), acc(kRows * p.dv), keep(kCols) {}
 };
 
-// The online-softmax step of query row r (query i) against one scored key tile: rescale what the
-// row held by exp(m_old - m_new), add exp(s - m_new) and those weights times v.
+// The online-softmax step of query row r (query i) against one scored key tile: rescales what
+// the row held by exp(m_old - m_new) and turns its scores into the weights exp(s - m_new) (zero
+// where masked; dropped ones zero too), which forward_tile then multiplies with the v tile.
 template <class T>
 void forward_row(const AttentionProblem& p, const Head<T>& hd, int64_t i, int64_t r, int64_t j0,
                  int64_t cols, ForwardScratch<T>& w) {
   T* __restrict row = w.s.data() + r * kCols;
   const int64_t limit = scale_and_mask_row(p, hd, i, j0, cols, row);
-  if (limit <= 0) return;
-  T top = kNegInf<T>;
-#pragma omp simd reduction(max : top)
-  for (int64_t c = 0; c < kCols; ++c) top = std::max(top, row[c]);
-  if (top == kNegInf<T>) return;  // every key of this tile masked out for this row
+  const T top = row_max(row);
+  if (limit <= 0 || top == kNegInf<T>) {  // no key of this tile for this row
+    std::fill(row, row + kCols, T(0));
+    return;
+  }
   const T m_new = std::max(w.m[r], top);
   const T alpha = fast_exp_nonpositive(w.m[r] - m_new);
   T sum = 0;
@@ -161,32 +236,24 @@ void forward_row(const AttentionProblem& p, const Head<T>& hd, int64_t i, int64_
   T* __restrict acc = w.acc.data() + r * p.dv;
 #pragma omp simd
   for (int64_t e = 0; e < p.dv; ++e) acc[e] *= alpha;
-  for (int64_t c = 0; c < limit; ++c) {
-    const T pc = row[c];
-    if (pc == T(0)) continue;
-    const T* __restrict vr = hd.v + (j0 + c) * hd.vs;
-#pragma omp simd
-    for (int64_t e = 0; e < p.dv; ++e) acc[e] += pc * vr[e];
-  }
 }
 
 // Queries [i0, i0 + rows) of one head against every key they may see; writes their rows of out
 // and lse (both at the head).
 template <class T>
-void forward_tile(const AttentionProblem& p, const Head<T>& hd, int64_t i0, int64_t rows, T* out,
-                  T* lse, ForwardScratch<T>& w) {
-  std::fill(w.m.begin(), w.m.end(), kNegInf<T>);
-  std::fill(w.l.begin(), w.l.end(), T(0));
-  std::fill(w.acc.begin(), w.acc.end(), T(0));
+void forward_tile(const AttentionProblem& p, const Head<T>& hd, const T* kt, int64_t i0,
+                  int64_t rows, T* out, T* lse, ForwardScratch<T>& w) {
+  std::fill(w.m.begin(), w.m.begin() + rows, kNegInf<T>);
+  std::fill(w.l.begin(), w.l.begin() + rows, T(0));
+  std::fill(w.acc.begin(), w.acc.begin() + rows * p.dv, T(0));
   // The last row of the tile sees the most keys; tiles past it are skipped whole.
   const int64_t end = visible_end(p, i0 + rows - 1);
   for (int64_t j0 = 0; j0 < end; j0 += kCols) {
     const int64_t cols = std::min(kCols, end - j0);
     if (rows >= kFewRows) {
-      transpose_tile(hd.k, hd.ks, j0, cols, p.d, w.kt.data());
-      for (int64_t r = 0; r < rows; ++r) {
-        row_times_tile(hd.q + (i0 + r) * hd.qs, p.d, w.kt.data(), w.s.data() + r * kCols);
-      }
+      std::fill(w.s.begin(), w.s.begin() + rows * kCols, T(0));
+      tile_gemm(rows, kCols, p.d, hd.q + i0 * hd.qs, hd.qs, kt + j0 * p.d, kCols, w.s.data(),
+                kCols);
     } else {
       for (int64_t r = 0; r < rows; ++r) {
         T* row = w.s.data() + r * kCols;
@@ -195,6 +262,8 @@ void forward_tile(const AttentionProblem& p, const Head<T>& hd, int64_t i0, int6
       }
     }
     for (int64_t r = 0; r < rows; ++r) forward_row(p, hd, i0 + r, r, j0, cols, w);
+    // acc (rows x dv) += weights (rows x cols) . v rows [j0, j0 + cols).
+    tile_gemm(rows, p.dv, cols, w.s.data(), kCols, hd.v + j0 * hd.vs, hd.vs, w.acc.data(), p.dv);
   }
   for (int64_t r = 0; r < rows; ++r) {
     T* o = out + (i0 + r) * p.dv;
@@ -216,68 +285,99 @@ template <class T>
 void attention_forward(const AttentionProblem& p, const T* q, const T* k, const T* v, T* out,
                        T* lse) {
   const int64_t tiles = (p.tq + kRows - 1) / kRows, heads = p.batch * p.heads;
-  parallel_for(heads * tiles, attention_macs(p) >= kGrainAttentionMacs,
-               [&](int64_t begin, int64_t end) {
-                 ForwardScratch<T> w(p);
-                 for (int64_t task = begin; task < end; ++task) {
-                   const int64_t bh = task / tiles, i0 = (task % tiles) * kRows;
-                   forward_tile(p, head_at(p, bh, q, k, v), i0, std::min(kRows, p.tq - i0),
-                                out + bh * p.tq * p.dv, lse + bh * p.tq, w);
-                 }
-               });
+  const bool parallel = attention_macs(p) >= kGrainAttentionMacs;
+  // Every key tile transposed once, (head, tile, d, kCols): as many values as k, where
+  // transposing per query tile cost half as much as the score products themselves.
+  const int64_t key_tiles = (p.tk + kCols - 1) / kCols, head_kt = key_tiles * p.d * kCols;
+  std::vector<T> kt(p.tq >= kFewRows ? static_cast<size_t>(heads * head_kt) : 0);
+  if (!kt.empty()) {
+    parallel_for(heads, parallel, [&](int64_t begin, int64_t end) {
+      for (int64_t bh = begin; bh < end; ++bh) {
+        const Head<T> hd = head_at(p, bh, q, k, v);
+        for (int64_t j0 = 0; j0 < p.tk; j0 += kCols) {
+          transpose_tile(hd.k, hd.ks, j0, std::min(kCols, p.tk - j0), p.d,
+                         kt.data() + bh * head_kt + j0 * p.d);
+        }
+      }
+    });
+  }
+  parallel_for(heads * tiles, parallel, [&](int64_t begin, int64_t end) {
+    ForwardScratch<T> w(p);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t bh = task / tiles, i0 = (task % tiles) * kRows;
+      forward_tile(p, head_at(p, bh, q, k, v), kt.empty() ? nullptr : kt.data() + bh * head_kt,
+                   i0, std::min(kRows, p.tq - i0), out + bh * p.tq * p.dv, lse + bh * p.tq, w);
+    }
+  });
 }
 
 namespace {
 
-// Per-thread buffers of the backward: the transposed k and v tiles, a row of weights, of their
-// gradient and of dropout factors, and the key tile's dk and dv sums.
+// Per-thread buffers of the backward: the transposed k and v tiles; per query tile its scores
+// (then weights), dP (then dS), and both transposed; the key tile's dk and dv sums.
 template <class T>
 struct BackwardScratch {
-  std::vector<T> kt, vt, prow, dprow, keep, dk, dv, rowdot;
+  std::vector<T> kt, vt, s, ds, pt, dst, keep, dk, dv, rowdot;
   explicit BackwardScratch(const AttentionProblem& p)
-      : kt(p.d * kCols), vt(p.dv * kCols), prow(kCols), dprow(kCols), keep(kCols),
-        dk(kCols * p.d), dv(kCols * p.dv), rowdot(p.tq) {}
+      : kt(p.d * kCols), vt(p.dv * kCols), s(kRows * kCols), ds(kRows * kCols),
+        pt(kCols * kRows), dst(kCols * kRows), keep(kCols), dk(kCols * p.d), dv(kCols * p.dv),
+        rowdot(p.tq) {}
 };
 
-// Query i against the key tile at j0 (transposed in w.kt, w.vt): adds its terms to the tile's
-// dk and dv sums and to dq's row i.
+// Row r (query i) of a tile pair: the score row in w.s becomes the dropped weights P * keep, and
+// the dP row in w.ds (the gradient of the dropped weights, dO V^T) becomes
+// dS * scale = P * (dP * keep - rowsum(dO * O)) * scale.
 template <class T>
-void backward_row(const AttentionProblem& p, const Head<T>& hd, int64_t i, int64_t j0,
-                  int64_t cols, const T* lse, const T* go, T* dq, BackwardScratch<T>& w) {
-  T* __restrict pr = w.prow.data();
-  T* __restrict dpr = w.dprow.data();
-  const T* qi = hd.q + i * hd.qs;
-  const T* goi = go + i * p.dv;
-  row_times_tile(qi, p.d, w.kt.data(), pr);
+void backward_row(const AttentionProblem& p, const Head<T>& hd, int64_t i, int64_t r, int64_t j0,
+                  int64_t cols, const T* lse, BackwardScratch<T>& w) {
+  T* __restrict pr = w.s.data() + r * kCols;
+  T* __restrict dsr = w.ds.data() + r * kCols;
   const int64_t limit = scale_and_mask_row(p, hd, i, j0, cols, pr);
-  if (limit <= 0 || lse[i] == std::numeric_limits<T>::infinity()) return;
-  const T shift = lse[i];
-#pragma omp simd
-  for (int64_t c = 0; c < kCols; ++c) pr[c] = fast_exp_nonpositive(pr[c] - shift);
-  row_times_tile(goi, p.dv, w.vt.data(), dpr);  // dP (of the dropped weights) = dO V^T
-  const bool drop = p.dropout > 0;
-  if (drop) dropout_row(p, hd, i, j0, limit, w.keep.data());
-  const T rowdot = w.rowdot[i], scale = static_cast<T>(p.scale);
-  T* __restrict dqi = dq + i * p.d;
-  for (int64_t c = 0; c < limit; ++c) {
-    const T keep = drop ? w.keep[c] : T(1);
-    const T pc = pr[c], pd = pc * keep;
-    // dS = P * (dP - rowsum(dO * O)), times scale for both dq and dk.
-    const T ds = pc * (dpr[c] * keep - rowdot) * scale;
-    if (pd != T(0)) {
-      T* __restrict dvc = w.dv.data() + c * p.dv;
-#pragma omp simd
-      for (int64_t e = 0; e < p.dv; ++e) dvc[e] += pd * goi[e];
-    }
-    if (ds == T(0)) continue;
-    T* __restrict dkc = w.dk.data() + c * p.d;
-    const T* __restrict kc = hd.k + (j0 + c) * hd.ks;
-#pragma omp simd
-    for (int64_t e = 0; e < p.d; ++e) {
-      dkc[e] += ds * qi[e];
-      dqi[e] += ds * kc[e];
-    }
+  if (limit <= 0 || lse[i] == std::numeric_limits<T>::infinity()) {
+    std::fill(pr, pr + kCols, T(0));
+    std::fill(dsr, dsr + kCols, T(0));
+    return;
   }
+  const T shift = lse[i], rowdot = w.rowdot[i], scale = static_cast<T>(p.scale);
+  if (p.dropout > 0) {
+    std::fill(w.keep.begin(), w.keep.end(), T(0));
+    dropout_row(p, hd, i, j0, limit, w.keep.data());
+    const T* __restrict keep = w.keep.data();
+#pragma omp simd
+    for (int64_t c = 0; c < kCols; ++c) {
+      const T pc = fast_exp_nonpositive(pr[c] - shift);
+      dsr[c] = pc * (dsr[c] * keep[c] - rowdot) * scale;
+      pr[c] = pc * keep[c];
+    }
+    return;
+  }
+#pragma omp simd
+  for (int64_t c = 0; c < kCols; ++c) {
+    const T pc = fast_exp_nonpositive(pr[c] - shift);
+    dsr[c] = pc * (dsr[c] - rowdot) * scale;
+    pr[c] = pc;
+  }
+}
+
+// Queries [i0, i0 + rows) against the key tile at j0 (transposed in w.kt, w.vt): adds to the
+// tile's dk and dv sums (w.dk, w.dv) and to dq's rows.
+template <class T>
+void backward_tile(const AttentionProblem& p, const Head<T>& hd, int64_t i0, int64_t rows,
+                   int64_t j0, int64_t cols, const T* lse, const T* go, T* dq,
+                   BackwardScratch<T>& w) {
+  const T* q = hd.q + i0 * hd.qs;
+  const T* gi = go + i0 * p.dv;
+  std::fill(w.s.begin(), w.s.end(), T(0));
+  std::fill(w.ds.begin(), w.ds.end(), T(0));
+  tile_gemm(rows, kCols, p.d, q, hd.qs, w.kt.data(), kCols, w.s.data(), kCols);    // S = Q K^T
+  tile_gemm(rows, kCols, p.dv, gi, p.dv, w.vt.data(), kCols, w.ds.data(), kCols);  // dO V^T
+  for (int64_t r = 0; r < rows; ++r) backward_row(p, hd, i0 + r, r, j0, cols, lse, w);
+  transpose_rows(w.s.data(), rows, cols, w.pt.data());
+  transpose_rows(w.ds.data(), rows, cols, w.dst.data());
+  tile_gemm(cols, p.dv, rows, w.pt.data(), kRows, gi, p.dv, w.dv.data(), p.dv);  // dV += P^T dO
+  tile_gemm(cols, p.d, rows, w.dst.data(), kRows, q, hd.qs, w.dk.data(), p.d);   // dK += dS^T Q
+  tile_gemm(rows, p.d, cols, w.ds.data(), kCols, hd.k + j0 * hd.ks, hd.ks, dq + i0 * p.d,
+            p.d);                                                                  // dQ += dS K
 }
 
 // The backward of one head: out, lse, go, dq, dk, dv at the head (contiguous rows).
@@ -294,7 +394,9 @@ void backward_head(const AttentionProblem& p, const Head<T>& hd, const T* out, c
     std::fill(w.dv.begin(), w.dv.end(), T(0));
     // Causal: the queries before this one see none of the tile.
     const int64_t first = p.causal ? std::clamp(j0 - (p.tk - p.tq), int64_t{0}, p.tq) : 0;
-    for (int64_t i = first; i < p.tq; ++i) backward_row(p, hd, i, j0, cols, lse, go, dq, w);
+    for (int64_t i0 = first; i0 < p.tq; i0 += kRows) {
+      backward_tile(p, hd, i0, std::min(kRows, p.tq - i0), j0, cols, lse, go, dq, w);
+    }
     std::copy(w.dk.begin(), w.dk.begin() + cols * p.d, dk + j0 * p.d);
     std::copy(w.dv.begin(), w.dv.begin() + cols * p.dv, dv + j0 * p.dv);
   }

@@ -140,8 +140,8 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& weight_in, double eps) {
   if (weight_in.defined()) {
     check_same_float(x_in, weight_in, "rms_norm");
     NEUTRINO_CHECK_SHAPE(weight_in.shape() == Shape{n},
-                         "rms_norm: weight {} should have shape ({}) for input {}",
-                         weight_in.shape_string(), n, x_in.shape_string());
+                         "rms_norm: weight {} should have shape {} for input {}",
+                         weight_in.shape_string(), shape_str({n}), x_in.shape_string());
   }
   NEUTRINO_CHECK_VALUE(eps >= 0, "rms_norm: eps must be >= 0, got {}", eps);
   const Tensor x = materialize(x_in);
