@@ -158,6 +158,35 @@ int main(int argc, char** argv) {
               int64_t{1}, int64_t{65535}, "bpe/unigram: longest record in bytes (default 16384)");
   k->add_option("--seed", tokenize.seed, "bpe/unigram: SentencePiece's random seed (default 0)");
 
+  GenerateArgs gen;
+  auto* g = app.add_subcommand("generate", "Generate text from a language model (a GPT model file)");
+  g->add_option("model", gen.model, "language-model file")->required()->check(CLI::ExistingFile);
+  g->add_option("--prompt", gen.prompts, "prompt text; repeat for several prompts in one batch")
+      ->required();
+  // Ranges are checked by generate() itself, so a bad value is a one-line error with exit 1.
+  g->add_option("--max-tokens", gen.max_tokens, "new tokens per prompt (default 100)");
+  g->add_option("--temperature", gen.temperature, "sampling temperature; 0 is greedy (default 1)");
+  g->add_option("--top-k", gen.top_k, "sample among the k most likely tokens; 0: all (default 0)");
+  g->add_option("--top-p", gen.top_p, "nucleus sampling: the smallest set of tokens with this "
+                                      "probability (default 1: off)");
+  g->add_option("--seed", gen.seed, "random seed (default 0)");
+  g->add_option("--stop", gen.stop, "stop a prompt's generation at this text (repeatable)");
+  g->add_flag("--stream", gen.stream, "print the text as it is generated (one prompt)");
+  g->add_flag("--json", gen.json, "print one JSON object with every completion and the timings");
+  g->add_flag("--truncate", gen.truncate, "cut a prompt too long for the context from the left "
+                                          "instead of refusing it");
+  g->add_flag("--no-cache", gen.no_cache, "recompute the whole sequence at every step (no KV cache)");
+
+  ImportWeightsArgs import_args;
+  auto* w = app.add_subcommand("import-weights", "Turn a PyTorch nanoGPT/GPT-2 state dict "
+                                                 "(.safetensors) and a config into a model file");
+  w->add_option("weights", import_args.weights, ".safetensors state dict")->required()->check(CLI::ExistingFile);
+  w->add_option("--config", import_args.config, "YAML: GPT options, or a config with model: {GPT: ...}")
+      ->required()->check(CLI::ExistingFile);
+  w->add_option("--tokenizer", import_args.tokenizer, "tokenizer file (neutrino tokenize) to store "
+                                                      "with the model")->check(CLI::ExistingFile);
+  w->add_option("-o,--output", import_args.output, "model file to write")->required();
+
   auto* o = app.add_subcommand("options", "List every layer, optimizer and callback option a config "
                                           "takes, with its default");
 
@@ -182,6 +211,8 @@ int main(int argc, char** argv) {
       return run_tokenize(tokenize);
     }
     if (*d) return run_data(data_args);
+    if (*g) return run_generate(gen);
+    if (*w) return run_import_weights(import_args);
     if (*o) {
       fmt::print("{}", neutrino::cli::describe_config_options());
       return 0;

@@ -285,6 +285,78 @@ template <class T>
 void rnn_backward(const RnnScan& s, const T* grad_out, const T* out, const T* saved, const T* w_hh,
                   const T* h0, const bool* mask, T* dxw, T* dhw, T* hprev, T* dh0);
 
+// ---- attention (attention_kernels.cpp), float and double -----------------------------------
+// One scaled dot-product attention: q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv), each
+// read through its (batch, head, row) strides with the last dim contiguous, so that k and v may be
+// slices of a longer KV cache; out, lse and every gradient are contiguous.
+struct AttentionProblem {
+  int64_t batch = 0, heads = 0, tq = 0, tk = 0, d = 0, dv = 0;
+  std::array<int64_t, 3> q_strides{}, k_strides{}, v_strides{};
+  double scale = 1;
+  bool causal = false;         // query i sees key j only where j <= i + tk - tq
+  const bool* mask = nullptr;  // or: query i sees key j only where mask at (b, h, i, j) is true,
+  std::array<int64_t, 4> mask_strides{};  // read through these strides (0 on broadcast dims)
+  double dropout = 0;          // probability of dropping each weight (after the softmax)
+  uint64_t seed = 0;           // of the dropout decisions (attention_dropout_keep)
+};
+
+// The dropout decision of weight (b, h, i, j), a pure function of the seed and the weight's
+// flat index ((b * H + h) * Tq + i) * Tk + j, so that the backward (and the composite op, through
+// attention_dropout_mask) regenerate the forward's mask without storing it: the splitmix64
+// output at that counter, kept when its top 53 bits are at least p * 2^53.
+inline uint64_t attention_dropout_threshold(double p) {
+  return static_cast<uint64_t>(p * 9007199254740992.0);
+}
+inline bool attention_dropout_keep(uint64_t seed, uint64_t index, uint64_t threshold) {
+  uint64_t z = seed + (index + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return ((z ^ (z >> 31)) >> 11) >= threshold;
+}
+// mask (B, H, Tq, Tk) = 1 / (1 - p) where attention_dropout_keep, else 0 (the composite's mask).
+template <class T>
+void attention_dropout_mask(const AttentionProblem& p, T* mask);
+
+// FlashAttention-2: for each (b, h) and tile of queries, a loop over tiles of keys with an online
+// softmax (running max and sum), so that no (Tq x Tk) buffer exists; fully masked causal tiles
+// are skipped. Writes out (B, H, Tq, Dv) and lse (B, H, Tq), each row's log-sum-exp of its scaled
+// scores (+inf for a row with no key to attend, whose output is zeros). float uses a vectorized
+// exp, double std::exp (the gradient checks' precision).
+template <class T>
+void attention_forward(const AttentionProblem& p, const T* q, const T* k, const T* v, T* out,
+                       T* lse);
+// The backward from the saved out and lse, recomputing the weights tile by tile: per (b, h) and
+// key tile, dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)), dQ += dS K * scale,
+// dK += dS^T Q * scale (with dropout's mask on P and dP). dq, dk, dv are written whole.
+template <class T>
+void attention_backward(const AttentionProblem& p, const T* q, const T* k, const T* v,
+                        const T* out, const T* lse, const T* grad_out, T* dq, T* dk, T* dv);
+
+// Rotary position embedding (rotate-half) of `planes` contiguous (T, D) planes, D even: the pair
+// (x[t, i], x[t, i + D/2]) rotated by the angle (offset + t) * base^(-2i/D), or by its negative
+// when `inverse` (the backward).
+template <class T>
+void rotary_embedding(const T* x, T* y, int64_t planes, int64_t steps, int64_t d, int64_t offset,
+                      double base, bool inverse);
+
+// ---- normalization over the last dim (norm_kernels.cpp), float and double ------------------
+// rows contiguous rows of n values. weight and bias (n) may be null. layer_norm saves each row's
+// mean and 1 / sqrt(var + eps), rms_norm its 1 / sqrt(mean(x^2) + eps), for the backwards, which
+// write dx (rows, n) and, when not null, dweight and dbias (n) summed over the rows in row order
+// (the same at any thread count).
+template <class T>
+void layer_norm_forward(const T* x, const T* weight, const T* bias, int64_t rows, int64_t n,
+                        double eps, T* y, T* mean, T* rstd);
+template <class T>
+void layer_norm_backward(const T* grad_y, const T* x, const T* weight, const T* mean,
+                         const T* rstd, int64_t rows, int64_t n, T* dx, T* dweight, T* dbias);
+template <class T>
+void rms_norm_forward(const T* x, const T* weight, int64_t rows, int64_t n, double eps, T* y,
+                      T* rstd);
+template <class T>
+void rms_norm_backward(const T* grad_y, const T* x, const T* weight, const T* rstd, int64_t rows,
+                       int64_t n, T* dx, T* dweight);
+
 // ---- indexing (index_kernels.cpp) ----
 // Position of the first of n values outside [0, limit), or n when there is none: the bounds
 // check of indices and labels, whose error the op raises.

@@ -23,6 +23,10 @@ inline constexpr int64_t kGrainDotWeights = int64_t{1} << 16;
 inline constexpr int64_t kGrainConvMacs = int64_t{1} << 20;
 // Multiply-adds of the fused first layer (conv3x3 + relu + 2x2 max pool).
 inline constexpr int64_t kGrainFusedConvMacs = int64_t{1} << 21;
+// Multiply-adds of an attention (Tq * Tk * (D + Dv) per head) and values of a normalization:
+// below these they run on the calling thread.
+inline constexpr int64_t kGrainAttentionMacs = int64_t{1} << 17;
+inline constexpr int64_t kGrainNormValues = int64_t{1} << 14;
 // Fixed chunks that unary kernels and Adam's update split their arrays into (parallel from two
 // chunks): each element's result then never depends on the thread count.
 inline constexpr int64_t kUnaryChunk = int64_t{1} << 15;

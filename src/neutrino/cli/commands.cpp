@@ -7,6 +7,7 @@
 
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/cli/config.h"
+#include "neutrino/cli/lm_config.h"
 #include "neutrino/core/precision.h"
 #include "neutrino/core/random.h"
 #include "neutrino/data/csv.h"
@@ -20,6 +21,7 @@
 #include "neutrino/io/config_reader.h"
 #include "neutrino/io/file_io.h"
 #include "neutrino/ops/ops.h"
+#include "neutrino/train/language_model.h"
 #include "neutrino/train/model_file.h"
 #include "neutrino/train/profile.h"
 #include "neutrino/train/report.h"
@@ -181,7 +183,7 @@ std::string ends_with_any(const std::string& path, std::initializer_list<const c
 }  // namespace
 
 int run_train(const TrainArgs& args) {
-  // LM_DISPATCH
+  if (is_language_model_config(args.config)) return run_train_language_model(args);
   NEUTRINO_CHECK_VALUE(!args.max_steps, "--max-steps: {} trains by epochs (fit.epochs); "
                        "--max-steps is for language-model configs", args.config);
   Experiment ex = load_experiment(args.config);
@@ -392,6 +394,7 @@ void write_outputs(const std::string& path, const Tensor& outputs) {
 
 int run_predict(const PredictArgs& args) {
   NEUTRINO_CHECK_VALUE(args.top_k >= 1, "--top-k must be at least 1");
+  if (train::is_language_model_file(args.model)) return predict_language_model(args);
   auto [model, info] = train::load_model(args.model);
   apply_mixed_precision(model, args.mixed_precision);
   const data::Pipeline pre = data::Pipeline::from_saved(info.preprocessing, args.model);

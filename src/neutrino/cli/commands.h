@@ -90,4 +90,32 @@ struct TokenizeArgs {
 // the number of records and of tokens. Implemented in tokenize_command.cpp.
 int run_tokenize(const TokenizeArgs& args);
 
+struct GenerateArgs {
+  std::string model;                 // a language-model file (train::save_language_model)
+  std::vector<std::string> prompts;  // one or more; several run as one batch
+  int64_t max_tokens = 100;
+  double temperature = 1.0;          // 0: greedy
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;     // generation of a row ends at the first of these texts
+  bool stream = false;               // print tokens as they come (one prompt)
+  bool json = false;
+  bool truncate = false;             // cut prompts too long for the context from the left
+  bool no_cache = false;             // recompute the whole sequence every step (the reference)
+};
+// Implemented in lm_commands.cpp, with import-weights and predict on token ids.
+int run_generate(const GenerateArgs& args);
+
+struct ImportWeightsArgs {
+  std::string weights;    // a PyTorch state dict as .safetensors (nanoGPT / GPT-2 names)
+  std::string config;     // YAML: GPT options, or a training config with model: {GPT: ...}
+  std::string tokenizer;  // optional: a tokenizer file (neutrino tokenize) stored with the model
+  std::string output;
+};
+int run_import_weights(const ImportWeightsArgs& args);
+
+// predict for a language model: --input ids.npy (int64 [B, T]) -> --output logits.npy.
+int predict_language_model(const PredictArgs& args);
+
 }  // namespace neutrino::cli

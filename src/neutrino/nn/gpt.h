@@ -67,7 +67,11 @@ class GPT : public Module {
   // tokens int64 (B, T), T <= context -> logits (B, T, vocab).
   Tensor forward(const Tensor& tokens) override;
   using Module::forward;
-  // The final hidden states (B, T, d) after ln_f, before the head (for classifiers, embeddings).
+  // Rows that start with left_padding[b] padding tokens (prompts of different lengths in one
+  // batch): those keys are masked, and learned positions count from each row's first real token.
+  Tensor forward_padded(const Tensor& tokens, const std::vector<int64_t>& left_padding);
+  // The final hidden states (B, T, d) after ln_f, before the head (for classifiers, embeddings);
+  // key_padding: undefined or bool broadcastable to (B, 1, T, T), true where a key is real.
   Tensor hidden_states(const Tensor& tokens, const Tensor& key_padding = Tensor());
 
   // An empty cache for `batch` sequences of up to `capacity` tokens (<= context).
@@ -86,7 +90,13 @@ class GPT : public Module {
 
  private:
   struct Block;
-  Tensor run(const Tensor& tokens, KVCache* cache, const Tensor& key_padding, bool logits);
+  Tensor run(const Tensor& tokens, KVCache* cache, const std::vector<int64_t>& left_padding,
+             const Tensor& key_padding, bool logits);
+  Tensor attention(const Block& blk, size_t layer, const Tensor& x, KVCache* cache,
+                   const Tensor& key_padding) const;
+  Tensor mlp(const Block& blk, const Tensor& x) const;
+  Tensor embed(const Tensor& tokens, int64_t start, const std::vector<int64_t>& left_padding) const;
+  void check_tokens(const Tensor& tokens, int64_t start) const;
   GPTOptions options_;
   Tensor wte_, wpe_, ln_f_weight_, ln_f_bias_, lm_head_;
   std::vector<std::shared_ptr<Block>> blocks_;

@@ -1,4 +1,4 @@
-// Neural-network ops: normalization, dropout and the fused softmax cross-entropy loss.
+// Neural-network ops: normalization (layer_norm and rms_norm fused over the last dim), dropout and the fused softmax cross-entropy loss.
 #include "neutrino/backend/kernels.h"
 #include "neutrino/core/random.h"
 #include "neutrino/ops/op_util.h"
@@ -58,7 +58,51 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
   return y;
 }
 
+namespace {
+
+template <class T>
+const T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// y = (x - mean) / sqrt(var + eps) * weight + bias over the last dim, as one kernel each way
+// (kernels::layer_norm_forward / _backward): rows = numel / n rows of n, the row means and
+// 1 / sqrt(var + eps) saved for the backward, which gives dx, dweight and dbias in one call.
+Tensor layer_norm_fused(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in,
+                        double eps) {
+  const Tensor x = materialize(x_in);
+  const Tensor weight = weight_in.defined() ? materialize(weight_in) : Tensor();
+  const Tensor bias = bias_in.defined() ? materialize(bias_in) : Tensor();
+  const int64_t n = x.size(-1), rows = n == 0 ? 0 : x.numel() / n;
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor mean = Tensor::empty({rows}, x.dtype()), rstd = Tensor::empty({rows}, x.dtype());
+  dispatch_float(x.dtype(), "layer_norm", [&]<class T>() {
+    kernels::layer_norm_forward(x.data<T>(), data_or_null<T>(weight), data_or_null<T>(bias), rows,
+                                n, eps, y.data<T>(), mean.data<T>(), rstd.data<T>());
+  });
+  if (!any_requires_grad({&x_in, &weight_in, &bias_in})) return y;
+  record(y, "layer_norm", {x_in, weight_in, bias_in}, [=](const Tensor& g_in) {
+    const Tensor g = materialize(g_in);
+    Tensor dx = Tensor::empty(x.shape(), x.dtype());
+    Tensor dw = needs_grad(weight_in) ? Tensor::empty({n}, x.dtype()) : Tensor();
+    Tensor db = needs_grad(bias_in) ? Tensor::empty({n}, x.dtype()) : Tensor();
+    dispatch_float(x.dtype(), "layer_norm", [&]<class T>() {
+      kernels::layer_norm_backward(g.data<T>(), x.data<T>(), data_or_null<T>(weight),
+                                   mean.data<T>(), rstd.data<T>(), rows, n, dx.data<T>(),
+                                   dw.defined() ? dw.data<T>() : nullptr,
+                                   db.defined() ? db.data<T>() : nullptr);
+    });
+    return std::vector<Tensor>{dx, dw, db};
+  });
+  return y;
+}
+
+}  // namespace
+
 // y = (x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape dims.
+// float32 over the last dim (every Transformer block) runs the fused kernel; float64 and several
+// normalized dims are composed of differentiable ops, which makes them the reference that the
+// op table's fast cases compare the kernel with.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
   check_float(x, "layer_norm");
@@ -74,6 +118,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                          "layer_norm: weight/bias {} should have shape {}", t->shape_string(),
                          shape_str(normalized_shape));
   }
+  if (k == 1 && x.dtype() == DType::kFloat32) return layer_norm_fused(x, weight, bias, eps);
   std::vector<int64_t> dims;
   for (int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
   const Tensor centered = sub(x, mean(x, dims, true));
@@ -81,6 +126,43 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   Tensor y = div(centered, sqrt(add(var, eps)));
   if (weight.defined()) y = mul(y, weight);
   if (bias.defined()) y = add(y, bias);
+  return y;
+}
+
+// y = x * rstd * weight, rstd = 1 / sqrt(mean(x^2) + eps) per row of the last dim, saved for the
+// backward: with gh = g * weight, dx = rstd * (gh - x * rstd^2 * mean(gh * x)) and
+// dweight = sum over rows of g * x * rstd (kernels::rms_norm_forward / _backward).
+Tensor rms_norm(const Tensor& x_in, const Tensor& weight_in, double eps) {
+  check_float(x_in, "rms_norm");
+  NEUTRINO_CHECK_SHAPE(x_in.dim() >= 1, "rms_norm: input must have a last dim, got {}",
+                       x_in.shape_string());
+  const int64_t n = x_in.size(-1), rows = n == 0 ? 0 : x_in.numel() / n;
+  if (weight_in.defined()) {
+    check_same_float(x_in, weight_in, "rms_norm");
+    NEUTRINO_CHECK_SHAPE(weight_in.shape() == Shape{n},
+                         "rms_norm: weight {} should have shape ({}) for input {}",
+                         weight_in.shape_string(), n, x_in.shape_string());
+  }
+  NEUTRINO_CHECK_VALUE(eps >= 0, "rms_norm: eps must be >= 0, got {}", eps);
+  const Tensor x = materialize(x_in);
+  const Tensor weight = weight_in.defined() ? materialize(weight_in) : Tensor();
+  Tensor y = Tensor::empty(x.shape(), x.dtype()), rstd = Tensor::empty({rows}, x.dtype());
+  dispatch_float(x.dtype(), "rms_norm", [&]<class T>() {
+    kernels::rms_norm_forward(x.data<T>(), data_or_null<T>(weight), rows, n, eps, y.data<T>(),
+                              rstd.data<T>());
+  });
+  if (!any_requires_grad({&x_in, &weight_in})) return y;
+  record(y, "rms_norm", {x_in, weight_in}, [=](const Tensor& g_in) {
+    const Tensor g = materialize(g_in);
+    Tensor dx = Tensor::empty(x.shape(), x.dtype());
+    Tensor dw = needs_grad(weight_in) ? Tensor::empty({n}, x.dtype()) : Tensor();
+    dispatch_float(x.dtype(), "rms_norm", [&]<class T>() {
+      kernels::rms_norm_backward(g.data<T>(), x.data<T>(), data_or_null<T>(weight),
+                                 rstd.data<T>(), rows, n, dx.data<T>(),
+                                 dw.defined() ? dw.data<T>() : nullptr);
+    });
+    return std::vector<Tensor>{dx, dw};
+  });
   return y;
 }
 

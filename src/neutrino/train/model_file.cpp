@@ -195,6 +195,8 @@ Model model_from_config(const std::string& text, const std::string& path,
   const std::string class_name = r.get_string("class_name", "Sequential");
   NEUTRINO_CHECK_VALUE(class_name != "Subclassed", "{}: saved from a subclassed model (a C++ "
                        "class): construct it in C++ and load the weights with load_weights()", path);
+  NEUTRINO_CHECK_VALUE(class_name != "GPT", "{}: a language model (GPT): use generate, or "
+                       "predict with token ids; in C++ load_language_model()", path);
   NEUTRINO_CHECK_VALUE(class_name == "Sequential" || class_name == "Functional",
                        "{}.class_name: expected Sequential or Functional, got '{}'", path, class_name);
   const std::string name = r.get_string("name", class_name == "Sequential" ? "sequential" : "model");
