@@ -9,6 +9,11 @@
 //   neutrino_bench lstm_train DIR          one epoch of the fortune-topic LSTM (Embedding(64) -
 //                                          LSTM(128) - Dense(6), Adam, batch 64, 128 steps) on the
 //                                          ids, order and weights torch_bench.py lstm_export wrote
+//   neutrino_bench gpt_train DIR [bf16]    a char GPT (4 layers, 4 heads, d 128, context 128) on
+//                                          the fortune ids and initial weights torch_bench.py
+//                                          gpt_export wrote: train_language_model, AdamW 3e-4,
+//                                          batch 32, BENCH_GPT_STEPS steps (300); tokens/s and
+//                                          the validation loss
 //   neutrino_bench matmul                  fp32 GFLOP/s at 256, 512, 1024, 2048
 //   neutrino_bench xor                     the XOR program: microseconds per training epoch
 //   neutrino_bench overhead                a chain of 1000 tiny ops; allocations per training step
@@ -33,6 +38,10 @@
 #include "neutrino/data/datasets.h"
 #include "neutrino/data/npy.h"
 #include "neutrino/data/preprocess.h"
+#include "neutrino/data/token_shards.h"
+#include "neutrino/nn/gpt.h"
+#include "neutrino/train/language_model.h"
+#include "neutrino/train/lm_trainer.h"
 #include "neutrino/neutrino.h"
 
 using namespace neutrino;
@@ -165,6 +174,35 @@ void lstm_workload(const std::string& dir) {
        scores["accuracy"]);
 }
 
+// The same model, weights and windows as torch_bench.py's gpt_train (TokenWindows's stream is
+// what that script rebuilds), so that the validation losses after the run agree.
+void gpt_workload(const std::string& dir, Precision precision) {
+  const Tensor train_ids = data::read_npy(dir + "/gpt_train.npy");
+  const Tensor val_ids = data::read_npy(dir + "/gpt_val.npy");
+  auto weights = io::load_tensors(dir + "/gpt.safetensors").tensors;
+  const int64_t vocab = weights.at("transformer.wte.weight").size(0);
+  data::write_token_shard(dir + "/gpt_train.shard", train_ids.to_vector<int64_t>(), vocab);
+  data::write_token_shard(dir + "/gpt_val.shard", val_ids.to_vector<int64_t>(), vocab);
+  const data::TokenShard train(dir + "/gpt_train.shard"), val(dir + "/gpt_val.shard");
+  const nn::GPTOptions options{.vocab_size = vocab, .context = 128, .layers = 4, .heads = 4,
+                               .d_model = 128};
+  nn::GPT model(options);
+  model.load_state_dict(train::adapt_imported_state(options, std::move(weights), dir));
+  const char* steps_env = std::getenv("BENCH_GPT_STEPS");
+  const int64_t steps = steps_env != nullptr ? std::max(1, std::atoi(steps_env)) : 300;
+  if (precision == Precision::kBFloat16 && !bf16_supported()) {
+    fmt::print(stderr, "neutrino_bench: bf16 not supported on this CPU, gpt_train_bf16 runs in fp32\n");
+  }
+  const LmTrainResult r = train_language_model(
+      model, train, &val,
+      {.max_steps = steps, .batch_size = 32, .eval_interval = steps, .eval_steps = 20,
+       .learning_rate = 3e-4, .min_lr = 3e-5, .warmup_steps = 30, .weight_decay = 0.1,
+       .beta_1 = 0.9, .beta_2 = 0.95, .grad_clip = 1.0, .mixed_precision = precision,
+       .seed = 1337, .verbose = 0});
+  emit(precision == Precision::kBFloat16 ? "gpt_train_bf16" : "gpt_train", r.tokens_per_second,
+       "tokens/s", r.val_loss);
+}
+
 void matmul_workload() {
   manual_seed(1);
   for (int64_t n : {256, 512, 1024, 2048}) {
@@ -280,6 +318,9 @@ int main(int argc, char** argv) {
       infer_workload(workload.substr(0, 3), argv[2]);
     } else if (workload == "lstm_train" && argc > 2) {
       lstm_workload(argv[2]);
+    } else if (workload == "gpt_train" && argc > 2) {
+      gpt_workload(argv[2], argc > 3 && std::string(argv[3]) == "bf16" ? Precision::kBFloat16
+                                                                        : Precision::kFloat32);
     } else if (workload == "matmul") {
       matmul_workload();
     } else if (workload == "xor") {
@@ -293,8 +334,8 @@ int main(int argc, char** argv) {
     } else {
       fmt::print(stderr,
                  "usage: neutrino_bench mlp_train|cnn_train|mlp_train_bf16|cnn_train_bf16|"
-                 "mlp_infer DIR|cnn_infer DIR|lstm_train DIR|matmul|xor|overhead|attention|"
-                 "attention_memory\n");
+                 "mlp_infer DIR|cnn_infer DIR|lstm_train DIR|gpt_train DIR [bf16]|matmul|xor|overhead|"
+                 "attention|attention_memory\n");
       return 2;
     }
   } catch (const Error& e) {

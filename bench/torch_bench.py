@@ -11,6 +11,10 @@ Prints one JSON object per line on stdout and nothing else (logs go to stderr):
   torch_bench.py xor                      2-3-1 sigmoid network, microseconds per full-batch epoch
   torch_bench.py lstm_export DIR          fortune topics as character ids, and the LSTM's weights
   torch_bench.py lstm_train DIR           one epoch of Embedding(64)-LSTM(128)-Linear on them, batch 64
+  torch_bench.py gpt_export DIR           fortunes as character ids, and a nanoGPT's initial weights
+  torch_bench.py gpt_train DIR            nanoGPT (4 layers, 4 heads, d 128, context 128) on them:
+                                          AdamW 3e-4, batch 32, BENCH_GPT_STEPS steps (default 300),
+                                          the same random windows as neutrino's TokenWindows
 
 DIR may also be given as --out DIR. --system NAME sets the "system" field (default "pytorch"; the
 caller passes "pytorch-tuned" when it set OMP_WAIT_POLICY=PASSIVE and OPENBLAS_CORETYPE).
@@ -364,13 +368,210 @@ def lstm_train_workload(out_dir):
     emit("lstm_train", x.numel() / elapsed, "tokens/s", loss, accuracy)
 
 
+# ---------------------------------------------------------------------------------------------
+# gpt_train: a character-level nanoGPT on fortunes, against neutrino's train_language_model.
+# Both start from the weights gpt_export writes (nanoGPT's init: N(0, 0.02), residual
+# projections N(0, 0.02 / sqrt(2 L)), zero biases) and draw the same windows: TokenWindows's
+# stream (data/token_shards.cpp) is rebuilt below.
+
+GPT_LAYERS, GPT_HEADS, GPT_D, GPT_CONTEXT, GPT_BATCH = 4, 4, 128, 128, 32
+GPT_SEED, GPT_EVAL_STEPS = 1337, 20
+GPT_VAL_SEED_OFFSET = 0x9e3779b97f4a7c15  # lm_trainer.cpp's kValidationSeedOffset
+MASK64 = (1 << 64) - 1
+
+
+class Xoshiro:
+    """core/random.cpp's Generator: xoshiro256** seeded by splitmix64."""
+
+    def __init__(self, seed):
+        self.s = []
+        for _ in range(4):
+            seed = (seed + 0x9e3779b97f4a7c15) & MASK64
+            z = seed
+            z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & MASK64
+            z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & MASK64
+            self.s.append(z ^ (z >> 31))
+
+    def next_u64(self):
+        s = self.s
+        rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & MASK64  # noqa: E731
+        result = (rotl((s[1] * 5) & MASK64, 7) * 9) & MASK64
+        t = (s[1] << 17) & MASK64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def below(self, n):
+        limit = MASK64 - MASK64 % n
+        x = self.next_u64()
+        while x >= limit:
+            x = self.next_u64()
+        return x % n
+
+
+def window_start(seed, window, size, context):
+    """TokenWindows::start_of."""
+    z = (window * 0x9e3779b97f4a7c15 + 0x632be59bd9b4e019) & MASK64
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & MASK64
+    return Xoshiro(seed ^ z ^ (z >> 31)).below(size - context)
+
+
+def windows(tokens, seed, first, count):
+    starts = [window_start(seed, k, len(tokens), GPT_CONTEXT) for k in range(first, first + count)]
+    return torch.from_numpy(np.stack([tokens[s:s + GPT_CONTEXT + 1] for s in starts]))
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_attn = nn.Linear(GPT_D, 3 * GPT_D)
+        self.c_proj = nn.Linear(GPT_D, GPT_D)
+        self.register_buffer("mask", torch.tril(torch.ones(GPT_CONTEXT, GPT_CONTEXT, dtype=torch.bool)),
+                             persistent=False)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.c_attn(x).split(d, dim=2)
+        q, k, v = (z.view(b, t, GPT_HEADS, d // GPT_HEADS).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // GPT_HEADS))  # no SDPA in 1.13
+        att = att.masked_fill(~self.mask[:t, :t], float("-inf")).softmax(dim=-1)
+        return self.c_proj((att @ v).transpose(1, 2).contiguous().view(b, t, d))
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_fc = nn.Linear(GPT_D, 4 * GPT_D)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * GPT_D, GPT_D)
+
+    def forward(self, x):
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(GPT_D)
+        self.attn = CausalSelfAttention()
+        self.ln_2 = nn.LayerNorm(GPT_D)
+        self.mlp = MLP()
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class NanoGPT(nn.Module):
+    def __init__(self, vocab):
+        super().__init__()
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(vocab, GPT_D), wpe=nn.Embedding(GPT_CONTEXT, GPT_D),
+            h=nn.ModuleList([Block() for _ in range(GPT_LAYERS)]), ln_f=nn.LayerNorm(GPT_D)))
+        self.lm_head = nn.Linear(GPT_D, vocab, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # tied, as nanoGPT
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * GPT_LAYERS))
+
+    def forward(self, idx):
+        t = idx.shape[1]
+        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(t))
+        for block in self.transformer.h:
+            x = block(x)
+        return self.lm_head(self.transformer.ln_f(x))
+
+
+def gpt_export_workload(out_dir):
+    """English fortunes (the topic files), records joined by <eos> (3), ids as neutrino's char
+    tokenizer numbers them (4 special ids, then the sorted code points); 90% train, 10% val."""
+    os.makedirs(out_dir, exist_ok=True)
+    records = [r.strip() for topic in TOPICS
+               for r in fortune_records(os.path.join(FORTUNES_DIR, topic)) if r.strip()]
+    vocab = sorted({c for r in records for c in r})
+    index = {c: i + 4 for i, c in enumerate(vocab)}
+    ids = []
+    for i, r in enumerate(records):
+        if i:
+            ids.append(3)
+        ids.extend(index[c] for c in r)
+    ids = np.asarray(ids, dtype=np.int64)
+    cut = len(ids) * 9 // 10
+    np.save(os.path.join(out_dir, "gpt_train.npy"), ids[:cut])
+    np.save(os.path.join(out_dir, "gpt_val.npy"), ids[cut:])
+    torch.manual_seed(GPT_SEED)
+    state = NanoGPT(len(vocab) + 4).state_dict()
+    state.pop("lm_head.weight")  # the same tensor as transformer.wte.weight
+    save_safetensors(state, os.path.join(out_dir, "gpt.safetensors"))
+    log(f"exported {len(ids)} tokens ({len(vocab) + 4} ids) and the GPT to {out_dir}")
+
+
+def gpt_lr(it, steps, warmup, max_lr, min_lr):
+    """nanoGPT's get_lr (train::warmup_cosine_decay)."""
+    if it < warmup:
+        return max_lr * (it + 1) / (warmup + 1)
+    if it >= steps:
+        return min_lr
+    ratio = (it - warmup) / (steps - warmup)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
+
+
+def gpt_train_workload(out_dir):
+    train = np.load(os.path.join(out_dir, "gpt_train.npy"))
+    val = np.load(os.path.join(out_dir, "gpt_val.npy"))
+    weights = load_safetensors(os.path.join(out_dir, "gpt.safetensors"))
+    model = NanoGPT(weights["transformer.wte.weight"].shape[0])
+    weights["lm_head.weight"] = weights["transformer.wte.weight"]
+    model.load_state_dict(weights)
+    steps = int(os.environ.get("BENCH_GPT_STEPS", "300"))
+    # nanoGPT's configure_optimizers: weight decay on the 2-D parameters only.
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=3e-4, betas=(0.9, 0.95), eps=1e-8)
+    batches = [windows(train, GPT_SEED, i * GPT_BATCH, GPT_BATCH) for i in range(steps)]
+    model.train()
+    start = time.perf_counter()
+    for it, w in enumerate(batches):
+        for group in optimizer.param_groups:
+            group["lr"] = gpt_lr(it, steps, 30, 3e-4, 3e-5)
+        logits = model(w[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if (it + 1) % 50 == 0:
+            log(f"gpt_train step {it + 1}: loss {loss.item():.4f}")
+    elapsed = time.perf_counter() - start
+    model.eval()
+    val_windows = windows(val, (GPT_SEED + GPT_VAL_SEED_OFFSET) & MASK64, 0, GPT_EVAL_STEPS * GPT_BATCH)
+    with torch.no_grad():
+        losses = []
+        for i in range(GPT_EVAL_STEPS):
+            w = val_windows[i * GPT_BATCH:(i + 1) * GPT_BATCH]
+            logits = model(w[:, :-1])
+            losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1)).item())
+    emit("gpt_train", steps * GPT_BATCH * GPT_CONTEXT / elapsed, "tokens/s", sum(losses) / len(losses))
+
+
 def main():
     global SYSTEM
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workload", choices=["mlp_train", "cnn_train", "export", "mlp_infer",
                                              "cnn_infer", "matmul", "xor", "lstm_export",
-                                             "lstm_train"])
+                                             "lstm_train", "gpt_export", "gpt_train"])
     parser.add_argument("dir", nargs="?", help="model directory (export, *_infer)")
     parser.add_argument("--out", help="model directory (same as the positional DIR)")
     parser.add_argument("--system", default="pytorch", help='"system" field (default pytorch)')
@@ -378,10 +579,15 @@ def main():
     SYSTEM = args.system
     out_dir = args.out or args.dir
     torch.set_num_threads(2)
-    if args.workload in ("export", "mlp_infer", "cnn_infer", "lstm_export", "lstm_train") \
+    if args.workload in ("export", "mlp_infer", "cnn_infer", "lstm_export", "lstm_train",
+                         "gpt_export", "gpt_train") \
             and not out_dir:
         parser.error(f"{args.workload} needs DIR (or --out DIR)")
-    if args.workload == "lstm_export":
+    if args.workload == "gpt_export":
+        gpt_export_workload(out_dir)
+    elif args.workload == "gpt_train":
+        gpt_train_workload(out_dir)
+    elif args.workload == "lstm_export":
         lstm_export_workload(out_dir)
     elif args.workload == "lstm_train":
         lstm_train_workload(out_dir)
