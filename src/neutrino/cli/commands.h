@@ -32,7 +32,7 @@ int run_train(const TrainArgs& args);
 // Fits the tokenizer (or takes init_from's), encodes the text into token shards, trains the GPT
 // (train/lm_trainer.h) and saves it with its tokenizer, config and history; --json prints one
 // object (train_loss, val_loss, perplexity, tokens_per_second, mfu, steps, history).
-// Implemented in lm_command.cpp.
+// Implemented in lm_train_command.cpp.
 int run_train_language_model(const TrainArgs& args);
 
 struct EvalArgs {
