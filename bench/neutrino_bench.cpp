@@ -14,6 +14,9 @@
 //                                          gpt_export wrote: train_language_model, AdamW 3e-4,
 //                                          batch 32, BENCH_GPT_STEPS steps (300); tokens/s and
 //                                          the validation loss
+//   neutrino_bench gpt_generate DIR        greedy decoding on gpt_export's model (8-token prompts,
+//                                          120 new tokens, batch 1 and 8): tokens/s with the KV
+//                                          cache and without it
 //   neutrino_bench matmul                  fp32 GFLOP/s at 256, 512, 1024, 2048
 //   neutrino_bench xor                     the XOR program: microseconds per training epoch
 //   neutrino_bench overhead                a chain of 1000 tiny ops; allocations per training step
@@ -203,6 +206,38 @@ void gpt_workload(const std::string& dir, Precision precision) {
        "tokens/s", r.val_loss);
 }
 
+// Greedy decoding with the KV cache (and, for the speed-up, without it) on gpt_export's model:
+// the same 8-token prompts from the validation ids and 120 new tokens as torch_bench.py's
+// gpt_generate, at batch 1 and 8.
+void gpt_generate_workload(const std::string& dir) {
+  const std::vector<int64_t> val = data::read_npy(dir + "/gpt_val.npy").to_vector<int64_t>();
+  auto weights = io::load_tensors(dir + "/gpt.safetensors").tensors;
+  const nn::GPTOptions options{.vocab_size = weights.at("transformer.wte.weight").size(0),
+                               .context = 128, .layers = 4, .heads = 4, .d_model = 128};
+  nn::GPT model(options);
+  model.load_state_dict(train::adapt_imported_state(options, std::move(weights), dir));
+  model.eval();
+  constexpr int64_t kPrompt = 8, kNew = 120;
+  for (int64_t batch : {1, 8}) {
+    std::vector<std::vector<int64_t>> prompts;
+    for (int64_t b = 0; b < batch; ++b) {
+      prompts.emplace_back(val.begin() + b * kPrompt, val.begin() + (b + 1) * kPrompt);
+    }
+    for (bool cache : {true, false}) {
+      const nn::GenerateOptions o{.max_tokens = kNew, .temperature = 0, .use_cache = cache};
+      nn::generate(model, prompts, o);  // warm-up
+      std::vector<double> rates;
+      for (int run = 0; run < (cache ? 5 : 1); ++run) {
+        const nn::GenerateResult r = nn::generate(model, prompts, o);
+        rates.push_back(static_cast<double>(batch * kNew) / r.seconds);
+      }
+      std::sort(rates.begin(), rates.end());
+      emit(fmt::format("gpt_generate_b{}{}", batch, cache ? "" : "_nocache"), rates[rates.size() / 2],
+           "tokens/s");
+    }
+  }
+}
+
 void matmul_workload() {
   manual_seed(1);
   for (int64_t n : {256, 512, 1024, 2048}) {
@@ -318,6 +353,8 @@ int main(int argc, char** argv) {
       infer_workload(workload.substr(0, 3), argv[2]);
     } else if (workload == "lstm_train" && argc > 2) {
       lstm_workload(argv[2]);
+    } else if (workload == "gpt_generate" && argc > 2) {
+      gpt_generate_workload(argv[2]);
     } else if (workload == "gpt_train" && argc > 2) {
       gpt_workload(argv[2], argc > 3 && std::string(argv[3]) == "bf16" ? Precision::kBFloat16
                                                                         : Precision::kFloat32);
@@ -334,7 +371,7 @@ int main(int argc, char** argv) {
     } else {
       fmt::print(stderr,
                  "usage: neutrino_bench mlp_train|cnn_train|mlp_train_bf16|cnn_train_bf16|"
-                 "mlp_infer DIR|cnn_infer DIR|lstm_train DIR|gpt_train DIR [bf16]|matmul|xor|overhead|"
+                 "mlp_infer DIR|cnn_infer DIR|lstm_train DIR|gpt_train DIR [bf16]|gpt_generate DIR|matmul|xor|overhead|"
                  "attention|attention_memory\n");
       return 2;
     }

@@ -12,6 +12,8 @@ Prints one JSON object per line on stdout and nothing else (logs go to stderr):
   torch_bench.py lstm_export DIR          fortune topics as character ids, and the LSTM's weights
   torch_bench.py lstm_train DIR           one epoch of Embedding(64)-LSTM(128)-Linear on them, batch 64
   torch_bench.py gpt_export DIR           fortunes as character ids, and a nanoGPT's initial weights
+  torch_bench.py gpt_generate DIR         greedy decoding with a KV cache on gpt_export's model: 8-token
+                                          prompts, 120 new tokens, batch 1 and 8; tokens/s
   torch_bench.py gpt_train DIR            nanoGPT (4 layers, 4 heads, d 128, context 128) on them:
                                           AdamW 3e-4, batch 32, BENCH_GPT_STEPS steps (default 300),
                                           the same random windows as neutrino's TokenWindows
@@ -565,13 +567,68 @@ def gpt_train_workload(out_dir):
     emit("gpt_train", steps * GPT_BATCH * GPT_CONTEXT / elapsed, "tokens/s", sum(losses) / len(losses))
 
 
+# gpt_generate: greedy decoding with a KV cache (the loop HF-style code writes: each layer's keys
+# and values concatenated step by step), 8-token prompts from the validation ids, 120 new tokens,
+# batch 1 and 8; the same model and prompts as neutrino_bench gpt_generate.
+GEN_PROMPT, GEN_NEW = 8, 120
+
+
+def cached_step(model, idx, start, cache):
+    t = idx.shape[1]
+    x = model.transformer.wte(idx) + model.transformer.wpe(torch.arange(start, start + t))
+    for i, block in enumerate(model.transformer.h):
+        a = block.attn
+        b, _, d = x.shape
+        q, k, v = a.c_attn(block.ln_1(x)).split(d, dim=2)
+        q, k, v = (z.view(b, t, GPT_HEADS, d // GPT_HEADS).transpose(1, 2) for z in (q, k, v))
+        if cache[i] is not None:
+            k, v = torch.cat([cache[i][0], k], dim=2), torch.cat([cache[i][1], v], dim=2)
+        cache[i] = (k, v)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // GPT_HEADS))
+        if t > 1:
+            att = att.masked_fill(~a.mask[start:start + t, :start + t], float("-inf"))
+        y = (att.softmax(dim=-1) @ v).transpose(1, 2).contiguous().view(b, t, d)
+        x = x + a.c_proj(y)
+        x = x + block.mlp(block.ln_2(x))
+    return model.lm_head(model.transformer.ln_f(x[:, -1:, :]))
+
+
+def gpt_generate_workload(out_dir):
+    val = np.load(os.path.join(out_dir, "gpt_val.npy"))
+    weights = load_safetensors(os.path.join(out_dir, "gpt.safetensors"))
+    vocab = weights["transformer.wte.weight"].shape[0]
+    model = NanoGPT(vocab)
+    weights["lm_head.weight"] = weights["transformer.wte.weight"]
+    model.load_state_dict(weights)
+    model.eval()
+    for batch in (1, 8):
+        prompts = torch.from_numpy(np.stack([val[i * GEN_PROMPT:(i + 1) * GEN_PROMPT]
+                                             for i in range(batch)]))
+
+        def run():
+            with torch.no_grad():
+                cache = [None] * GPT_LAYERS
+                logits = cached_step(model, prompts, 0, cache)
+                out = []
+                for step in range(GEN_NEW):
+                    nxt = logits[:, -1, :].argmax(dim=-1, keepdim=True)
+                    out.append(nxt)
+                    if step + 1 < GEN_NEW:
+                        logits = cached_step(model, nxt, GEN_PROMPT + step, cache)
+                return torch.cat(out, dim=1)
+
+        seconds = time_call(run, min_calls=3, min_seconds=2.0, warmup=1)
+        emit(f"gpt_generate_b{batch}", batch * GEN_NEW / seconds, "tokens/s")
+
+
 def main():
     global SYSTEM
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workload", choices=["mlp_train", "cnn_train", "export", "mlp_infer",
                                              "cnn_infer", "matmul", "xor", "lstm_export",
-                                             "lstm_train", "gpt_export", "gpt_train"])
+                                             "lstm_train", "gpt_export", "gpt_train",
+                                             "gpt_generate"])
     parser.add_argument("dir", nargs="?", help="model directory (export, *_infer)")
     parser.add_argument("--out", help="model directory (same as the positional DIR)")
     parser.add_argument("--system", default="pytorch", help='"system" field (default pytorch)')
@@ -580,13 +637,15 @@ def main():
     out_dir = args.out or args.dir
     torch.set_num_threads(2)
     if args.workload in ("export", "mlp_infer", "cnn_infer", "lstm_export", "lstm_train",
-                         "gpt_export", "gpt_train") \
+                         "gpt_export", "gpt_train", "gpt_generate") \
             and not out_dir:
         parser.error(f"{args.workload} needs DIR (or --out DIR)")
     if args.workload == "gpt_export":
         gpt_export_workload(out_dir)
     elif args.workload == "gpt_train":
         gpt_train_workload(out_dir)
+    elif args.workload == "gpt_generate":
+        gpt_generate_workload(out_dir)
     elif args.workload == "lstm_export":
         lstm_export_workload(out_dir)
     elif args.workload == "lstm_train":
