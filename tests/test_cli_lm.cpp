@@ -63,6 +63,26 @@ TEST_F(CliLanguageModel, ImportedWeightsEqualTheOriginal) {
   EXPECT_EQ(loaded.model->options().vocab_size, tokenizer_->vocab_size());
 }
 
+// PyTorch checkpoints are often bfloat16: they import as float32 holding the same values.
+TEST_F(CliLanguageModel, Bfloat16WeightsImportAsFloat32) {
+  std::map<std::string, Tensor> state;
+  for (const auto& [name, t] : gpt_->state_dict()) {
+    Tensor b = Tensor::empty(static_cast<const Tensor&>(t).shape(), DType::kBFloat16);
+    b.copy_(t);
+    state.emplace(name, b);
+  }
+  io::save_tensors(path("weights.safetensors"), state);
+  const auto loaded = train::load_language_model(import_model());
+  for (const auto& [name, t] : loaded.model->state_dict()) {
+    const Tensor& w = t;
+    EXPECT_EQ(w.dtype(), DType::kFloat32) << name;
+    Tensor expected = Tensor::empty(w.shape(), DType::kFloat32);
+    expected.copy_(state.at(name));
+    EXPECT_EQ(testing::max_rel_diff(w, expected), 0.0) << name;
+    EXPECT_LT(testing::max_rel_diff(w, gpt_->state_dict().at(name)), 1e-2) << name;
+  }
+}
+
 TEST_F(CliLanguageModel, ImportListsEveryMissingAndUnexpectedName) {
   auto file = io::load_tensors(path("weights.safetensors"));
   std::map<std::string, Tensor> state = file.tensors;
