@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -349,14 +350,24 @@ std::string history_json(const std::vector<LmEvalPoint>& history) {
 // at the clock /proc/cpuinfo reports (2.5 GHz when it reports none). Zen 4 runs AVX-512 on
 // 256-bit pipes, so there the true peak is half this and MFU reads low by 2x; SMT siblings
 // counted as cores overstate the peak the same way.
+// FP32 FLOPs per cycle per core: two FMA pipes of 16 lanes on Intel's AVX-512 cores; AMD's Zen 4
+// runs AVX-512 on two 256-bit pipes (8 lanes each), as AVX2-only cores do.
+static std::pair<double, const char*> flops_per_cycle() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && !__builtin_cpu_is("amd")) {
+    return {2 * 16 * 2, "2 AVX-512 FMA pipes"};
+  }
+  return {2 * 8 * 2, "2 256-bit FMA pipes"};
+}
+
 PeakFlops cpu_peak_flops() {
-  constexpr double kFlopsPerCycle = 2 * 16 * 2;
+  const auto [per_cycle, pipes] = flops_per_cycle();
   const double measured = cpu_ghz();
   const double ghz = measured > 0 ? measured : 2.5;
   const int cores = std::max(1, kernels::follow_load());
-  return {.flops_per_second = cores * ghz * 1e9 * kFlopsPerCycle,
-          .assumption = fmt::format("{} cores x {:.2f} GHz x {} FLOPs/cycle (2 AVX-512 FMA pipes)",
-                                    cores, ghz, kFlopsPerCycle)};
+  return {.flops_per_second = cores * ghz * 1e9 * per_cycle,
+          .assumption = fmt::format("{} cores x {:.2f} GHz x {} FLOPs/cycle ({})", cores, ghz,
+                                    per_cycle, pipes)};
 }
 
 LmTrainResult train_language_model(nn::Module& model, const LanguageModelSpec& spec,
