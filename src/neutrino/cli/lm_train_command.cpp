@@ -68,18 +68,6 @@ std::unique_ptr<data::Tokenizer> train_tokenizer(const LmTokenizerSpec& spec,
   return data::train_sentencepiece(texts, options);
 }
 
-// The records' tokens with <eos> between consecutive records (as `neutrino tokenize` writes).
-std::vector<int64_t> encode_records(const data::Tokenizer& tokenizer,
-                                    const std::vector<std::string>& records) {
-  std::vector<int64_t> tokens;
-  for (size_t i = 0; i < records.size(); ++i) {
-    if (i > 0) tokens.push_back(data::Tokenizer::kEos);
-    const std::vector<int64_t> ids = tokenizer.encode(records[i]);
-    tokens.insert(tokens.end(), ids.begin(), ids.end());
-  }
-  return tokens;
-}
-
 std::vector<std::string> texts_of(const std::string& spec, const std::string& what) {
   data::Dataset d = data::load_dataset_config(spec, what);
   NEUTRINO_CHECK_VALUE(!d.texts.empty(), "{}: a language model trains on text, but this data "
@@ -165,13 +153,14 @@ int run_train_language_model(const TrainArgs& args) {
   const data::Tokenizer& tokenizer = *start.tokenizer;
   const int64_t context = ex.train.context > 0 ? ex.train.context : start.model->options().context;
   TempDir shards;
-  write_shard(shards.file("train.shard"), encode_records(tokenizer, train_texts),
+  write_shard(shards.file("train.shard"), data::encode_records(tokenizer, train_texts),
               tokenizer.vocab_size(), context, args.config + ": data.train");
   const data::TokenShard train_shard(shards.file("train.shard"));
   std::unique_ptr<data::TokenShard> val_shard;
   if (!ex.validation_data.empty()) {
     const std::string what = args.config + ": data.validation";
-    write_shard(shards.file("val.shard"), encode_records(tokenizer, texts_of(ex.validation_data, what)),
+    write_shard(shards.file("val.shard"),
+                data::encode_records(tokenizer, texts_of(ex.validation_data, what)),
                 tokenizer.vocab_size(), context, what);
     val_shard = std::make_unique<data::TokenShard>(shards.file("val.shard"));
   }

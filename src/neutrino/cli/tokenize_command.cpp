@@ -68,17 +68,6 @@ std::unique_ptr<data::Tokenizer> train(const Corpus& corpus, const TokenizeArgs&
   return data::train_sentencepiece(corpus.records, options);
 }
 
-// The records' tokens with <eos> between consecutive records.
-std::vector<int64_t> encode_corpus(const data::Tokenizer& tokenizer, const Corpus& corpus) {
-  std::vector<int64_t> tokens;
-  for (size_t i = 0; i < corpus.records.size(); ++i) {
-    if (i > 0) tokens.push_back(data::Tokenizer::kEos);
-    const std::vector<int64_t> ids = tokenizer.encode(corpus.records[i]);
-    tokens.insert(tokens.end(), ids.begin(), ids.end());
-  }
-  return tokens;
-}
-
 }  // namespace
 
 int run_tokenize(const TokenizeArgs& args) {
@@ -90,7 +79,7 @@ int run_tokenize(const TokenizeArgs& args) {
   const std::unique_ptr<data::Tokenizer> tokenizer = train(corpus, args);
   const std::string bytes = tokenizer->serialize();
   io::write_file_atomically(args.output, std::vector<uint8_t>(bytes.begin(), bytes.end()));
-  const std::vector<int64_t> tokens = encode_corpus(*tokenizer, corpus);
+  const std::vector<int64_t> tokens = data::encode_records(*tokenizer, corpus.records);
   if (!args.shards.empty()) data::write_token_shard(args.shards, tokens, tokenizer->vocab_size());
 
   fmt::print("kind: {}\nvocab size: {}\nrecords: {}\ntokens: {}\n", tokenizer->kind(),

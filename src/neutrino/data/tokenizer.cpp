@@ -192,6 +192,16 @@ std::unique_ptr<Tokenizer> train_char_tokenizer(const std::vector<std::string>& 
   return std::make_unique<CharTokenizer>(most_frequent(counts, keep));
 }
 
+std::vector<int64_t> encode_records(const Tokenizer& tokenizer, const std::vector<std::string>& records) {
+  std::vector<int64_t> tokens;
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (i > 0) tokens.push_back(Tokenizer::kEos);
+    const std::vector<int64_t> ids = tokenizer.encode(records[i]);
+    tokens.insert(tokens.end(), ids.begin(), ids.end());
+  }
+  return tokens;
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(std::string_view bytes, const std::string& what) {
   ByteReader in(bytes, what);
   const std::string_view magic = in.take(sizeof(kMagic), "magic");

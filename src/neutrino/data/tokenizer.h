@@ -85,6 +85,10 @@ std::unique_ptr<Tokenizer> train_sentencepiece(const std::vector<std::string>& t
 void check_sentencepiece_record(std::string_view text, const SentencePieceOptions& options,
                                 const std::string& what);
 
+// The records' tokens with <eos> between consecutive records: the stream a token shard holds
+// (`neutrino tokenize`, language-model training).
+std::vector<int64_t> encode_records(const Tokenizer& tokenizer, const std::vector<std::string>& records);
+
 // Parses serialize()'s bytes. `what` names the source in errors ("model.safetensors: tokenizer").
 std::unique_ptr<Tokenizer> load_tokenizer(std::string_view bytes, const std::string& what);
 
