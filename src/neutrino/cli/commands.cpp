@@ -20,6 +20,7 @@
 #include "neutrino/data/tokenizer.h"
 #include "neutrino/io/config_reader.h"
 #include "neutrino/io/file_io.h"
+#include "neutrino/nn/gpt_backbone.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/train/language_model.h"
 #include "neutrino/train/model_file.h"
@@ -94,6 +95,13 @@ void check_vocabulary_fits(const train::Model& model, const data::Pipeline& pre,
   if (pre.tokenizer() == nullptr) return;
   const int64_t vocab = pre.tokenizer()->vocab_size();
   for (const nn::LayerPtr& layer : model.layers()) {
+    if (const auto* g = dynamic_cast<const nn::GPTBackbone*>(layer.get())) {
+      NEUTRINO_CHECK_VALUE(g->gpt_options().vocab_size >= vocab, "{}: GPTBackbone '{}' has a "
+                           "vocabulary of {}, but the tokenizer has {} ids (tokenize: from_model "
+                           "reuses the language model's tokenizer)", what, g->name(),
+                           g->gpt_options().vocab_size, vocab);
+      return;
+    }
     const auto* e = dynamic_cast<const nn::Embedding*>(layer.get());
     if (e == nullptr) continue;
     NEUTRINO_CHECK_VALUE(e->input_dim() >= vocab, "{}: Embedding '{}' has input_dim {}, but the "

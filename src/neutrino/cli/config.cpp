@@ -206,6 +206,19 @@ void resolve_paths(nlohmann::json& spec, const std::filesystem::path& base) {
   }
 }
 
+// The same for every `from_model` path (a GPTBackbone layer's, a tokenize step's), at any depth.
+void resolve_model_paths(nlohmann::json& value, const std::filesystem::path& base, int depth = 0) {
+  if (depth > 64 || !(value.is_object() || value.is_array())) return;
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    if (value.is_object() && it.key() == "from_model" && it->is_string()) {
+      const std::filesystem::path p = it->get<std::string>();
+      if (p.is_relative() && std::filesystem::exists(base / p)) *it = (base / p).string();
+    } else {
+      resolve_model_paths(*it, base, depth + 1);
+    }
+  }
+}
+
 std::string data_spec(io::ConfigReader& r, const std::string& key, const std::filesystem::path& base) {
   if (!r.has(key)) return "";
   nlohmann::json spec = r.get_raw(key);
@@ -334,13 +347,16 @@ Experiment load_experiment(const std::string& yaml_path) {
     NEUTRINO_CHECK_VALUE(ex.validation_split >= 0 && ex.validation_split < 1,
                          "data.validation_split: must be in [0, 1), got {}", ex.validation_split);
     if (data.has("preprocess")) {
-      ex.preprocess = data::Pipeline::from_config(data.get_raw("preprocess").dump(), "data.preprocess");
+      json preprocess = data.get_raw("preprocess");
+      resolve_model_paths(preprocess, base);
+      ex.preprocess = data::Pipeline::from_config(preprocess.dump(), "data.preprocess");
     }
     data.finish();
 
     NEUTRINO_CHECK_VALUE(top.has("model"), "model: missing required section");
     json model = top.get_raw("model");
     NEUTRINO_CHECK_VALUE(model.is_object(), "model: expected a map with layers");
+    resolve_model_paths(model, base);
     if (model.contains("input_shape")) {
       json& shape = model["input_shape"];
       NEUTRINO_CHECK_VALUE(shape.is_array(), "model.input_shape: expected a list of integers");

@@ -25,15 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-std::unique_ptr<data::Tokenizer> tokenizer_of(const io::ModelInfo& info, const std::string& path) {
-  const auto it = info.extra.find("tokenizer");
-  NEUTRINO_CHECK_VALUE(it != info.extra.end(),
-                       "{}: the model file holds no tokenizer (import it with --tokenizer)", path);
-  // The tokenizer's bytes as base64 (as the LM train command stores them).
-  return data::load_tokenizer(io::base64_decode(it->second, path + ": tokenizer"),
-                              path + ": tokenizer");
-}
-
 // A prompt's ids; a char model refuses characters it has never seen instead of guessing <unk>.
 std::vector<int64_t> encode_prompt(const data::Tokenizer& tok, const std::string& prompt) {
   std::vector<int64_t> ids = tok.encode(prompt);
@@ -77,7 +68,7 @@ size_t printable_prefix(const std::string& text, bool stopped, const std::vector
 
 int run_generate(const GenerateArgs& args) {
   auto [model, info] = train::load_language_model(args.model);
-  const auto tok = tokenizer_of(info, args.model);
+  const auto tok = data::tokenizer_of_model_info(info.extra, args.model);
   NEUTRINO_CHECK_VALUE(!args.prompts.empty(), "--prompt: at least one prompt is needed");
   for (const auto& s : args.stop) NEUTRINO_CHECK_VALUE(!s.empty(), "--stop: an empty stop text");
   std::vector<std::vector<int64_t>> prompts;

@@ -47,14 +47,6 @@ class TempDir {
   fs::path path_;
 };
 
-std::unique_ptr<data::Tokenizer> tokenizer_from_info(const io::ModelInfo& info,
-                                                     const std::string& path) {
-  auto it = info.extra.find("tokenizer");
-  NEUTRINO_CHECK_IO(it != info.extra.end(), "{}: holds no tokenizer (info.extra.tokenizer)", path);
-  const std::string what = path + ": tokenizer";
-  return data::load_tokenizer(io::base64_decode(it->second, what), what);
-}
-
 std::unique_ptr<data::Tokenizer> train_tokenizer(const LmTokenizerSpec& spec,
                                                  const std::vector<std::string>& texts) {
   if (spec.kind == "char") {
@@ -108,12 +100,12 @@ Start start_model(const LmExperiment& ex, const std::string& resume,
   if (!ex.init_from.empty()) {
     train::LoadedLanguageModel loaded = train::load_language_model(ex.init_from);
     s.model = loaded.model;
-    s.tokenizer = tokenizer_from_info(loaded.info, ex.init_from);
+    s.tokenizer = data::tokenizer_of_model_info(loaded.info.extra, ex.init_from);
     return s;
   }
   // A resumed run keeps the tokenizer it started with, whatever retraining would give.
   s.tokenizer = !resume.empty()
-                    ? tokenizer_from_info(io::read_model_file(resume, io::ModelFileKind::kCheckpoint).info, resume)
+                    ? data::tokenizer_of_model_info(io::read_model_file(resume, io::ModelFileKind::kCheckpoint).info.extra, resume)
                     : train_tokenizer(*ex.tokenizer, train_texts);
   nn::GPTOptions options = *ex.model;
   options.vocab_size = s.tokenizer->vocab_size();

@@ -74,8 +74,11 @@ const Tokenizer* Pipeline::tokenizer() const {
 void Pipeline::fit_text(const std::vector<std::string>& texts) {
   for (Step& step : steps_) {
     if (step.kind != "tokenize") continue;
-    const TokenizeOptions& o = step.tokenize;
-    if (o.kind == "char") {
+    TokenizeOptions& o = step.tokenize;
+    if (!o.from_model.empty()) {
+      step.tokenizer = tokenizer_of_model_file(o.from_model);
+      o.kind = step.tokenizer->kind();
+    } else if (o.kind == "char") {
       step.tokenizer = train_char_tokenizer(texts);
     } else {
       // One thread: unigram training sums over threads, and a model file must not depend on the
@@ -148,6 +151,10 @@ Pipeline Pipeline::from_config(const std::string& json_text, const std::string& 
       o.max_length = r.get_int("max_length", o.max_length);
       o.vocab_size = r.get_int("vocab_size", o.vocab_size);
       o.truncate = r.get_bool("truncate", o.truncate);
+      o.from_model = r.get_string("from_model", o.from_model);
+      NEUTRINO_CHECK_VALUE(o.from_model.empty() || (!r.has("kind") && !r.has("vocab_size")),
+                           "{}: from_model takes the model's tokenizer; kind and vocab_size "
+                           "cannot be set beside it", r.path());
       r.finish();
       try {
         p.tokenize(o);

@@ -6,6 +6,7 @@
 // max_length) is trained on the training texts and turns texts into int64 ids
 // (N, max_length), truncated at the end and padded with 0 (Embedding(mask_zero) masks the
 // padding); the trained tokenizer is saved with the rest, so a model file needs nothing else.
+// With from_model: PATH the tokenizer of that model file (a language model's) is reused.
 //
 //   data::Pipeline pre = data::Pipeline().rescale(1.0 / 255).standardize();
 //   pre.fit(x_train);                                   // standardize's statistics
@@ -33,6 +34,9 @@ struct TokenizeOptions {
   int64_t max_length = 128;   // ids per text: longer texts are cut, shorter ones padded with 0
   int64_t vocab_size = 8000;  // bpe and unigram
   bool truncate = true;       // false: a text longer than max_length is an error, not cut
+  // A model file whose tokenizer is used as it is instead of training one (fine-tuning a
+  // pre-trained language model keeps its vocabulary); kind and vocab_size then come from it.
+  std::string from_model = "";
 };
 
 class Pipeline {

@@ -8,6 +8,8 @@
 #include "neutrino/core/error.h"
 #include "neutrino/data/tokenizer_format.h"
 #include "neutrino/data/utf8.h"
+#include "neutrino/io/base64.h"
+#include "neutrino/io/model_file.h"
 
 namespace neutrino::data {
 
@@ -231,6 +233,19 @@ std::unique_ptr<Tokenizer> load_tokenizer(std::string_view bytes, const std::str
       std::all_of(kind.begin(), kind.end(), [](char c) { return c >= ' ' && c <= '~'; });
   throw ValueError(fmt::format("{}: unknown tokenizer kind '{}' (known: char, bpe, unigram)", what,
                                printable ? kind : "(not text)"));
+}
+
+std::unique_ptr<Tokenizer> tokenizer_of_model_info(const std::map<std::string, std::string>& extra,
+                                                   const std::string& path) {
+  const auto it = extra.find("tokenizer");
+  NEUTRINO_CHECK_VALUE(it != extra.end(),
+                       "{}: the model file holds no tokenizer (import it with --tokenizer)", path);
+  return load_tokenizer(io::base64_decode(it->second, path + ": tokenizer"), path + ": tokenizer");
+}
+
+std::unique_ptr<Tokenizer> tokenizer_of_model_file(const std::string& path) {
+  return tokenizer_of_model_info(io::read_model_file(path, io::ModelFileKind::kModel).info.extra,
+                                 path);
 }
 
 }  // namespace neutrino::data

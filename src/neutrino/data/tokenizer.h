@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -91,6 +92,14 @@ std::vector<int64_t> encode_records(const Tokenizer& tokenizer, const std::vecto
 
 // Parses serialize()'s bytes. `what` names the source in errors ("model.safetensors: tokenizer").
 std::unique_ptr<Tokenizer> load_tokenizer(std::string_view bytes, const std::string& what);
+
+// The tokenizer a language-model file carries (info.extra["tokenizer"], base64 of serialize()'s
+// bytes, as `neutrino train` and `import-weights --tokenizer` store it). ValueError naming `path`
+// when the file holds none.
+std::unique_ptr<Tokenizer> tokenizer_of_model_info(const std::map<std::string, std::string>& extra,
+                                                   const std::string& path);
+// The same, reading the model file at `path` (any model kind).
+std::unique_ptr<Tokenizer> tokenizer_of_model_file(const std::string& path);
 
 // The raw SentencePiece ModelProto of a "bpe" or "unigram" tokenizer: the bytes of a `.model`
 // file that spm_encode and the sentencepiece Python module read. ValueError for other kinds.

@@ -100,6 +100,24 @@ GPTOptions gpt_options_from_json(const std::string& text, const std::string& pat
   return o;
 }
 
+std::string gpt_architecture_json(const GPTOptions& options) {
+  json j = {{"class_name", "GPT"}, {"config", json::parse(gpt_options_to_json(options))}};
+  return j.dump();
+}
+
+std::optional<GPTOptions> gpt_options_of_architecture(const std::string& text,
+                                                      const std::string& path) {
+  const json j = io::parse_json(text, path + ": architecture");
+  if (!j.is_object() || j.value("class_name", std::string()) != "GPT") return std::nullopt;
+  NEUTRINO_CHECK_IO(j.contains("config") && j["config"].is_object(),
+                    "{}: architecture.config: expected a map of GPT options", path);
+  try {
+    return gpt_options_from_json(j["config"].dump(), path + ": architecture.config");
+  } catch (const ValueError& e) {
+    throw IOError(e.what());
+  }
+}
+
 // One pre-LN block: x + attn(norm1(x)), then + mlp(norm2(x)). Its tensors are named as
 // nanoGPT's Block (ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj).
 struct GPT::Block : Module {

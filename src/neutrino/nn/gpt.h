@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,11 @@ void check_gpt_options(const GPTOptions& options);
 // naming `path` and the field.
 std::string gpt_options_to_json(const GPTOptions& options);
 GPTOptions gpt_options_from_json(const std::string& text, const std::string& path);
+// A GPT model file's architecture ({"class_name": "GPT", "config": {options}}) and back; nullopt
+// for an architecture of another class, an IOError naming `path` for a GPT one that is broken.
+std::string gpt_architecture_json(const GPTOptions& options);
+std::optional<GPTOptions> gpt_options_of_architecture(const std::string& text,
+                                                      const std::string& path);
 
 // The keys and values of every layer, kept between decoding steps. Each layer's k and v are
 // (capacity, B, H, head_dim), so one step's rows are one contiguous block; `length` positions

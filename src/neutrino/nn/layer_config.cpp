@@ -2,6 +2,7 @@
 
 #include "neutrino/io/config_reader.h"
 #include "neutrino/io/option_fields.h"
+#include "neutrino/nn/gpt_backbone.h"
 #include "neutrino/nn/merge.h"
 #include "neutrino/nn/sequence_config.h"
 
@@ -144,7 +145,7 @@ std::string layer_to_config(const Layer& layer) {
   } else if (const auto* k = as<Concatenate>(layer)) {
     io::write_fields(k->options(), c);
   } else if (!as<Flatten>(layer) && !as<MergeLayer>(layer) && !as<GlobalAveragePooling2D>(layer) &&
-             !sequence_layer_to_config(layer, c)) {
+             !sequence_layer_to_config(layer, c) && !gpt_backbone_to_config(layer, c)) {
     throw ValueError(fmt::format("layer '{}' of type {} cannot be saved as a config", layer.name(),
                                  layer.type_name()));
   }
@@ -229,13 +230,15 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
       ConcatenateOptions o{.input_shape = input_shape, .name = name};
       io::read_fields(r, o);
       layer = std::make_shared<Concatenate>(o);
+    } else if (type == "GPTBackbone") {
+      layer = gpt_backbone_from_config(r, input_shape, name);
     } else if (!(layer = sequence_layer_from_config(type, r, input_shape, name))) {
       throw ValueError(fmt::format(
           "{}: unknown layer '{}' (known: Dense, Activation, ReLU, Dropout, Flatten, Conv2D, "
           "MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, "
           "ZeroPadding2D, BatchNormalization, LayerNormalization, Embedding, Add, Subtract, "
           "Multiply, Average, Concatenate, SimpleRNN, LSTM, GRU, Bidirectional, Conv1D, "
-          "MaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D)",
+          "MaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, GPTBackbone)",
           path, type));
     }
   } catch (const ValueError& e) {
@@ -263,6 +266,8 @@ std::string describe_layer_options() {
   out += "  Add, Subtract, Multiply, Average\n";
   out += io::describe_line<ConcatenateOptions>("Concatenate");
   out += describe_sequence_layer_options();
+  out += "  GPTBackbone(GPT: {GPT options} or from_model: PATH): pooling=\"last\" (or \"mean\"), "
+         "pretrained=true\n";
   return out;
 }
 

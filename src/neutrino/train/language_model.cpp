@@ -12,19 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-// The GPT options of an architecture, or nullopt when it is another kind of model.
-std::optional<nn::GPTOptions> gpt_architecture(const std::string& text, const std::string& path) {
-  const json j = io::parse_json(text, path + ": architecture");
-  if (!j.is_object() || j.value("class_name", std::string()) != "GPT") return std::nullopt;
-  NEUTRINO_CHECK_IO(j.contains("config") && j["config"].is_object(),
-                    "{}: architecture.config: expected a map of GPT options", path);
-  try {
-    return nn::gpt_options_from_json(j["config"].dump(), path + ": architecture.config");
-  } catch (const ValueError& e) {
-    throw IOError(e.what());
-  }
-}
-
 bool same_values(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
   const auto x = a.to_vector<double>(), y = b.to_vector<double>();
@@ -34,13 +21,12 @@ bool same_values(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 std::string language_model_architecture(const nn::GPTOptions& options) {
-  json j = {{"class_name", "GPT"}, {"config", json::parse(nn::gpt_options_to_json(options))}};
-  return j.dump();
+  return nn::gpt_architecture_json(options);
 }
 
 bool is_language_model_file(const std::string& path) {
   const io::ModelFile file = io::read_model_file(path, io::ModelFileKind::kModel);
-  return gpt_architecture(file.architecture, path).has_value();
+  return nn::gpt_options_of_architecture(file.architecture, path).has_value();
 }
 
 void save_language_model(const std::string& path, const nn::GPT& model, const io::ModelInfo& info) {
@@ -52,7 +38,7 @@ void save_language_model(const std::string& path, const nn::GPT& model, const io
 
 LoadedLanguageModel load_language_model(const std::string& path) {
   io::ModelFile file = io::read_model_file(path, io::ModelFileKind::kModel);
-  const auto options = gpt_architecture(file.architecture, path);
+  const auto options = nn::gpt_options_of_architecture(file.architecture, path);
   NEUTRINO_CHECK_VALUE(options.has_value(),
                        "{} is not a language model (its architecture is not a GPT)", path);
   auto model = std::make_shared<nn::GPT>(*options);
