@@ -4,6 +4,7 @@
 #include "neutrino/io/option_fields.h"
 #include "neutrino/nn/merge.h"
 #include "neutrino/nn/sequence_config.h"
+#include "neutrino/nn/transformer_config.h"
 
 namespace neutrino::nn {
 
@@ -144,7 +145,7 @@ std::string layer_to_config(const Layer& layer) {
   } else if (const auto* k = as<Concatenate>(layer)) {
     io::write_fields(k->options(), c);
   } else if (!as<Flatten>(layer) && !as<MergeLayer>(layer) && !as<GlobalAveragePooling2D>(layer) &&
-             !sequence_layer_to_config(layer, c)) {
+             !sequence_layer_to_config(layer, c) && !transformer_layer_to_config(layer, c)) {
     throw ValueError(fmt::format("layer '{}' of type {} cannot be saved as a config", layer.name(),
                                  layer.type_name()));
   }
@@ -229,13 +230,15 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
       ConcatenateOptions o{.input_shape = input_shape, .name = name};
       io::read_fields(r, o);
       layer = std::make_shared<Concatenate>(o);
-    } else if (!(layer = sequence_layer_from_config(type, r, input_shape, name))) {
+    } else if (!(layer = sequence_layer_from_config(type, r, input_shape, name)) &&
+               !(layer = transformer_layer_from_config(type, r, input_shape, name))) {
       throw ValueError(fmt::format(
           "{}: unknown layer '{}' (known: Dense, Activation, ReLU, Dropout, Flatten, Conv2D, "
           "MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, "
           "ZeroPadding2D, BatchNormalization, LayerNormalization, Embedding, Add, Subtract, "
           "Multiply, Average, Concatenate, SimpleRNN, LSTM, GRU, Bidirectional, Conv1D, "
-          "MaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D)",
+          "MaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MultiHeadAttention, RMSNorm, "
+          "TransformerBlock, TransformerEncoder)",
           path, type));
     }
   } catch (const ValueError& e) {
@@ -263,6 +266,7 @@ std::string describe_layer_options() {
   out += "  Add, Subtract, Multiply, Average\n";
   out += io::describe_line<ConcatenateOptions>("Concatenate");
   out += describe_sequence_layer_options();
+  out += describe_transformer_layer_options();
   return out;
 }
 
