@@ -19,11 +19,16 @@
 #include "neutrino/neutrino.h"
 #include "neutrino/nn/gpt.h"
 #include "neutrino/nn/layer_config.h"
+#include "golden_util.h"
 #include "test_util.h"
 
 using namespace neutrino;
 using namespace neutrino::nn;
+using neutrino::testing::ErrorLog;
+using neutrino::testing::expect_close;
 using neutrino::testing::expect_error;
+using neutrino::testing::GoldenFile;
+using neutrino::testing::load_golden_file;
 using neutrino::testing::set_dtype;
 using json = nlohmann::json;
 
@@ -35,64 +40,26 @@ constexpr DType kF32 = DType::kFloat32;
 
 double tolerance(DType dtype) { return dtype == kF64 ? 1e-9 : 1e-5; }
 
-struct GoldenFile {
-  std::string name;
-  io::TensorFile file;
+// A tf_ file: its tensors, the layer's options (attrs) and PyTorch's named_parameters() in order.
+struct TfGolden : GoldenFile {
   json attrs;
-  std::vector<std::string> params;  // PyTorch's named_parameters(), in its order
-  const Tensor& at(const std::string& key) const {
-    auto it = file.tensors.find(key);
-    if (it == file.tensors.end()) throw std::runtime_error(name + " has no tensor " + key);
-    return it->second;
-  }
-  bool has(const std::string& key) const { return file.tensors.count(key) > 0; }
-  Tensor leaf(const std::string& key, DType dtype) const {
-    Tensor t = clone(cast(at(key), dtype)).detach();
-    t.set_requires_grad(true);
-    return t;
-  }
+  std::vector<std::string> params;
   // The parameters under their names, in `dtype`.
-  std::map<std::string, Tensor> state(DType dtype, const std::string& prefix = "") const {
+  std::map<std::string, Tensor> state(DType dtype) const {
     std::map<std::string, Tensor> out;
-    for (const std::string& p : params) out[p] = cast(at(prefix + p), dtype);
+    for (const std::string& p : params) out[p] = cast(at(p), dtype);
     return out;
   }
 };
 
-GoldenFile load_golden(const std::string& name) {
-  GoldenFile g{name, io::load_tensors(kGoldenDir + "/tf_" + name + ".safetensors"), {}, {}};
+TfGolden load_golden(const std::string& name) {
+  TfGolden g{load_golden_file(name, "tf_" + name + ".safetensors"), {}, {}};
   g.attrs = json::parse(g.file.metadata.at("attrs"));
   if (g.file.metadata.count("params")) {
     g.params = json::parse(g.file.metadata.at("params")).get<std::vector<std::string>>();
   }
   return g;
 }
-
-// The largest |got - want| (any dtypes), failing past `atol`.
-double expect_close(const Tensor& got, const Tensor& want, double atol, const std::string& what) {
-  if (got.shape() != want.shape()) {
-    ADD_FAILURE() << what << ": shape " << got.shape_string() << " vs " << want.shape_string();
-    return INFINITY;
-  }
-  const std::vector<double> a = got.to_vector<double>(), b = want.to_vector<double>();
-  double worst = 0;
-  size_t worst_at = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double err = std::abs(a[i] - b[i]);
-    if (!(err <= worst)) worst = err, worst_at = i;
-  }
-  EXPECT_LE(worst, atol) << what << ": worst at flat index " << worst_at << ": " << a[worst_at]
-                         << " vs " << b[worst_at];
-  return worst;
-}
-
-// The largest error of one case, printed (the figures of the report).
-struct ErrorLog {
-  std::string what;
-  double worst = 0;
-  void add(double err) { worst = std::max(worst, err); }
-  ~ErrorLog() { fmt::print("[ tf golden ] {}: max abs error {:.3g}\n", what, worst); }
-};
 
 std::vector<std::string> parameter_names(const Module& m) {
   std::vector<std::string> names;
@@ -101,7 +68,7 @@ std::vector<std::string> parameter_names(const Module& m) {
 }
 
 // The layer a case's attrs describe.
-LayerPtr layer_for(const GoldenFile& g) {
+LayerPtr layer_for(const TfGolden& g) {
   const json& a = g.attrs;
   if (g.name.starts_with("mha")) {
     return std::make_shared<MultiHeadAttention>(
@@ -125,9 +92,9 @@ LayerPtr layer_for(const GoldenFile& g) {
 // gradient of sum(out * r) for x (and the value input xk) and every parameter.
 void check_layer_case(const std::string& name, DType dtype) {
   SCOPED_TRACE(name + " in " + dtype_name(dtype));
-  const GoldenFile g = load_golden(name);
+  const TfGolden g = load_golden(name);
   const double tol = tolerance(dtype);
-  ErrorLog log{fmt::format("{} ({})", name, dtype_name(dtype))};
+  ErrorLog log{fmt::format("{} ({})", name, dtype_name(dtype)), "tf golden"};
   LayerPtr layer = layer_for(g);
   const Tensor x = g.leaf("x", dtype);
   std::vector<Tensor> inputs = {x};
@@ -186,10 +153,10 @@ TEST(TransformerGolden, TransformerBlockSwiGLURMSNorm) { check_layer_case("block
 TEST(TransformerGolden, TransformerEncoderPadded) { check_layer_case("encoder_padded"); }
 
 TEST(TransformerGolden, GPTLogitsAndEveryGradient) {
-  const GoldenFile g = load_golden("gpt");
+  const TfGolden g = load_golden("gpt");
   for (DType dtype : {kF64, kF32}) {
     SCOPED_TRACE(dtype_name(dtype));
-    ErrorLog log{fmt::format("gpt ({})", dtype_name(dtype))};
+    ErrorLog log{fmt::format("gpt ({})", dtype_name(dtype)), "tf golden"};
     GPT gpt(gpt_options(g.attrs));
     EXPECT_EQ(parameter_names(gpt), g.params);
     set_dtype(gpt, dtype);
@@ -207,7 +174,7 @@ TEST(TransformerGolden, GPTLogitsAndEveryGradient) {
 }
 
 TEST(TransformerGolden, GPTTenAdamWStepsMatchTorch) {
-  const GoldenFile g = load_golden("gpt_adamw");
+  const TfGolden g = load_golden("gpt_adamw");
   const json& a = g.attrs;
   GPT gpt(gpt_options(json::parse(g.file.metadata.at("gpt"))));
   std::map<std::string, Tensor> initial;
@@ -226,7 +193,7 @@ TEST(TransformerGolden, GPTTenAdamWStepsMatchTorch) {
                     .epsilon = a["eps"], .weight_decay = a["weight_decay"]});
   opt.attach(params, decay);
   const std::vector<double> want = g.at("losses").to_vector<double>();
-  ErrorLog loss_log{"gpt_adamw losses (float32)"};
+  ErrorLog loss_log{"gpt_adamw losses (float32)", "tf golden"};
   for (int64_t step = 0; step < a["steps"].get<int64_t>(); ++step) {
     opt.zero_grad();
     const Tensor loss = lm_loss(gpt.forward(g.at(fmt::format("x{}", step))), g.at(fmt::format("y{}", step)));
@@ -240,7 +207,7 @@ TEST(TransformerGolden, GPTTenAdamWStepsMatchTorch) {
   // score of a query, which softmax ignores, so its true gradient is 0 and both sides hold only
   // rounding noise (1e-17 against 1e-9), which Adam's normalized step turns into updates of
   // either sign: those entries differ by up to lr * steps, and the losses do not see them.
-  ErrorLog param_log{"gpt_adamw final parameters (float32)"};
+  ErrorLog param_log{"gpt_adamw final parameters (float32)", "tf golden"};
   const int64_t d = gpt.options().d_model;
   for (const auto& [name, p] : gpt.named_parameters()) {
     const Tensor& want_p = g.at("final." + name);
@@ -429,4 +396,29 @@ TEST(TransformerLayers, BuildsFromAYamlConfig) {
   expect_error<ValueError>([&] { cli::load_experiment((dir / "bad.yaml").string()); },
                            {"TransformerBlock", "mlp"});
   std::filesystem::remove_all(dir);
+}
+
+TEST(TransformerLayers, ATransformerClassifierTrains) {
+  // Whether token 7 occurs in a row of 6 tokens: attention over the sequence, then pooling.
+  manual_seed(21);
+  const int64_t n = 128, t = 6;
+  std::vector<int64_t> ids(static_cast<size_t>(n * t)), labels(static_cast<size_t>(n));
+  const std::vector<double> draws = Tensor::uniform({n * t}, 0.0, 1.0).to_vector<double>();
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < t; ++j) {
+      const auto k = static_cast<size_t>(i * t + j);
+      ids[k] = 1 + static_cast<int64_t>(draws[k] * 8.999);
+      labels[static_cast<size_t>(i)] |= ids[k] == 7 ? 1 : 0;
+    }
+  }
+  auto in = Input({t});
+  auto h = Embedding(10, 16)(in);
+  h = TransformerEncoder(1, 2, {.dim_feedforward = 32, .dropout = 0.1})(h);
+  auto y = Dense(2, "softmax")(GlobalAveragePooling1D()(h));
+  train::Model model(in, y);
+  model.compile(optim::Adam({.learning_rate = 0.01}), "sparse_categorical_crossentropy", {"accuracy"});
+  const auto history = model.fit(Tensor::from_vector(ids, {n, t}), Tensor::from_vector(labels, {n}),
+                                 {.epochs = 25, .batch_size = 16, .verbose = 0});
+  const std::vector<double>& loss = history.history.at("loss");
+  EXPECT_LT(loss.back(), 0.5 * loss.front()) << loss.front() << " -> " << loss.back();
 }

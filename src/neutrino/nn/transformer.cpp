@@ -30,11 +30,19 @@ void check_block_kinds(const std::string& mlp, const std::string& norm, double e
   NEUTRINO_CHECK_VALUE(eps > 0, "{}: norm_eps must be positive, got {}", layer, eps);
 }
 
-// (steps, d_model) for a block or encoder; the error names the layer and the shape.
-void check_sequence_shape(const Layer& layer, const Shape& shape) {
+// A block's or encoder's input (steps, d_model): d_model split into num_heads and, once built,
+// the width it was built for; the error names the layer and the shape.
+void check_sequence_shape(const Layer& layer, const Shape& shape, int64_t heads) {
   NEUTRINO_CHECK_SHAPE(shape.size() == 2 && shape[1] > 0,
                        "{} '{}': expects inputs (batch, steps, features), got per-sample shape {}",
                        layer.type_name(), layer.name(), shape_str(shape));
+  NEUTRINO_CHECK_SHAPE(shape[1] % heads == 0,
+                       "{} '{}': num_heads ({}) must divide d_model ({}) of input shape {}",
+                       layer.type_name(), layer.name(), heads, shape[1], shape_str(shape));
+  NEUTRINO_CHECK_SHAPE(!layer.built() || layer.built_input_shape()[1] == shape[1],
+                       "{} '{}': built for d_model {}, got input shape {}", layer.type_name(),
+                       layer.name(), layer.built() ? layer.built_input_shape()[1] : 0,
+                       shape_str(shape));
 }
 
 LayerPtr make_norm(const std::string& kind, double eps, bool bias, const std::string& name) {
@@ -227,13 +235,7 @@ std::vector<std::pair<std::string, LayerPtr>> TransformerBlock::make_parts(int64
 }
 
 Shape TransformerBlock::output_shape(const Shape& input_shape) const {
-  check_sequence_shape(*this, input_shape);
-  NEUTRINO_CHECK_SHAPE(input_shape[1] % num_heads_ == 0,
-                       "TransformerBlock '{}': num_heads ({}) must divide d_model ({}) of input "
-                       "shape {}", name(), num_heads_, input_shape[1], shape_str(input_shape));
-  NEUTRINO_CHECK_SHAPE(!built() || built_input_shape()[1] == input_shape[1],
-                       "TransformerBlock '{}': built for d_model {}, got input shape {}", name(),
-                       built() ? built_input_shape()[1] : 0, shape_str(input_shape));
+  check_sequence_shape(*this, input_shape, num_heads_);
   return input_shape;
 }
 
@@ -294,13 +296,7 @@ TransformerBlockOptions TransformerEncoder::block_options() const {
 }
 
 Shape TransformerEncoder::output_shape(const Shape& input_shape) const {
-  check_sequence_shape(*this, input_shape);
-  NEUTRINO_CHECK_SHAPE(input_shape[1] % num_heads_ == 0,
-                       "TransformerEncoder '{}': num_heads ({}) must divide d_model ({}) of input "
-                       "shape {}", name(), num_heads_, input_shape[1], shape_str(input_shape));
-  NEUTRINO_CHECK_SHAPE(!built() || built_input_shape()[1] == input_shape[1],
-                       "TransformerEncoder '{}': built for d_model {}, got input shape {}", name(),
-                       built() ? built_input_shape()[1] : 0, shape_str(input_shape));
+  check_sequence_shape(*this, input_shape, num_heads_);
   return input_shape;
 }
 
