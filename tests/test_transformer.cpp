@@ -324,6 +324,20 @@ TEST(TransformerLayers, MaskedStepsDoNotChangeTheRealOnes) {
   EXPECT_NE(a.to_vector<float>(), enc.forward(changed).to_vector<float>());  // without the mask
 }
 
+TEST(TransformerLayers, DropoutActsInTrainingOnly) {
+  manual_seed(4);
+  const Tensor x = Tensor::normal({2, 5, 8}, 0.0, 1.0);
+  MultiHeadAttention mha(2, {.dropout = 0.5});
+  TransformerEncoder enc(2, 2, {.dropout = 0.3});
+  for (Layer* layer : std::vector<Layer*>{&mha, &enc}) {
+    SCOPED_TRACE(layer->type_name());
+    layer->build({5, 8});
+    EXPECT_NE(layer->forward(x).to_vector<float>(), layer->forward(x).to_vector<float>());
+    layer->eval();
+    EXPECT_EQ(layer->forward(x).to_vector<float>(), layer->forward(x).to_vector<float>());
+  }
+}
+
 TEST(TransformerLayers, GraphModelSavesAndLoadsWithIdenticalOutputs) {
   const auto dir = neutrino::testing::fresh_temp_dir("transformer_save");
   manual_seed(7);
