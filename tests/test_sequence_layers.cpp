@@ -17,11 +17,16 @@
 
 #include "neutrino/neutrino.h"
 #include "neutrino/nn/layer_config.h"
+#include "golden_util.h"
 #include "test_util.h"
 
 using namespace neutrino;
 using namespace neutrino::nn;
+using neutrino::testing::ErrorLog;
+using neutrino::testing::expect_close;
 using neutrino::testing::expect_error;
+using neutrino::testing::GoldenFile;
+using neutrino::testing::load_golden_file;
 using neutrino::testing::set_dtype;
 using json = nlohmann::json;
 using train::Sequential;
@@ -38,52 +43,9 @@ constexpr DType kF32 = DType::kFloat32;
 // 64 steps), so 1e-5 holds with room; float64's worst is 4e-15. Each case prints its own.
 double tolerance(DType dtype) { return dtype == kF64 ? 1e-9 : 1e-5; }
 
-struct GoldenFile {
-  std::string name;
-  io::TensorFile file;
-  const Tensor& at(const std::string& key) const {
-    auto it = file.tensors.find(key);
-    if (it == file.tensors.end()) throw std::runtime_error(name + " has no tensor " + key);
-    return it->second;
-  }
-  bool has(const std::string& key) const { return file.tensors.count(key) > 0; }
-  // A leaf input in `dtype`, requiring grad.
-  Tensor leaf(const std::string& key, DType dtype) const {
-    Tensor t = clone(cast(at(key), dtype)).detach();
-    t.set_requires_grad(true);
-    return t;
-  }
-};
-
 GoldenFile load_golden(const std::string& name) {
-  return {name, io::load_tensors(kGoldenDir + "/seq_" + name + ".safetensors")};
+  return load_golden_file(name, "seq_" + name + ".safetensors");
 }
-
-// Compares got to want (any dtypes) elementwise within `atol`; returns the largest error.
-double expect_close(const Tensor& got, const Tensor& want, double atol, const std::string& what) {
-  if (got.shape() != want.shape()) {
-    ADD_FAILURE() << what << ": shape " << got.shape_string() << " vs " << want.shape_string();
-    return INFINITY;
-  }
-  const std::vector<double> a = got.to_vector<double>(), b = want.to_vector<double>();
-  double worst = 0;
-  size_t worst_at = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double err = std::abs(a[i] - b[i]);
-    if (!(err <= worst)) worst = err, worst_at = i;
-  }
-  EXPECT_LE(worst, atol) << what << ": worst at flat index " << worst_at << ": " << a[worst_at]
-                         << " vs " << b[worst_at];
-  return worst;
-}
-
-// Collects the largest error of one case and prints it (the report's figures).
-struct ErrorLog {
-  std::string what;
-  double worst = 0;
-  void add(double err) { worst = std::max(worst, err); }
-  ~ErrorLog() { fmt::print("[ seq golden ] {}: max abs error {:.3g}\n", what, worst); }
-};
 
 // The state at time index t of a scan (N, T, S*H): columns [offset, offset + width).
 Tensor state_at(const Tensor& states, int64_t t, int64_t offset, int64_t width) {
@@ -133,7 +95,7 @@ std::string torch_name(const std::string& name) {
 void check_stack(const std::string& case_name, const std::vector<LayerPtr>& layers, DType dtype) {
   SCOPED_TRACE(fmt::format("{} in {}", case_name, dtype_name(dtype)));
   const GoldenFile g = load_golden(case_name);
-  ErrorLog log{fmt::format("{} ({})", case_name, dtype_name(dtype))};
+  ErrorLog log{fmt::format("{} ({})", case_name, dtype_name(dtype)), "seq golden"};
   const double tol = tolerance(dtype);
   std::vector<AnyLayer> chain(layers.begin(), layers.end());
   Sequential model(chain);
@@ -193,7 +155,7 @@ void check_stack(const std::string& case_name, const std::vector<LayerPtr>& laye
 void check_single(const std::string& case_name, const LayerPtr& layer, DType dtype) {
   SCOPED_TRACE(fmt::format("{} in {}", case_name, dtype_name(dtype)));
   const GoldenFile g = load_golden(case_name);
-  ErrorLog log{fmt::format("{} ({})", case_name, dtype_name(dtype))};
+  ErrorLog log{fmt::format("{} ({})", case_name, dtype_name(dtype)), "seq golden"};
   const double tol = tolerance(dtype);
   auto& rec = dynamic_cast<Recurrent&>(*layer);
   rec.build(Shape(g.at("x").shape().begin() + 1, g.at("x").shape().end()));
@@ -304,7 +266,7 @@ TEST_P(SequenceGoldenConv1D, MatchesPyTorch) {
   const json a = json::parse(g.file.metadata.at("attrs"));
   for (DType dtype : kDTypes) {
     SCOPED_TRACE(dtype_name(dtype));
-    ErrorLog log{fmt::format("{} ({})", GetParam(), dtype_name(dtype))};
+    ErrorLog log{fmt::format("{} ({})", GetParam(), dtype_name(dtype)), "seq golden"};
     const double tol = tolerance(dtype);
     const Tensor& x0 = g.at("x");
     Conv1D conv(a["filters"].get<int64_t>(), a["kernel_size"].get<int64_t>(),
@@ -364,7 +326,7 @@ TEST(SequenceGolden, MaskedGlobalPooling) {
   const Tensor mask = cast(g.at("mask"), DType::kBool);
   for (DType dtype : kDTypes) {
     SCOPED_TRACE(dtype_name(dtype));
-    ErrorLog log{fmt::format("masked_pool ({})", dtype_name(dtype))};
+    ErrorLog log{fmt::format("masked_pool ({})", dtype_name(dtype)), "seq golden"};
     for (const std::string kind : {"avg", "max"}) {
       std::shared_ptr<Layer> pool = kind == "avg" ? std::make_shared<GlobalAveragePooling1D>()
                                                   : std::make_shared<GlobalMaxPooling1D>();
@@ -384,7 +346,7 @@ TEST(SequenceGolden, MaskedGlobalPooling) {
 void check_embedding_model(const std::string& case_name, AnyLayer rnn_layer, DType dtype) {
   SCOPED_TRACE(fmt::format("{} in {}", case_name, dtype_name(dtype)));
   const GoldenFile g = load_golden(case_name);
-  ErrorLog log{fmt::format("{} ({})", case_name, dtype_name(dtype))};
+  ErrorLog log{fmt::format("{} ({})", case_name, dtype_name(dtype)), "seq golden"};
   const Tensor& ids = g.at("ids");
   const Tensor& table = g.at("embedding.weight");
   Sequential model(

@@ -14,6 +14,7 @@
 #include "neutrino/nn/merge.h"
 #include "neutrino/nn/recurrent.h"
 #include "neutrino/nn/sequence.h"
+#include "neutrino/nn/transformer.h"
 #include "neutrino/nn/losses.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/optim/optimizer.h"

@@ -553,6 +553,262 @@ def run_seq_cases(outdir):
 
 
 # ---------------------------------------------------------------------------
+# Transformer layers and a GPT (float64), read by tests/test_transformer.cpp, which loads the same
+# weights into nn::MultiHeadAttention / RMSNorm / TransformerBlock / TransformerEncoder / GPT
+# ---------------------------------------------------------------------------
+
+def tf_write(outdir, case, tensors, meta):
+    meta = dict(meta, case=case)
+    write_safetensors(os.path.join(outdir, f"tf_{case}.safetensors"), tensors, meta)
+
+
+def tf_randomize(module):
+    """Random values for every parameter (torch's init leaves biases at 0 and norm gains at 1,
+    which would hide a mixed-up bias or gain): norm gains 1 + 0.1 N, other vectors 0.1 N,
+    matrices N / sqrt(fan_in)."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn_like(p) / p.shape[1] ** 0.5)
+            elif ("norm" in name or "ln_" in name) and name.endswith("weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            else:
+                p.copy_(0.1 * torch.randn_like(p))
+
+
+def tf_causal_mask(steps):
+    """torch's attn_mask: True where query i may not attend key j (j > i)."""
+    return torch.triu(torch.ones(steps, steps, dtype=torch.bool), 1)
+
+
+def tf_module_case(outdir, case, module, inputs, run, attrs):
+    """Writes the module's parameters under their state-dict names, the inputs (float64 x, xk;
+    the U8 mask), out = run(module, leaves), r and grad.<name> for the float inputs and every
+    parameter. Metadata: attrs (JSON, the layer's options on the C++ side), params (JSON names)."""
+    tf_randomize(module)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items() if v.dtype == F64}
+    params = dict(module.named_parameters())
+    out = run(module, leaves)
+    tensors = {k: as_stored(v) for k, v in inputs.items()}
+    tensors["out"] = out.detach()
+    for name, p in params.items():
+        tensors[name] = p.detach().clone()
+    seq_loss_grads(out, dict(leaves, **params), tensors)
+    meta = {"attrs": json.dumps(attrs), "params": json.dumps(list(params)), "module": repr(module)}
+    tf_write(outdir, case, tensors, meta)
+
+
+def tf_mha_case(outdir, case, causal=False, padded=False, cross=False, bias=True):
+    torch.manual_seed(case_seed("tf_" + case))
+    batch, steps, embed, heads = 2, 5, 8, 2
+    mha = nn.MultiheadAttention(embed, heads, bias=bias, batch_first=True).double()
+    inputs = {"x": torch.randn(batch, steps, embed, dtype=F64)}
+    if cross:
+        inputs["xk"] = torch.randn(batch, steps + 2, embed, dtype=F64)
+    if padded:  # Keras's mask: true at real steps; the second sample has 3
+        inputs["mask"] = torch.tensor([[1] * steps, [1, 1, 1, 0, 0]], dtype=torch.bool)
+
+    def run(m, v):
+        kv = v["xk"] if cross else v["x"]
+        pad = ~inputs["mask"] if padded else None
+        return m(v["x"], kv, kv, need_weights=False, key_padding_mask=pad,
+                 attn_mask=tf_causal_mask(steps) if causal else None)[0]
+
+    attrs = {"num_heads": heads, "causal": causal, "cross_attention": cross, "use_bias": bias}
+    tf_module_case(outdir, case, mha, inputs, run, attrs)
+
+
+class TfRMSNorm(nn.Module):
+    """torch 1.13 has no nn.RMSNorm: x / sqrt(mean(x^2) + eps) * weight over the last dim."""
+
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return rms_norm([x, self.weight], self.eps)
+
+
+class TfSwiGLUBlock(nn.Module):
+    """A pre-norm block as nn.TransformerEncoderLayer(norm_first=True) but with RMSNorm and a
+    SwiGLU MLP: linear2(silu(linear_gate(h)) * linear1(h))."""
+
+    def __init__(self, d, heads, hidden, eps):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.linear1 = nn.Linear(d, hidden)
+        self.linear_gate = nn.Linear(d, hidden)
+        self.linear2 = nn.Linear(hidden, d)
+        self.norm1 = TfRMSNorm(d, eps)
+        self.norm2 = TfRMSNorm(d, eps)
+
+    def forward(self, x, src_mask=None):
+        h = self.norm1(x)
+        x = x + self.self_attn(h, h, h, attn_mask=src_mask, need_weights=False)[0]
+        h = self.norm2(x)
+        return x + self.linear2(F.silu(self.linear_gate(h)) * self.linear1(h))
+
+
+def tf_block_case(outdir, case, causal=False, swiglu=False, layers=0, padded=False):
+    """nn.TransformerEncoderLayer(8, 2, 16, dropout 0, gelu, batch_first, norm_first), or
+    TfSwiGLUBlock; with layers > 0 an nn.TransformerEncoder of that many and a final LayerNorm."""
+    torch.manual_seed(case_seed("tf_" + case))
+    batch, steps, d, heads, hidden = 2, 5, 8, 2, 16
+    if swiglu:
+        module = TfSwiGLUBlock(d, heads, hidden, 1e-5)
+    else:
+        module = nn.TransformerEncoderLayer(d, heads, hidden, dropout=0.0, activation="gelu",
+                                            batch_first=True, norm_first=True)
+    if layers:
+        module = nn.TransformerEncoder(module, layers, norm=nn.LayerNorm(d))
+    module = module.double()
+    inputs = {"x": torch.randn(batch, steps, d, dtype=F64)}
+    if padded:
+        inputs["mask"] = torch.tensor([[1] * steps, [1, 1, 0, 0, 0]], dtype=torch.bool)
+
+    def run(m, v):
+        kwargs = {"src_key_padding_mask": ~inputs["mask"]} if padded else {}
+        return m(v["x"], tf_causal_mask(steps) if causal else None, **kwargs)
+
+    attrs = {"num_heads": heads, "dim_feedforward": hidden, "causal": causal,
+             "mlp": "swiglu" if swiglu else "gelu", "norm": "rmsnorm" if swiglu else "layernorm",
+             "num_layers": layers}
+    tf_module_case(outdir, case, module, inputs, run, attrs)
+
+
+def tf_rms_norm_case(outdir, case):
+    torch.manual_seed(case_seed("tf_" + case))
+    module = TfRMSNorm(8, 1e-6).double()
+    inputs = {"x": torch.randn(3, 4, 8, dtype=F64)}
+    tf_module_case(outdir, case, module, inputs, lambda m, v: m(v["x"]), {"epsilon": 1e-6})
+
+
+class TfGPTBlock(nn.Module):
+    """nanoGPT's Block: x + attn(ln_1(x)), then + mlp(ln_2(x)), causal attention, exact GELU."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.ln_1 = nn.LayerNorm(d)
+        self.attn = nn.Module()
+        self.attn.c_attn = nn.Linear(d, 3 * d)
+        self.attn.c_proj = nn.Linear(d, d)
+        self.ln_2 = nn.LayerNorm(d)
+        self.mlp = nn.Module()
+        self.mlp.c_fc = nn.Linear(d, 4 * d)
+        self.mlp.c_proj = nn.Linear(4 * d, d)
+
+    def attention(self, x):
+        b, t, d = x.shape
+        q, k, v = self.attn.c_attn(x).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        scores = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        scores = scores.masked_fill(tf_causal_mask(t), float("-inf"))
+        y = (scores.softmax(-1) @ v).transpose(1, 2).contiguous().view(b, t, d)
+        return self.attn.c_proj(y)
+
+    def forward(self, x):
+        x = x + self.attention(self.ln_1(x))
+        return x + self.mlp.c_proj(F.gelu(self.mlp.c_fc(self.ln_2(x))))
+
+
+class TfGPT(nn.Module):
+    """nanoGPT with learned positions and the head tied to wte (names as nn/gpt.h's comment)."""
+
+    def __init__(self, vocab, context, layers, heads, d):
+        super().__init__()
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(vocab, d), wpe=nn.Embedding(context, d),
+            h=nn.ModuleList([TfGPTBlock(d, heads) for _ in range(layers)]), ln_f=nn.LayerNorm(d)))
+
+    def forward(self, idx):
+        tr = self.transformer
+        x = tr.wte(idx) + tr.wpe(torch.arange(idx.shape[1]))
+        for block in tr.h:
+            x = block(x)
+        return F.linear(tr.ln_f(x), tr.wte.weight)
+
+
+TF_GPT = {"vocab_size": 13, "context": 8, "layers": 2, "heads": 2, "d_model": 8}
+
+
+def tf_gpt_loss(model, x, y):
+    logits = model(x)
+    return logits, F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+
+
+def tf_gpt_case(outdir, case):
+    """Logits and every parameter's gradient of the mean cross-entropy, for tokens x (3, 8)."""
+    torch.manual_seed(case_seed("tf_" + case))
+    o = TF_GPT
+    model = TfGPT(o["vocab_size"], o["context"], o["layers"], o["heads"], o["d_model"]).double()
+    tf_randomize(model)
+    x = torch.randint(0, o["vocab_size"], (3, o["context"]))
+    y = torch.randint(0, o["vocab_size"], (3, o["context"]))
+    logits, loss = tf_gpt_loss(model, x, y)
+    params = dict(model.named_parameters())
+    grads = torch.autograd.grad(loss, list(params.values()))
+    tensors = {"x": x, "y": y, "logits": logits.detach(), "loss": loss.detach().reshape(1)}
+    for (name, p), g in zip(params.items(), grads):
+        tensors[name] = p.detach().clone()
+        tensors[f"grad.{name}"] = g
+    tf_write(outdir, case, tensors, {"attrs": json.dumps(o), "params": json.dumps(list(params))})
+
+
+def tf_gpt_adamw_case(outdir, case, steps=10):
+    """10 steps of torch.optim.AdamW (lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on
+    the 2-D weights only, as nanoGPT's configure_optimizers) on batches x<i>, y<i>: losses (the
+    loss before each update) and the final parameters as final.<name>."""
+    torch.manual_seed(case_seed("tf_" + case))
+    o = TF_GPT
+    model = TfGPT(o["vocab_size"], o["context"], o["layers"], o["heads"], o["d_model"]).double()
+    tf_randomize(model)
+    tensors = {k: v.detach().clone() for k, v in model.named_parameters()}
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    losses = []
+    for step in range(steps):
+        x = torch.randint(0, o["vocab_size"], (4, o["context"]))
+        y = torch.randint(0, o["vocab_size"], (4, o["context"]))
+        tensors[f"x{step}"], tensors[f"y{step}"] = x, y
+        opt.zero_grad()
+        _, loss = tf_gpt_loss(model, x, y)
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    tensors["losses"] = torch.tensor(losses, dtype=F64)
+    for k, v in model.named_parameters():
+        tensors[f"final.{k}"] = v.detach().clone()
+    attrs = {"lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1, "steps": steps}
+    tf_write(outdir, case, tensors, {"attrs": json.dumps(attrs), "gpt": json.dumps(o)})
+
+
+def run_transformer_cases(outdir):
+    """Returns the number of files written."""
+    cases = [
+        lambda: tf_mha_case(outdir, "mha"),
+        lambda: tf_mha_case(outdir, "mha_causal", causal=True),
+        lambda: tf_mha_case(outdir, "mha_padded", padded=True),
+        lambda: tf_mha_case(outdir, "mha_cross", cross=True),
+        lambda: tf_mha_case(outdir, "mha_no_bias_causal", causal=True, bias=False),
+        lambda: tf_rms_norm_case(outdir, "rms_norm"),
+        lambda: tf_block_case(outdir, "block"),
+        lambda: tf_block_case(outdir, "block_causal", causal=True),
+        lambda: tf_block_case(outdir, "block_swiglu_rms", causal=True, swiglu=True),
+        lambda: tf_block_case(outdir, "encoder_padded", layers=2, padded=True),
+        lambda: tf_gpt_case(outdir, "gpt"),
+        lambda: tf_gpt_adamw_case(outdir, "gpt_adamw"),
+    ]
+    for c in cases:
+        c()
+    return len(cases)
+
+
+# ---------------------------------------------------------------------------
 
 def main(argv):
     if len(argv) != 2:
@@ -571,8 +827,9 @@ def main(argv):
         for o in OPTIMIZERS:
             run_train_case(outdir, m, o)
     seq = run_seq_cases(outdir)
+    tf = run_transformer_cases(outdir)
     print(f"wrote {len(golden)} op cases, {len(MODELS) * len(OPTIMIZERS)} "
-          f"training traces and {seq} sequence-layer cases to {outdir}")
+          f"training traces, {seq} sequence-layer cases and {tf} Transformer cases to {outdir}")
     return 0
 
 

@@ -5,6 +5,7 @@
 #include "neutrino/nn/gpt_backbone.h"
 #include "neutrino/nn/merge.h"
 #include "neutrino/nn/sequence_config.h"
+#include "neutrino/nn/transformer_config.h"
 
 namespace neutrino::nn {
 
@@ -145,7 +146,8 @@ std::string layer_to_config(const Layer& layer) {
   } else if (const auto* k = as<Concatenate>(layer)) {
     io::write_fields(k->options(), c);
   } else if (!as<Flatten>(layer) && !as<MergeLayer>(layer) && !as<GlobalAveragePooling2D>(layer) &&
-             !sequence_layer_to_config(layer, c) && !gpt_backbone_to_config(layer, c)) {
+             !sequence_layer_to_config(layer, c) && !transformer_layer_to_config(layer, c) &&
+             !gpt_backbone_to_config(layer, c)) {
     throw ValueError(fmt::format("layer '{}' of type {} cannot be saved as a config", layer.name(),
                                  layer.type_name()));
   }
@@ -232,13 +234,15 @@ LayerPtr layer_from_config(const json& config, const std::string& path) {
       layer = std::make_shared<Concatenate>(o);
     } else if (type == "GPTBackbone") {
       layer = gpt_backbone_from_config(r, input_shape, name);
-    } else if (!(layer = sequence_layer_from_config(type, r, input_shape, name))) {
+    } else if (!(layer = sequence_layer_from_config(type, r, input_shape, name)) &&
+               !(layer = transformer_layer_from_config(type, r, input_shape, name))) {
       throw ValueError(fmt::format(
           "{}: unknown layer '{}' (known: Dense, Activation, ReLU, Dropout, Flatten, Conv2D, "
           "MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, "
           "ZeroPadding2D, BatchNormalization, LayerNormalization, Embedding, Add, Subtract, "
           "Multiply, Average, Concatenate, SimpleRNN, LSTM, GRU, Bidirectional, Conv1D, "
-          "MaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, GPTBackbone)",
+          "MaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MultiHeadAttention, RMSNorm, "
+          "TransformerBlock, TransformerEncoder, GPTBackbone)",
           path, type));
     }
   } catch (const ValueError& e) {
@@ -266,6 +270,7 @@ std::string describe_layer_options() {
   out += "  Add, Subtract, Multiply, Average\n";
   out += io::describe_line<ConcatenateOptions>("Concatenate");
   out += describe_sequence_layer_options();
+  out += describe_transformer_layer_options();
   out += "  GPTBackbone(GPT: {GPT options} or from_model: PATH): pooling=\"last\" (or \"mean\"), "
          "pretrained=true\n";
   return out;

@@ -133,6 +133,8 @@ void Layer::build_for(const std::vector<Shape>& input_shapes) {
   }
   if (built_) return;
   plan_for(input_shapes);
+  // A layer with several inputs and weights (cross-attention) sizes them from the first input.
+  build_weights(input_shapes.front());
   built_shape_ = input_shapes.front();
   built_ = true;
 }
