@@ -263,6 +263,29 @@ TEST_F(Lora, AdapterFilesAreSmallRoundTripAndRefuseAnotherBase) {
       {"is a LoRA adapter", "--adapter"});
 }
 
+// A LoRA run's checkpoint (base and adapters, the adapters' optimizer state) resumes
+// bit-identically into a model whose fresh adapters were drawn differently.
+TEST_F(Lora, ResumeIsBitIdentical) {
+  const nn::LoraOptions lora{.rank = 4, .alpha = 8, .dropout = 0.1, .targets = {"c_attn"}};
+  train::LmTrainOptions o{.max_steps = 12, .batch_size = 4, .eval_interval = 6, .eval_steps = 2,
+                          .learning_rate = 1e-2, .warmup_steps = 2, .verbose = 0};
+  o.checkpoint_path = path("l-{step}.ckpt.safetensors");
+  auto straight = gpt();
+  straight->enable_lora(lora);
+  const auto full = train::train_language_model(*straight, *train_, val_.get(), o);
+  auto resumed = gpt();
+  {
+    Generator g(123);
+    GeneratorGuard guard(g);
+    resumed->enable_lora(lora);
+  }
+  o.resume_from = path("l-6.ckpt.safetensors");
+  o.checkpoint_path = "";
+  const auto rest = train::train_language_model(*resumed, *train_, val_.get(), o);
+  EXPECT_EQ(testing::flat_weights(*resumed), testing::flat_weights(*straight));
+  EXPECT_EQ(rest.val_loss, full.val_loss);
+}
+
 TEST_F(Lora, BadOptionsNameTheField) {
   auto m = gpt();
   testing::expect_error<ValueError>([&] { m->enable_lora({.targets = {"c_attn", "c_atn"}}); },
