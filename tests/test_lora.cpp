@@ -14,7 +14,6 @@
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/core/error.h"
 #include "neutrino/core/random.h"
-#include "neutrino/data/text_datasets.h"
 #include "neutrino/data/token_shards.h"
 #include "neutrino/data/tokenizer.h"
 #include "neutrino/nn/gpt.h"
@@ -22,6 +21,7 @@
 #include "neutrino/train/language_model.h"
 #include "neutrino/train/lm_trainer.h"
 #include "neutrino/train/lora_adapter.h"
+#include "lm_test_data.h"
 #include "test_util.h"
 
 namespace neutrino {
@@ -45,17 +45,12 @@ class Lora : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::fresh_temp_dir("lora");
-    const auto records = data::read_fortune_records(data::fortunes_dir() + "/science");
-    tokenizer_ = data::train_char_tokenizer(records);
-    const std::vector<int64_t> tokens = data::encode_records(*tokenizer_, records);
-    const auto cut = static_cast<std::ptrdiff_t>(tokens.size() * 9 / 10);
-    data::write_token_shard(path("train.shard"), {tokens.begin(), tokens.begin() + cut},
-                            tokenizer_->vocab_size());
-    data::write_token_shard(path("val.shard"), {tokens.begin() + cut, tokens.end()},
-                            tokenizer_->vocab_size());
-    train_ = std::make_unique<data::TokenShard>(path("train.shard"));
-    val_ = std::make_unique<data::TokenShard>(path("val.shard"));
-    tokens_ = Tensor::from_vector(std::vector<int64_t>(tokens.begin(), tokens.begin() + 40), {2, 20});
+    testing::FortuneShards shards = testing::fortune_shards(dir_);
+    tokenizer_ = std::move(shards.tokenizer);
+    train_ = std::move(shards.train);
+    val_ = std::move(shards.val);
+    const auto& t = shards.tokens;
+    tokens_ = Tensor::from_vector(std::vector<int64_t>(t.begin(), t.begin() + 40), {2, 20});
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
