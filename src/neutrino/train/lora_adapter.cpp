@@ -7,7 +7,6 @@
 
 #include "neutrino/core/error.h"
 #include "neutrino/io/config_reader.h"
-#include "neutrino/train/language_model.h"
 
 namespace neutrino::train {
 
@@ -35,7 +34,7 @@ void save_lora_adapter(const std::string& path, const nn::GPT& model, io::ModelI
   const json architecture = {
       {"class_name", kClassName},
       {"config", json::parse(nn::lora_options_to_json(*model.lora_options()))},
-      {"base", json::parse(language_model_architecture(model.options()))}};
+      {"base", json::parse(nn::gpt_architecture_json(model.options()))}};
   info.extra["base_checksum"] = base_weights_checksum(model);
   io::ModelFile file{.architecture = architecture.dump(), .info = std::move(info),
                      .weights = model.lora_state()};
@@ -60,15 +59,9 @@ LoraAdapterFile read_lora_adapter(const std::string& path) {
   } catch (const ValueError& e) {
     throw IOError(e.what());
   }
-  const json& base = j["base"];
-  NEUTRINO_CHECK_IO(base.is_object() && base.value("class_name", std::string()) == "GPT" &&
-                        base.contains("config"),
-                    "{}: architecture.base: expected a GPT architecture", path);
-  try {
-    out.base = nn::gpt_options_from_json(base["config"].dump(), path + ": architecture.base.config");
-  } catch (const ValueError& e) {
-    throw IOError(e.what());
-  }
+  const auto base = nn::gpt_options_of_architecture(j["base"].dump(), path + ": architecture.base");
+  NEUTRINO_CHECK_IO(base.has_value(), "{}: architecture.base: expected a GPT architecture", path);
+  out.base = *base;
   out.weights = std::move(file.weights);
   out.info = std::move(file.info);
   return out;
