@@ -426,7 +426,7 @@ void GPT::enable_lora(const LoraOptions& options) {
   check_lora_options(options);
   NEUTRINO_CHECK_VALUE(!lora_, "lora: the model already has LoRA adapters");
   std::vector<bool> used(options.targets.size(), false);
-  std::vector<std::pair<Block::Linear, std::string>> chosen;
+  std::vector<Block::Linear> chosen;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     for (const Block::Linear& lin : blocks_[i]->linears()) {
       const std::string name = fmt::format("transformer.h.{}.{}", i, lin.name);
@@ -434,19 +434,19 @@ void GPT::enable_lora(const LoraOptions& options) {
       for (size_t t = 0; t < options.targets.size(); ++t) {
         if (lora_target_matches(name, options.targets[t])) match = used[t] = true;
       }
-      if (match) chosen.emplace_back(lin, name);
+      if (match) chosen.push_back(lin);
     }
   }
   for (size_t t = 0; t < options.targets.size(); ++t) {
     if (used[t]) continue;
-    std::string names;
-    for (const Block::Linear& lin : blocks_[0]->linears()) names += std::string(names.empty() ? "" : ", ") + lin.name;
+    std::vector<std::string> names;
+    for (const Block::Linear& lin : blocks_[0]->linears()) names.emplace_back(lin.name);
     throw ValueError(fmt::format("lora.targets[{}]: '{}' matches no Linear; the Linears are "
                                  "transformer.h.<0..{}>.{{{}}}", t, options.targets[t],
-                                 blocks_.size() - 1, names));
+                                 blocks_.size() - 1, fmt::join(names, ", ")));
   }
   for (auto& [name, p] : named_parameters()) p.set_requires_grad(false);
-  for (auto& [lin, name] : chosen) {
+  for (Block::Linear& lin : chosen) {
     lin.lora = make_lora_adapter(lin.weight.size(0), lin.weight.size(1), options);
     lin.holder->register_module("lora_A", weight_holder(lin.lora.a));
     lin.holder->register_module("lora_B", weight_holder(lin.lora.b));
