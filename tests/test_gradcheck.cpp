@@ -25,6 +25,7 @@
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/core/error.h"
 #include "neutrino/core/random.h"
+#include "neutrino/nn/lora.h"
 #include "neutrino/nn/losses.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/tensor/tensor.h"
@@ -434,6 +435,23 @@ TEST(GradcheckComposite, TwoLayerMlp) {
         return nn::sparse_categorical_crossentropy(labels, linear(h, v[3], v[4]), true);
       },
       {randn({3, 4}), randn({5, 4}, 0, 0.5), randn({5}), randn({3, 5}, 0, 0.5), randn({3})});
+}
+
+// LoRA's linear (nn/lora.h) composes linear, mul, add and dropout: x, W, b, A and B all get the
+// gradient of x W^T + b + dropout(x) A^T B^T * alpha / r (a nonzero B, as after some training).
+TEST(GradcheckComposite, LoraLinear) {
+  manual_seed(96);
+  for (const double p : {0.0, 0.25}) {
+    expect_gradients_match(
+        p > 0 ? "lora linear, dropout 0.25" : "lora linear",
+        [p](const Inputs& v) {
+          manual_seed(778);  // the same dropout mask in every call
+          const nn::LoraAdapter lora{.a = v[3], .b = v[4], .scaling = 2.0, .dropout = p};
+          return nn::lora_linear(v[0], v[1], v[2], lora, true);
+        },
+        {randn({2, 3, 6}), randn({5, 6}, 0, 0.5), randn({5}), randn({2, 6}, 0, 0.5),
+         randn({5, 2}, 0, 0.5)});
+  }
 }
 
 // ============================================================================================

@@ -17,6 +17,7 @@
 #include "neutrino/nn/gpt.h"
 #include "neutrino/train/language_model.h"
 #include "neutrino/train/lm_trainer.h"
+#include "lm_test_data.h"
 #include "test_util.h"
 
 namespace neutrino {
@@ -29,20 +30,10 @@ class LmTrainGPT : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::fresh_temp_dir("lm_train_gpt");
-    const auto records = data::read_fortune_records(data::fortunes_dir() + "/science");
-    tokenizer_ = data::train_char_tokenizer(records);
-    std::vector<int64_t> tokens;
-    for (const std::string& r : records) {
-      for (int64_t id : tokenizer_->encode(r)) tokens.push_back(id);
-      tokens.push_back(data::Tokenizer::kEos);
-    }
-    const auto cut = static_cast<std::ptrdiff_t>(tokens.size() * 9 / 10);
-    data::write_token_shard(path("train.shard"), {tokens.begin(), tokens.begin() + cut},
-                            tokenizer_->vocab_size());
-    data::write_token_shard(path("val.shard"), {tokens.begin() + cut, tokens.end()},
-                            tokenizer_->vocab_size());
-    train_ = std::make_unique<data::TokenShard>(path("train.shard"));
-    val_ = std::make_unique<data::TokenShard>(path("val.shard"));
+    testing::FortuneShards shards = testing::fortune_shards(dir_);
+    tokenizer_ = std::move(shards.tokenizer);
+    train_ = std::move(shards.train);
+    val_ = std::move(shards.val);
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }

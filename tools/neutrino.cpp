@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
                 "training checkpoint written after every epoch (default: <output>.ckpt.safetensors)");
   t->add_option("--resume", train.resume, "continue from a training checkpoint")->check(CLI::ExistingFile);
   t->add_flag("--json", train.json, "print the test results as one JSON object");
+  t->add_flag("--merge", train.merge, "LoRA configs: fold the adapters into the weights and save a "
+                                      "full model (default: the adapters alone, a small file)");
   t->add_flag("--profile", train.profile,
               "time each layer's forward and backward per training step and print the means");
   add_at_least(t, "--profile-steps", train.profile_steps, int64_t{1},
@@ -161,6 +163,9 @@ int main(int argc, char** argv) {
   GenerateArgs gen;
   auto* g = app.add_subcommand("generate", "Generate text from a language model (a GPT model file)");
   g->add_option("model", gen.model, "language-model file")->required()->check(CLI::ExistingFile);
+  g->add_option("--adapter", gen.adapter, "a LoRA adapter file (neutrino train with a lora "
+                                         "section) to apply to the model, its base")
+      ->check(CLI::ExistingFile);
   g->add_option("--prompt", gen.prompts, "prompt text; repeat for several prompts in one batch")
       ->required();
   // Ranges are checked by generate() itself, so a bad value is a one-line error with exit 1.

@@ -194,6 +194,8 @@ int run_train(const TrainArgs& args) {
   if (is_language_model_config(args.config)) return run_train_language_model(args);
   NEUTRINO_CHECK_VALUE(!args.max_steps, "--max-steps: {} trains by epochs (fit.epochs); "
                        "--max-steps is for language-model configs", args.config);
+  NEUTRINO_CHECK_VALUE(!args.merge, "--merge: {} has no lora section (--merge folds LoRA adapters "
+                       "into a language model)", args.config);
   Experiment ex = load_experiment(args.config);
   if (args.epochs) ex.epochs = *args.epochs;
   if (args.seed) ex.seed = *args.seed;

@@ -24,6 +24,9 @@ struct TrainArgs {
   int64_t profile_steps = 0;  // > 0: stop after this many profiled steps (implies profile)
   // "bf16" or "fp32": overrides the config's mixed_precision (and so the saved model's).
   std::string mixed_precision;
+  // LoRA configs: fold the adapters into the weights and save a full model (as lora.merge: true)
+  // instead of the adapters alone.
+  bool merge = false;
 };
 // Trains, saves the model, and evaluates on data.test when the config has it. Returns the exit
 // code (non-zero when training stopped on a NaN loss). A language-model config (cli/lm_config.h)
@@ -31,7 +34,9 @@ struct TrainArgs {
 int run_train(const TrainArgs& args);
 // Fits the tokenizer (or takes init_from's), encodes the text into token shards, trains the GPT
 // (train/lm_trainer.h) and saves it with its tokenizer, config and history; --json prints one
-// object (train_loss, val_loss, perplexity, tokens_per_second, mfu, steps, history).
+// object (train_loss, val_loss, perplexity, tokens_per_second, mfu, steps, history,
+// trainable_parameters, total_parameters, output, output_bytes; with lora also adapter_bytes when
+// the adapters are saved alone, and merged).
 // Implemented in lm_train_command.cpp.
 int run_train_language_model(const TrainArgs& args);
 
@@ -92,6 +97,7 @@ int run_tokenize(const TokenizeArgs& args);
 
 struct GenerateArgs {
   std::string model;                 // a language-model file (train::save_language_model)
+  std::string adapter;               // a LoRA adapter file trained on `model` (optional)
   std::vector<std::string> prompts;  // one or more; several run as one batch
   int64_t max_tokens = 100;
   double temperature = 1.0;          // 0: greedy

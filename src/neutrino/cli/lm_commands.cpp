@@ -18,6 +18,7 @@
 #include "neutrino/nn/module.h"
 #include "neutrino/ops/ops.h"
 #include "neutrino/train/language_model.h"
+#include "neutrino/train/lora_adapter.h"
 
 namespace neutrino::cli {
 
@@ -68,6 +69,15 @@ size_t printable_prefix(const std::string& text, bool stopped, const std::vector
 
 int run_generate(const GenerateArgs& args) {
   auto [model, info] = train::load_language_model(args.model);
+  if (!args.adapter.empty()) {
+    // The adapters run beside the base weights (unmerged), as PEFT's PeftModel.from_pretrained.
+    const train::LoraAdapterFile adapter = train::read_lora_adapter(args.adapter);
+    if (train::apply_lora_adapter(*model, adapter, args.adapter) == train::BaseCheck::kOtherWeights) {
+      fmt::print(stderr, "note: {} was trained on other base weights than {} (same architecture)\n",
+                 args.adapter, args.model);
+    }
+    model->eval();
+  }
   const auto tok = data::tokenizer_of_model_info(info.extra, args.model);
   NEUTRINO_CHECK_VALUE(!args.prompts.empty(), "--prompt: at least one prompt is needed");
   for (const auto& s : args.stop) NEUTRINO_CHECK_VALUE(!s.empty(), "--stop: an empty stop text");

@@ -99,8 +99,24 @@ void read_train(const json& value, LmExperiment& ex) {
   r.finish();
 }
 
+// lora: {rank, alpha, dropout, targets, merge}; nn::lora_options_from_json names the fields.
+void read_lora(const json& value, LmExperiment& ex) {
+  NEUTRINO_CHECK_VALUE(value.is_object(), "lora: expected a map (rank, alpha, dropout, targets, "
+                       "merge), got {}", io::describe(value));
+  json options = value;
+  if (options.contains("merge")) {
+    NEUTRINO_CHECK_VALUE(options["merge"].is_boolean(), "lora.merge: expected true or false, got {}",
+                         io::describe(options["merge"]));
+    ex.lora_merge = options["merge"].get<bool>();
+    options.erase("merge");
+  }
+  ex.lora = nn::lora_options_from_json(options.dump(), "lora");
+}
+
 // What the sections say together: a model to build or one to start from, and one tokenizer.
 void check_together(LmExperiment& ex, const fs::path& base) {
+  NEUTRINO_CHECK_VALUE(!ex.lora || !ex.init_from.empty(),
+                       "lora: LoRA fine-tunes a pre-trained model: set train.init_from");
   if (ex.init_from.empty()) {
     NEUTRINO_CHECK_VALUE(ex.model.has_value(), "model: missing required section (or "
                          "train.init_from, a language model to start from)");
@@ -143,6 +159,7 @@ LmExperiment load_lm_experiment(const std::string& yaml_path) {
     read_data(top, base, ex);
     if (top.has("model")) ex.model = read_model(top.get_raw("model"));
     if (top.has("train")) read_train(top.get_raw("train"), ex);
+    if (top.has("lora")) read_lora(top.get_raw("lora"), ex);
     if (top.has("mixed_precision")) {
       const json& value = top.get_raw("mixed_precision");
       NEUTRINO_CHECK_VALUE(value.is_string(), "mixed_precision: expected 'bf16' or 'fp32', got {}",

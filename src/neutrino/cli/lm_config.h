@@ -11,6 +11,16 @@
 //   train: {max_steps: 2000, batch_size: 32, learning_rate: 1e-3, ...}  # train::LmTrainOptions
 //   mixed_precision: fp32
 //
+// LoRA fine-tuning (nn/lora.h) of train.init_from's model: a top-level section (PEFT's
+// LoraConfig, whose r / lora_alpha / lora_dropout / target_modules these are)
+//
+//   lora: {rank: 8, alpha: 16, dropout: 0.05, targets: [c_attn, c_proj], merge: false}
+//
+// trains the adapters alone (rank >= 1, alpha > 0, dropout in [0, 1), targets non-empty, each
+// matching some Linear of the blocks: attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_gate, mlp.c_proj);
+// the output is an adapter file (train/lora_adapter.h), or with merge: true (or `train --merge`)
+// a full model with the adapters folded into its weights. It needs train.init_from.
+//
 // Read once into typed values; unknown keys and wrong types are errors naming the file and the
 // field path ("configs/gpt.yaml: train.batch_sise: unknown key").
 #pragma once
@@ -39,6 +49,8 @@ struct LmExperiment {
   std::optional<nn::GPTOptions> model;       // vocab_size comes from the tokenizer
   train::LmTrainOptions train;
   std::string init_from;    // train.init_from: a language-model file to start from
+  std::optional<nn::LoraOptions> lora;  // the lora section
+  bool lora_merge = false;  // lora.merge: save a merged full model instead of the adapters
 };
 
 // Whether the config is a language-model one: model.GPT, or train.init_from. Reads the YAML only.

@@ -17,6 +17,7 @@
 #include "neutrino/io/file_io.h"
 #include "neutrino/io/model_file.h"
 #include "neutrino/train/language_model.h"
+#include "neutrino/train/lora_adapter.h"
 
 namespace neutrino::cli {
 
@@ -85,6 +86,52 @@ void apply_overrides(const TrainArgs& args, LmExperiment& ex) {
     ex.train.verbose = 0;  // stdout holds the one JSON object
   }
   if (!args.mixed_precision.empty()) ex.train.mixed_precision = parse_precision(args.mixed_precision);
+  NEUTRINO_CHECK_VALUE(!args.merge || ex.lora.has_value(), "--merge: {} has no lora section "
+                       "(--merge folds LoRA adapters into the model)", args.config);
+  if (args.merge) ex.lora_merge = true;
+}
+
+// LoRA adapters on the pre-trained model, their initial values drawn from the seed.
+void enable_lora(const LmExperiment& ex, nn::GPT& model) {
+  constexpr uint64_t kLoraSeedOffset = 0x4c6f5241;  // "LoRA": apart from the training stream
+  Generator generator(ex.seed + kLoraSeedOffset);
+  GeneratorGuard guard(generator);
+  try {
+    model.enable_lora(*ex.lora);
+  } catch (const ValueError& e) {
+    throw ValueError(fmt::format("{}: {}", ex.source, e.what()));
+  }
+}
+
+// Saves the trained model as the config asks: an ordinary model file, or with LoRA the adapters
+// alone (without the tokenizer: the base model has it) or merged into the weights. Returns what
+// --json reports about it.
+json save_output(const LmExperiment& ex, const std::string& output, nn::GPT& model,
+                 io::ModelInfo info, bool quiet) {
+  json out{{"output", output}};
+  const bool adapter = ex.lora && !ex.lora_merge;
+  if (adapter) {
+    info.extra.erase("tokenizer");
+    info.extra["base_model"] = ex.init_from;
+    train::save_lora_adapter(output, model, info);
+  } else {
+    if (ex.lora) model.merge_lora();
+    train::save_language_model(output, model, info);
+  }
+  const auto bytes = static_cast<int64_t>(fs::file_size(output));
+  out["output_bytes"] = bytes;
+  if (ex.lora) out["merged"] = !adapter;
+  if (adapter) out["adapter_bytes"] = bytes;
+  if (quiet) return out;
+  if (adapter) {
+    fmt::print("saved LoRA adapter {} ({} bytes; the base model {} is {} bytes)\n", output, bytes,
+               ex.init_from, fs::file_size(ex.init_from));
+  } else if (ex.lora) {
+    fmt::print("saved {} (LoRA adapters merged into the weights, {} bytes)\n", output, bytes);
+  } else {
+    fmt::print("saved {}\n", output);
+  }
+  return out;
 }
 
 // The model to train and its tokenizer: pre-trained (init_from), or built for a tokenizer taken
@@ -142,6 +189,7 @@ int run_train_language_model(const TrainArgs& args) {
 
   const std::vector<std::string> train_texts = texts_of(ex.train_data, args.config + ": data.train");
   Start start = start_model(ex, args.resume, train_texts);
+  if (ex.lora) enable_lora(ex, *start.model);
   const data::Tokenizer& tokenizer = *start.tokenizer;
   const int64_t context = ex.train.context > 0 ? ex.train.context : start.model->options().context;
   TempDir shards;
@@ -175,15 +223,15 @@ int run_train_language_model(const TrainArgs& args) {
     return 3;
   }
   info.extra["history"] = train::history_json(r.history);
-  train::save_language_model(output, *start.model, info);
-  if (!args.json) {
-    fmt::print("saved {}\n", output);
-    return 0;
-  }
-  const json out{{"train_loss", number_or_null(r.train_loss)}, {"val_loss", number_or_null(r.val_loss)},
-                 {"perplexity", number_or_null(r.perplexity)},
-                 {"tokens_per_second", r.tokens_per_second}, {"mfu", r.mfu}, {"steps", r.steps},
-                 {"history", json::parse(train::history_json(r.history))}};
+  if (ex.lora) info.extra["lora"] = nn::lora_options_to_json(*ex.lora);
+  json out = save_output(ex, output, *start.model, info, args.json);
+  if (!args.json) return 0;
+  out.update({{"train_loss", number_or_null(r.train_loss)}, {"val_loss", number_or_null(r.val_loss)},
+              {"perplexity", number_or_null(r.perplexity)},
+              {"tokens_per_second", r.tokens_per_second}, {"mfu", r.mfu}, {"steps", r.steps},
+              {"trainable_parameters", r.trainable_parameters},
+              {"total_parameters", r.total_parameters},
+              {"history", json::parse(train::history_json(r.history))}});
   fmt::print("{}\n", out.dump());
   return 0;
 }

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include <fmt/ranges.h>
+
 #include "neutrino/autograd/autograd.h"
 #include "neutrino/core/error.h"
 #include "neutrino/io/config_reader.h"
@@ -44,6 +46,7 @@ int64_t mlp_hidden_of(const GPTOptions& o) {
 
 // A module that only names its tensors and children (transformer, transformer.h, ...).
 struct Holder : Module {
+  using Module::clear_registrations;
   using Module::register_module;
   using Module::register_parameter;
 };
@@ -123,6 +126,26 @@ std::optional<GPTOptions> gpt_options_of_architecture(const std::string& text,
 struct GPT::Block : Module {
   Tensor ln1_w, ln1_b, ln2_w, ln2_b, attn_w, attn_b, proj_w, proj_b, fc_w, fc_b, gate_w, gate_b,
       mlp_proj_w, mlp_proj_b;
+  // LoRA adapters of the Linears (inactive unless GPT::enable_lora made them).
+  LoraAdapter attn_lora, proj_lora, fc_lora, gate_lora, mlp_proj_lora;
+
+  // A Linear of the block: its name in the block, weight, bias, adapter and the module holding them.
+  struct Linear {
+    const char* name;
+    Tensor& weight;
+    Tensor& bias;
+    LoraAdapter& lora;
+    std::shared_ptr<Holder> holder;
+  };
+  std::vector<Linear> linears() {
+    std::vector<Linear> out{{"attn.c_attn", attn_w, attn_b, attn_lora, c_attn_},
+                            {"attn.c_proj", proj_w, proj_b, proj_lora, c_proj_},
+                            {"mlp.c_fc", fc_w, fc_b, fc_lora, c_fc_}};
+    if (c_gate_) out.push_back({"mlp.c_gate", gate_w, gate_b, gate_lora, c_gate_});
+    out.push_back({"mlp.c_proj", mlp_proj_w, mlp_proj_b, mlp_proj_lora, m_proj_});
+    return out;
+  }
+  std::shared_ptr<Holder> c_attn_, c_proj_, c_fc_, c_gate_, m_proj_;
 
   explicit Block(const GPTOptions& o) {
     const int64_t d = o.d_model, hidden = mlp_hidden_of(o);
@@ -143,6 +166,8 @@ struct GPT::Block : Module {
     if (o.bias) proj_b = c_proj->register_parameter("bias", vec(d, 0.0));
     attn->register_module("c_attn", c_attn);
     attn->register_module("c_proj", c_proj);
+    c_attn_ = c_attn;
+    c_proj_ = c_proj;
     ln2_w = ln2->register_parameter("weight", vec(d, 1.0));
     if (o.bias && o.norm == "layernorm") ln2_b = ln2->register_parameter("bias", vec(d, 0.0));
     auto mlp = std::make_shared<Holder>(), c_fc = std::make_shared<Holder>(),
@@ -150,15 +175,18 @@ struct GPT::Block : Module {
     fc_w = c_fc->register_parameter("weight", linear_w(hidden, d, 0.02));
     if (o.bias) fc_b = c_fc->register_parameter("bias", vec(hidden, 0.0));
     mlp->register_module("c_fc", c_fc);
+    c_fc_ = c_fc;
     if (o.mlp == "swiglu") {
       auto c_gate = std::make_shared<Holder>();
       gate_w = c_gate->register_parameter("weight", linear_w(hidden, d, 0.02));
       if (o.bias) gate_b = c_gate->register_parameter("bias", vec(hidden, 0.0));
       mlp->register_module("c_gate", c_gate);
+      c_gate_ = c_gate;
     }
     mlp_proj_w = m_proj->register_parameter("weight", linear_w(d, hidden, std_proj));
     if (o.bias) mlp_proj_b = m_proj->register_parameter("bias", vec(d, 0.0));
     mlp->register_module("c_proj", m_proj);
+    m_proj_ = m_proj;
     register_module("ln_1", ln1);
     register_module("attn", attn);
     register_module("ln_2", ln2);
@@ -225,7 +253,8 @@ Tensor GPT::attention(const Block& blk, size_t layer, const Tensor& x, KVCache* 
                       const Tensor& key_padding) const {
   const GPTOptions& o = options_;
   const int64_t b = x.size(0), t = x.size(1), c = o.d_model, hd = c / o.heads;
-  const Tensor qkv = linear(x, blk.attn_w, blk.attn_b);
+  const bool training = is_training();
+  const Tensor qkv = lora_linear(x, blk.attn_w, blk.attn_b, blk.attn_lora, training);
   Tensor q = heads_of(qkv, 0, o.heads), k = heads_of(qkv, c, o.heads),
          v = heads_of(qkv, 2 * c, o.heads);
   const int64_t start = cache ? cache->length : 0;
@@ -242,18 +271,20 @@ Tensor GPT::attention(const Block& blk, size_t layer, const Tensor& x, KVCache* 
     k = permute(slice(ck, 0, 0, start + t), {1, 2, 0, 3});
     v = permute(slice(cv, 0, 0, start + t), {1, 2, 0, 3});
   }
-  const double p = is_training() ? o.dropout : 0.0;
+  const double p = training ? o.dropout : 0.0;
   Tensor y = scaled_dot_product_attention(q, k, v, key_padding, {.causal = true, .dropout = p});
   y = reshape(contiguous(permute(y, {0, 2, 1, 3})), {b, t, hd * o.heads});
-  return linear(y, blk.proj_w, blk.proj_b);
+  return lora_linear(y, blk.proj_w, blk.proj_b, blk.proj_lora, training);
 }
 
 Tensor GPT::mlp(const Block& blk, const Tensor& x) const {
-  if (options_.mlp == "swiglu") {
-    const Tensor gate = silu(linear(x, blk.gate_w, blk.gate_b));
-    return linear(mul(gate, linear(x, blk.fc_w, blk.fc_b)), blk.mlp_proj_w, blk.mlp_proj_b);
-  }
-  return linear(gelu(linear(x, blk.fc_w, blk.fc_b)), blk.mlp_proj_w, blk.mlp_proj_b);
+  const bool training = is_training();
+  const Tensor fc = lora_linear(x, blk.fc_w, blk.fc_b, blk.fc_lora, training);
+  const Tensor hidden =
+      options_.mlp == "swiglu"
+          ? mul(silu(lora_linear(x, blk.gate_w, blk.gate_b, blk.gate_lora, training)), fc)
+          : gelu(fc);
+  return lora_linear(hidden, blk.mlp_proj_w, blk.mlp_proj_b, blk.mlp_proj_lora, training);
 }
 
 // Token embeddings plus learned positions: position p of row r is p minus r's left padding, so a
@@ -375,6 +406,106 @@ double GPT::training_flops_per_token(int64_t sequence_length) const {
   const double n = static_cast<double>(parameter_count(false)) +
                    static_cast<double>(options_.vocab_size * options_.d_model);  // the head's GEMM
   return 6.0 * n + 12.0 * static_cast<double>(options_.layers * options_.d_model * sequence_length);
+}
+
+namespace {
+
+bool is_lora_name(const std::string& name) {
+  return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
+}
+
+std::shared_ptr<Holder> weight_holder(const Tensor& weight) {
+  auto holder = std::make_shared<Holder>();
+  holder->register_parameter("weight", weight);
+  return holder;
+}
+
+}  // namespace
+
+void GPT::enable_lora(const LoraOptions& options) {
+  check_lora_options(options);
+  NEUTRINO_CHECK_VALUE(!lora_, "lora: the model already has LoRA adapters");
+  std::vector<bool> used(options.targets.size(), false);
+  std::vector<Block::Linear> chosen;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    for (const Block::Linear& lin : blocks_[i]->linears()) {
+      const std::string name = fmt::format("transformer.h.{}.{}", i, lin.name);
+      bool match = false;
+      for (size_t t = 0; t < options.targets.size(); ++t) {
+        if (lora_target_matches(name, options.targets[t])) match = used[t] = true;
+      }
+      if (match) chosen.push_back(lin);
+    }
+  }
+  for (size_t t = 0; t < options.targets.size(); ++t) {
+    if (used[t]) continue;
+    std::vector<std::string> names;
+    for (const Block::Linear& lin : blocks_[0]->linears()) names.emplace_back(lin.name);
+    throw ValueError(fmt::format("lora.targets[{}]: '{}' matches no Linear; the Linears are "
+                                 "transformer.h.<0..{}>.{{{}}}", t, options.targets[t],
+                                 blocks_.size() - 1, fmt::join(names, ", ")));
+  }
+  for (auto& [name, p] : named_parameters()) p.set_requires_grad(false);
+  for (Block::Linear& lin : chosen) {
+    lin.lora = make_lora_adapter(lin.weight.size(0), lin.weight.size(1), options);
+    lin.holder->register_module("lora_A", weight_holder(lin.lora.a));
+    lin.holder->register_module("lora_B", weight_holder(lin.lora.b));
+  }
+  lora_ = options;
+}
+
+std::map<std::string, Tensor> GPT::lora_state() const {
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, p] : named_parameters()) {
+    if (is_lora_name(name)) out.emplace(name, p);
+  }
+  return out;
+}
+
+void GPT::load_lora_state(const std::map<std::string, Tensor>& state) {
+  const std::map<std::string, Tensor> own = lora_state();
+  std::vector<std::string> missing, unexpected;
+  for (const auto& [name, t] : own) {
+    if (!state.count(name)) missing.push_back(name);
+  }
+  for (const auto& [name, t] : state) {
+    if (!own.count(name)) unexpected.push_back(name);
+  }
+  NEUTRINO_CHECK_VALUE(missing.empty() && unexpected.empty(),
+                       "LoRA adapters do not fit the model: missing [{}], unexpected [{}]",
+                       fmt::join(missing, ", "), fmt::join(unexpected, ", "));
+  for (const auto& [name, t] : own) {
+    const Tensor& source = state.at(name);
+    NEUTRINO_CHECK_SHAPE(source.shape() == t.shape(), "{}: the adapter is {}, the model's is {}",
+                         name, source.shape_string(), t.shape_string());
+  }
+  NoGradGuard no_grad;
+  for (const auto& [name, t] : own) t.copy_(state.at(name));
+}
+
+void GPT::merge_lora() {
+  if (!lora_) return;
+  for (const auto& blk : blocks_) {
+    for (Block::Linear& lin : blk->linears()) {
+      if (!lin.lora.active()) continue;
+      merge_lora_into(lin.weight, lin.lora);
+      lin.lora = LoraAdapter();
+      lin.holder->clear_registrations();
+      lin.holder->register_parameter("weight", lin.weight);
+      if (lin.bias.defined()) lin.holder->register_parameter("bias", lin.bias);
+    }
+  }
+  for (auto& [name, p] : named_parameters()) p.set_requires_grad(true);
+  lora_.reset();
+}
+
+std::vector<std::string> GPT::frozen_parameter_names() const {
+  std::vector<std::string> names;
+  if (!lora_) return names;
+  for (const auto& [name, p] : named_parameters()) {
+    if (!is_lora_name(name)) names.push_back(name);
+  }
+  return names;
 }
 
 }  // namespace neutrino::nn

@@ -16,11 +16,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "neutrino/nn/lora.h"
 #include "neutrino/nn/module.h"
 
 namespace neutrino::nn {
@@ -95,6 +97,24 @@ class GPT : public Module {
   double training_flops_per_token(int64_t sequence_length) const;
   int64_t parameter_count(bool include_embeddings = true) const;
 
+  // LoRA (nn/lora.h) on the blocks' Linears that `options.targets` match (their names as
+  // "transformer.h.<i>.attn.c_attn"): each gains transformer.h.<i>.attn.c_attn.lora_A.weight
+  // (rank, in) and .lora_B.weight (out, rank) as PEFT names them, and every other parameter stops
+  // requiring grad. A target matching no Linear is an error (ValueError) naming it and listing the
+  // Linears; enabling twice is an error.
+  void enable_lora(const LoraOptions& options);
+  const std::optional<LoraOptions>& lora_options() const { return lora_; }
+  // The adapters' tensors by name (empty without LoRA).
+  std::map<std::string, Tensor> lora_state() const;
+  // Copies adapters in by name: the same names as lora_state() (missing and unexpected ones
+  // listed) and shapes (both named), else a ValueError and nothing copied.
+  void load_lora_state(const std::map<std::string, Tensor>& state);
+  // Folds every adapter into its weight (W += B A * alpha / rank) and removes the adapters: the
+  // model is an ordinary GPT again, every parameter requiring grad.
+  void merge_lora();
+  // The parameters LoRA keeps out of training (all but the adapters; empty without LoRA).
+  std::vector<std::string> frozen_parameter_names() const;
+
  private:
   struct Block;
   Tensor run(const Tensor& tokens, KVCache* cache, const std::vector<int64_t>& left_padding,
@@ -105,6 +125,7 @@ class GPT : public Module {
   Tensor embed(const Tensor& tokens, int64_t start, const std::vector<int64_t>& left_padding) const;
   void check_tokens(const Tensor& tokens, int64_t start) const;
   GPTOptions options_;
+  std::optional<LoraOptions> lora_;
   Tensor wte_, wpe_, ln_f_weight_, ln_f_bias_, lm_head_;
   std::vector<std::shared_ptr<Block>> blocks_;
 };

@@ -30,6 +30,9 @@ bool is_language_model_file(const std::string& path) {
 }
 
 void save_language_model(const std::string& path, const nn::GPT& model, const io::ModelInfo& info) {
+  NEUTRINO_CHECK_VALUE(!model.lora_options().has_value(),
+                       "{}: the model has LoRA adapters: merge them (GPT::merge_lora) or save them "
+                       "alone (train::save_lora_adapter)", path);
   io::ModelFile file{.architecture = language_model_architecture(model.options()),
                      .info = info,
                      .weights = model.state_dict()};
@@ -39,6 +42,12 @@ void save_language_model(const std::string& path, const nn::GPT& model, const io
 LoadedLanguageModel load_language_model(const std::string& path) {
   io::ModelFile file = io::read_model_file(path, io::ModelFileKind::kModel);
   const auto options = nn::gpt_options_of_architecture(file.architecture, path);
+  if (!options.has_value()) {
+    const json j = io::parse_json(file.architecture, path + ": architecture");
+    NEUTRINO_CHECK_VALUE(!j.is_object() || j.value("class_name", std::string()) != "LoraAdapter",
+                         "{} is a LoRA adapter, not a language model: give it with its base "
+                         "model (neutrino generate BASE --adapter {})", path, path);
+  }
   NEUTRINO_CHECK_VALUE(options.has_value(),
                        "{} is not a language model (its architecture is not a GPT)", path);
   auto model = std::make_shared<nn::GPT>(*options);

@@ -62,21 +62,26 @@ void check_options(const LmTrainOptions& o, const LanguageModelSpec& spec) {
 struct Trainable {
   std::vector<Tensor> params;
   std::vector<bool> decay;
+  int64_t count = 0;  // trained elements
+  int64_t total = 0;  // every parameter's elements
 };
 
 Trainable trainable_parameters(nn::Module& model, const LanguageModelSpec& spec,
                                const std::vector<std::string>& freeze) {
   const std::set<std::string> decayed(spec.decayed.begin(), spec.decayed.end());
+  const std::set<std::string> kept(spec.frozen.begin(), spec.frozen.end());
   std::vector<bool> pattern_used(freeze.size(), false);
   Trainable out;
   for (auto& [name, p] : model.named_parameters()) {
-    bool frozen = false;
+    out.total += p.numel();
+    bool frozen = kept.count(name) > 0;
     for (size_t i = 0; i < freeze.size(); ++i) {
       if (matches_any(name, {freeze[i]})) frozen = pattern_used[i] = true;
     }
     Tensor param = p;
     param.set_requires_grad(!frozen);
     if (frozen) continue;
+    out.count += p.numel();
     out.params.push_back(param);
     out.decay.push_back(decayed.count(name) > 0);
   }
@@ -101,6 +106,8 @@ class LmRun {
                     .global_clipnorm = o.grad_clip}),
         generator_(o.seed), windows_(train, context_, o.seed) {
     Trainable t = trainable_parameters(model, spec, o.freeze);
+    trainable_count_ = t.count;
+    total_count_ = t.total;
     optimizer_.attach(std::move(t.params), std::move(t.decay));
     optimizer_.set_schedule(warmup_cosine_decay(
         o.learning_rate, o.min_lr, std::min(o.warmup_steps, decay_steps()), decay_steps()));
@@ -133,6 +140,7 @@ class LmRun {
   int64_t window_steps_ = 0;
   double train_seconds_ = 0;  // this process's training time, evaluations excluded
   int64_t trained_tokens_ = 0;
+  int64_t trainable_count_ = 0, total_count_ = 0;
 };
 
 // Mean next-token cross-entropy over every position of windows (B, T + 1).
@@ -204,6 +212,15 @@ LmTrainResult LmRun::run() {
   const auto start = Clock::now();
   const int64_t tokens_per_step = o_.batch_size * o_.grad_accumulation * context_;
   LmTrainResult result;
+  result.trainable_parameters = trainable_count_;
+  result.total_parameters = total_count_;
+  if (o_.verbose > 0) {
+    // PEFT's print_trainable_parameters line.
+    fmt::print("trainable params: {} || all params: {} || trainable%: {:.4f}\n", trainable_count_,
+               total_count_, 100.0 * static_cast<double>(trainable_count_) /
+                                 static_cast<double>(std::max<int64_t>(1, total_count_)));
+    std::fflush(stdout);
+  }
   while (step_ < o_.max_steps) {
     const auto t0 = Clock::now();
     const double loss = train_step();

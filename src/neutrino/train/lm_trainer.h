@@ -63,6 +63,7 @@ struct LanguageModelSpec {
   std::string architecture;                // the checkpoints' architecture JSON
   int64_t context = 0;                     // the longest window the model takes
   std::vector<std::string> decayed;        // parameter names weight decay applies to
+  std::vector<std::string> frozen = {};    // names the model keeps out of training (LoRA's base)
   std::function<double(int64_t)> flops_per_token;  // training FLOPs per token at length T; may be empty
 };
 
@@ -80,6 +81,8 @@ struct LmTrainResult {
   double mfu = 0;                // model FLOPs utilization, a fraction of cpu_peak_flops()
   int64_t steps = 0;             // steps taken in all, a resumed run's earlier ones included
   bool stopped_on_nan = false;   // a non-finite loss: that step's update was not applied
+  int64_t trainable_parameters = 0;  // the elements the optimizer updates
+  int64_t total_parameters = 0;      // every parameter's elements, frozen ones included
   std::vector<LmEvalPoint> history;
 };
 

@@ -10,6 +10,7 @@ LanguageModelSpec language_model_spec(const nn::GPT& model) {
   return {.architecture = language_model_architecture(model.options()),
           .context = model.options().context,
           .decayed = model.decayed_parameter_names(),
+          .frozen = model.frozen_parameter_names(),
           .flops_per_token = [&model](int64_t t) { return model.training_flops_per_token(t); }};
 }
 
