@@ -132,6 +132,59 @@ TEST_F(CliLanguageModel, PredictWritesTheLogits) {
   EXPECT_LT(testing::max_rel_diff(logits, gpt_->forward(ids)), 1e-5);
 }
 
+// A topic classifier on the imported GPT from a config (the form of configs/gpt_fortune_topics.yaml):
+// the model file's tokenizer and weights, fine-tuned by `neutrino train`; the saved classifier
+// evaluates and summarizes from its file alone.
+TEST_F(CliLanguageModel, ClassifierOnThePretrainedGptTrainsFromAConfig) {
+  import_model();
+  const auto write_config = [&](const std::string& name, const std::string& backbone, int epochs) {
+    std::ofstream(path(name))
+        << "seed: 3\n"
+           "data:\n"
+           "  train: {fortunes: [science, love], split: train, stratify: true}\n"
+           "  test: {fortunes: [science, love], split: test, stratify: true}\n"
+           "  preprocess:\n"
+           "    - tokenize: {from_model: lm.safetensors, max_length: 32}\n"
+           "model:\n"
+           "  input_shape: [32]\n"
+           "  layers:\n"
+           "    - GPTBackbone: {" << backbone << "}\n"
+           "    - Dense: {units: 2, activation: softmax}\n"
+           "compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}\n"
+           "fit: {epochs: " << epochs << ", batch_size: 64, verbose: 0}\n";
+  };
+  write_config("topics.yaml", "from_model: lm.safetensors, pooling: mean", 1);
+  const auto r = run_cli("train " + path("topics.yaml") + " -o " + path("topics.safetensors") + " --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto scores = nlohmann::json::parse(r.output.substr(r.output.rfind('{')));
+  EXPECT_GE(scores["accuracy"].get<double>(), 0.0);
+  const auto eval = run_cli("eval " + path("topics.safetensors") +
+                            " --data \"{fortunes: [science, love], split: test, stratify: true}\" --json");
+  ASSERT_EQ(eval.code, 0) << eval.output;
+  EXPECT_NEAR(nlohmann::json::parse(eval.output.substr(eval.output.rfind('{')))["accuracy"].get<double>(),
+              scores["accuracy"].get<double>(), 1e-9);
+  const auto summary = run_cli("summary " + path("topics.safetensors"));
+  EXPECT_NE(summary.output.find("GPTBackbone"), std::string::npos) << summary.output;
+
+  // Before any step the backbone holds the language model's weights; with pretrained: false, not.
+  const auto wte_of = [&](const std::string& file) {
+    for (const auto& [name, t] : io::load_tensors(file).tensors) {
+      if (name.ends_with("transformer.wte.weight")) return t.to_vector<float>();
+    }
+    return std::vector<float>{};
+  };
+  const std::vector<float> lm_wte = wte_of(path("lm.safetensors"));
+  ASSERT_FALSE(lm_wte.empty());
+  write_config("start.yaml", "from_model: lm.safetensors", 0);
+  ASSERT_EQ(run_cli("train " + path("start.yaml") + " -o " + path("start.safetensors")).code, 0);
+  EXPECT_EQ(wte_of(path("start.safetensors")), lm_wte);
+  write_config("scratch.yaml", "from_model: lm.safetensors, pretrained: false", 0);
+  ASSERT_EQ(run_cli("train " + path("scratch.yaml") + " -o " + path("scratch.safetensors")).code, 0);
+  const std::vector<float> scratch = wte_of(path("scratch.safetensors"));
+  EXPECT_EQ(scratch.size(), lm_wte.size());
+  EXPECT_NE(scratch, lm_wte);
+}
+
 TEST_F(CliLanguageModel, BadInputIsOneLineAndExitOne) {
   const std::string model = import_model();
   auto expect_error = [&](const std::string& args, const std::string& needle) {

@@ -87,6 +87,37 @@ TEST_F(TextDatasets, SplitsAreDisjointSeededAndCoverEveryRecord) {
   EXPECT_NE(data::load_dataset_config(other, "data").texts, test.texts);
 }
 
+// Stratified, each file is cut on its own: a file's test records are the same whatever other
+// files the dataset holds, and each file keeps its tenth in the test split.
+TEST_F(TextDatasets, StratifiedSplitCutsEachFileOnItsOwn) {
+  if (!have_fortunes()) GTEST_SKIP() << "the fortunes package is not installed";
+  const auto stratified = [](const std::string& topics, const std::string& split) {
+    return data::load_dataset_config("{\"fortunes\": [" + topics + "], \"split\": \"" + split +
+                                         "\", \"stratify\": true}",
+                                     "data");
+  };
+  const data::Dataset both = stratified("\"love\", \"food\"", "test");
+  const data::Dataset love = stratified("\"love\"", "test");
+  const data::Dataset food = stratified("\"food\"", "test");
+  std::vector<std::string> joined = love.texts;
+  joined.insert(joined.end(), food.texts.begin(), food.texts.end());
+  EXPECT_EQ(both.texts, joined);
+  const data::Dataset love_all = data::load_dataset_config("{\"fortunes\": [\"love\"]}", "data");
+  EXPECT_EQ(love.texts.size(), love_all.texts.size() / 10);
+  EXPECT_EQ(both.y.to_vector<int64_t>(), [&] {
+    std::vector<int64_t> labels(love.texts.size(), 0);
+    labels.insert(labels.end(), food.texts.size(), 1);
+    return labels;
+  }());
+  std::multiset<std::string> seen;
+  for (const char* split : {"train", "validation", "test"}) {
+    const data::Dataset part = stratified("\"love\", \"food\"", split);
+    seen.insert(part.texts.begin(), part.texts.end());
+  }
+  const data::Dataset all = data::load_dataset_config(spec("all"), "data");
+  EXPECT_EQ(seen, std::multiset<std::string>(all.texts.begin(), all.texts.end()));
+}
+
 // fortunes-zh colours its titles and authors with ANSI escapes: the records come without them,
 // and every record survives a character tokenizer byte for byte.
 TEST_F(TextDatasets, ChineseFortunesAreCleanAndRoundTrip) {

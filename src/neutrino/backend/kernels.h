@@ -72,6 +72,10 @@ enum class Unary {
 };
 template <class T>
 void unary(Unary op, const T* x, T* y, int64_t n, double alpha = 0, double beta = 0);
+// dx = g * d gelu(x) / dx over n contiguous values (GELU's backward in one pass); exact: the erf
+// form, else the tanh approximation. float uses a vectorized erf, double std::erf.
+template <class T>
+void gelu_backward(bool exact, const T* x, const T* g, T* dx, int64_t n);
 
 enum class Binary { kAdd, kSub, kMul, kDiv, kMax };
 // out (contiguous, `shape`) = a op b, with a and b read through broadcast strides.

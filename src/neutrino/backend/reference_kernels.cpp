@@ -6,6 +6,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "neutrino/backend/fast_exp.h"
 #include "neutrino/backend/kernels.h"
 #include "neutrino/backend/parallel.h"
 #include "neutrino/backend/relu.h"
@@ -28,7 +29,89 @@ constexpr double kInvSqrt2Pi = 0.3989422804014327;  // 1 / sqrt(2 pi)
 namespace {
 template <class T>
 void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double beta);
+
+// GELU and its derivative, one value: erf/tanh/exp are fast_exp.h's, vectorizable for float and
+// std:: for double (the reference the gradient checks read). The form is a template argument so
+// that each loop body is branch-free and vectorizes.
+template <bool kExact, class T>
+inline T gelu_value(T x) {
+  if constexpr (kExact) {
+    return T(0.5) * x * (T(1) + fast_erf(x * T(kInvSqrt2)));
+  } else {
+    const T inner = T(kSqrt2OverPi) * (x + T(0.044715) * x * x * x);
+    return T(0.5) * x * (T(1) + fast_tanh(inner));
+  }
 }
+
+// d/dx x Phi(x) = Phi(x) + x phi(x); the tanh form's derivative by the chain rule. phi's exp
+// underflows to ~1e-38 rather than 0 beyond |x| = 13 in float, harmless next to Phi(x).
+template <bool kExact, class T>
+inline T gelu_derivative(T x) {
+  if constexpr (kExact) {
+    const T cdf = T(0.5) * (T(1) + fast_erf(x * T(kInvSqrt2)));
+    const T pdf = T(kInvSqrt2Pi) * fast_exp(T(-0.5) * x * x);
+    return cdf + x * pdf;
+  } else {
+    const T x2 = x * x;
+    const T t = fast_tanh(T(kSqrt2OverPi) * (x + T(0.044715) * x2 * x));
+    const T dinner = T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * x2);
+    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner;
+  }
+}
+
+template <bool kExact, class T>
+void gelu_values(const T* __restrict x, T* __restrict y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_value<kExact>(x[i]);
+}
+
+template <bool kExact, class T>
+void gelu_derivatives(const T* __restrict x, T* __restrict y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_derivative<kExact>(x[i]);
+}
+
+template <bool kExact, class T>
+void gelu_backward_serial(const T* __restrict x, const T* __restrict g, T* __restrict dx, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * gelu_derivative<kExact>(x[i]);
+}
+
+template <class T>
+void gelu_serial(Unary op, const T* x, T* y, int64_t n) {
+  switch (op) {
+    case Unary::kGeluErf: return gelu_values<true>(x, y, n);
+    case Unary::kGeluTanh: return gelu_values<false>(x, y, n);
+    case Unary::kGeluErfGrad: return gelu_derivatives<true>(x, y, n);
+    default: return gelu_derivatives<false>(x, y, n);
+  }
+}
+}  // namespace
+
+// dx = g * gelu'(x) in one pass (GELU's backward), chunked over the threads as unary is.
+template <class T>
+void gelu_backward(bool exact, const T* x, const T* g, T* dx, int64_t n) {
+  const auto serial = [exact](const T* xs, const T* gs, T* out, int64_t count) {
+    if (exact) {
+      gelu_backward_serial<true>(xs, gs, out, count);
+    } else {
+      gelu_backward_serial<false>(xs, gs, out, count);
+    }
+  };
+  if (n < 2 * kUnaryChunk) {
+    serial(x, g, dx, n);
+    return;
+  }
+  const int64_t chunks = (n + kUnaryChunk - 1) / kUnaryChunk;
+  parallel_for(chunks, true, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) {
+      const int64_t begin = c * kUnaryChunk;
+      serial(x + begin, g + begin, dx + begin, std::min(kUnaryChunk, n - begin));
+    }
+  });
+}
+template void gelu_backward<float>(bool, const float*, const float*, float*, int64_t);
+template void gelu_backward<double>(bool, const double*, const double*, double*, int64_t);
 
 // Large arrays are split into fixed chunks over the threads; each element's result does not
 // depend on the split, so results stay bit-identical.
@@ -106,31 +189,10 @@ void unary_serial(Unary op, const T* x, T* y, int64_t n, double alpha, double be
       for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
       return;
     case Unary::kGeluErf:
-      for (int64_t i = 0; i < n; ++i) {
-        y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(kInvSqrt2)));
-      }
-      return;
     case Unary::kGeluTanh:
-      for (int64_t i = 0; i < n; ++i) {
-        const T inner = T(kSqrt2OverPi) * (x[i] + T(0.044715) * x[i] * x[i] * x[i]);
-        y[i] = T(0.5) * x[i] * (T(1) + std::tanh(inner));
-      }
-      return;
     case Unary::kGeluErfGrad:
-      // d/dx x Phi(x) = Phi(x) + x phi(x)
-      for (int64_t i = 0; i < n; ++i) {
-        const T cdf = T(0.5) * (T(1) + std::erf(x[i] * T(kInvSqrt2)));
-        const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x[i] * x[i]);
-        y[i] = cdf + x[i] * pdf;
-      }
-      return;
     case Unary::kGeluTanhGrad:
-      for (int64_t i = 0; i < n; ++i) {
-        const T x2 = x[i] * x[i];
-        const T t = std::tanh(T(kSqrt2OverPi) * (x[i] + T(0.044715) * x2 * x[i]));
-        const T dinner = T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * x2);
-        y[i] = T(0.5) * (T(1) + t) + T(0.5) * x[i] * (T(1) - t * t) * dinner;
-      }
+      gelu_serial(op, x, y, n);
       return;
     case Unary::kStep:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > a ? T(1) : b;

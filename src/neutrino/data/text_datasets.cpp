@@ -52,6 +52,7 @@ struct SplitSpec {
   std::string split = "all";
   double validation = 0.1, test = 0.1;
   uint64_t seed = 0;
+  bool stratify = false;
 };
 
 SplitSpec read_split(io::ConfigReader& r) {
@@ -66,36 +67,58 @@ SplitSpec read_split(io::ConfigReader& r) {
   NEUTRINO_CHECK_VALUE(s.validation + s.test < 1.0, "{}: validation ({}) and test ({}) leave no "
                        "training records", r.path(), s.validation, s.test);
   s.seed = static_cast<uint64_t>(r.get_int("seed", 0, 0));
+  s.stratify = r.get_bool("stratify", s.stratify);
   return s;
 }
 
-// Keeps one split's records, in shuffled order (see the header).
-void keep_split(Dataset& d, const SplitSpec& s) {
-  if (s.split == "all") return;
-  const auto n = static_cast<int64_t>(d.texts.size());
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+// The positions [begin, end) of `members` (record indices) that one split keeps: a Fisher-Yates
+// shuffle with Generator(seed), then test first, validation next, train last.
+void select_split(std::vector<int64_t> members, const SplitSpec& s, std::vector<int64_t>& kept) {
+  const auto n = static_cast<int64_t>(members.size());
   Generator gen(s.seed);
   for (int64_t i = n - 1; i > 0; --i) {
-    std::swap(order[static_cast<size_t>(i)], order[gen.below(static_cast<uint64_t>(i + 1))]);
+    std::swap(members[static_cast<size_t>(i)], members[gen.below(static_cast<uint64_t>(i + 1))]);
   }
   const auto n_test = static_cast<int64_t>(static_cast<double>(n) * s.test);
   const auto n_val = static_cast<int64_t>(static_cast<double>(n) * s.validation);
   int64_t begin = 0, end = n_test;
   if (s.split == "validation") begin = n_test, end = n_test + n_val;
   if (s.split == "train") begin = n_test + n_val, end = n;
-  NEUTRINO_CHECK_VALUE(end > begin, "{}: the {} split has no records ({} in all)", d.source,
-                       s.split, n);
+  kept.insert(kept.end(), members.begin() + begin, members.begin() + end);
+}
+
+// Keeps one split's records, in shuffled order (see the header). Stratified, each class is
+// shuffled and cut on its own, so a class's split does not depend on which other classes the
+// dataset holds (a language model pre-trained on many fortune files never sees the test records
+// of a classifier over a few of them).
+void keep_split(Dataset& d, const SplitSpec& s) {
+  if (s.split == "all") return;
+  const auto n = static_cast<int64_t>(d.texts.size());
   const std::vector<int64_t> labels = d.y.to_vector<int64_t>();
-  std::vector<std::string> texts;
   std::vector<int64_t> kept;
-  for (int64_t i = begin; i < end; ++i) {
-    const auto at = static_cast<size_t>(order[static_cast<size_t>(i)]);
-    texts.push_back(std::move(d.texts[at]));
-    kept.push_back(labels[at]);
+  if (s.stratify) {
+    std::vector<std::vector<int64_t>> by_class;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto label = static_cast<size_t>(std::max<int64_t>(labels[static_cast<size_t>(i)], 0));
+      if (by_class.size() <= label) by_class.resize(label + 1);
+      by_class[label].push_back(i);
+    }
+    for (const std::vector<int64_t>& members : by_class) select_split(members, s, kept);
+  } else {
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
+    select_split(std::move(all), s, kept);
+  }
+  NEUTRINO_CHECK_VALUE(!kept.empty(), "{}: the {} split has no records ({} in all)", d.source,
+                       s.split, n);
+  std::vector<std::string> texts;
+  std::vector<int64_t> kept_labels;
+  for (const int64_t i : kept) {
+    texts.push_back(std::move(d.texts[static_cast<size_t>(i)]));
+    kept_labels.push_back(labels[static_cast<size_t>(i)]);
   }
   d.texts = std::move(texts);
-  d.y = Tensor::from_vector(kept, {static_cast<int64_t>(kept.size())});
+  d.y = Tensor::from_vector(kept_labels, {static_cast<int64_t>(kept_labels.size())});
 }
 
 std::vector<std::string> string_list(io::ConfigReader& r, const std::string& key) {

@@ -102,17 +102,25 @@ Tensor silu(const Tensor& x) {
   });
 }
 
+// gelu(x) = x Phi(x) (exact) or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), any shape to the
+// same shape; the backward is one fused pass, dx = g * gelu'(x) (not differentiable again).
 Tensor gelu(const Tensor& x, const std::string& approximate) {
   NEUTRINO_CHECK_VALUE(approximate == "none" || approximate == "tanh",
                        "gelu: approximate must be 'none' or 'tanh', got '{}'", approximate);
   const bool exact = approximate == "none";
-  return unary_op(x, exact ? Unary::kGeluErf : Unary::kGeluTanh, "gelu",
-                  [exact](const Tensor& in, const Tensor&) {
-                    return apply_unary(in,
-                                       static_cast<int>(exact ? Unary::kGeluErfGrad
-                                                              : Unary::kGeluTanhGrad),
-                                       "gelu");
-                  });
+  Tensor out = apply_unary(x, static_cast<int>(exact ? Unary::kGeluErf : Unary::kGeluTanh), "gelu");
+  if (!any_requires_grad({&x})) return out;
+  record(out, "gelu", {x}, [x, exact](const Tensor& g) {
+    const Tensor xc = materialize(x);
+    const Tensor gc = materialize(g.dtype() == x.dtype() ? g : cast(g, x.dtype()));
+    NEUTRINO_ASSERT(gc.shape() == xc.shape());
+    Tensor dx = Tensor::empty(x.shape(), x.dtype());
+    dispatch_float(x.dtype(), "gelu", [&]<class T>() {
+      kernels::gelu_backward(exact, xc.data<T>(), gc.data<T>(), dx.data<T>(), x.numel());
+    });
+    return std::vector<Tensor>{dx};
+  });
+  return out;
 }
 
 }  // namespace neutrino
