@@ -14,10 +14,15 @@ BASELINE = {
     "matmul_256": ("onednn", True), "matmul_512": ("onednn", True),
     "matmul_1024": ("onednn", True), "matmul_2048": ("onednn", True),
     "xor": ("pytorch-tuned", False), "xor_process": ("pytorch", False),
-    "lstm_train": ("pytorch-tuned", True),
+    "lstm_train": ("pytorch-tuned", True), "gpt_train": ("pytorch-tuned", True),
+    "gpt_generate_b1": ("pytorch-tuned", True), "gpt_generate_b8": ("pytorch-tuned", True),
 }
-# Rows compared with neutrino's own fp32 row instead (ratio = bf16 / fp32 samples/s).
-SELF_BASELINE = {"mlp_train_bf16": "mlp_train", "cnn_train_bf16": "cnn_train"}
+# Rows compared with another of neutrino's own rows instead (bf16 against fp32, generation
+# without the KV cache against with it, the composite attention's memory against the fused).
+SELF_BASELINE = {"mlp_train_bf16": "mlp_train", "cnn_train_bf16": "cnn_train",
+                 "gpt_train_bf16": "gpt_train", "gpt_generate_b1_nocache": "gpt_generate_b1",
+                 "gpt_generate_b8_nocache": "gpt_generate_b8",
+                 "attention_memory_composite": "attention_memory_fused"}
 SYSTEMS = ["neutrino", "pytorch", "pytorch-tuned", "onnxruntime", "onednn", "openblas", "openblas-tuned"]
 
 
@@ -73,9 +78,9 @@ def main(path):
             ratio = f"{(med['neutrino'] / med[base]) if larger_better else (med[base] / med['neutrino']):.2f}x vs {base}"
         if workload.endswith("_contended"):
             ratio = slowdowns(rows.get(workload[: -len("_contended")], {}), med, larger_better)
-        fp32 = rows.get(SELF_BASELINE.get(workload), {}).get("neutrino")
-        if fp32 and med.get("neutrino"):
-            ratio = f"{med['neutrino'] / statistics.median(r['value'] for r in fp32):.2f}x vs neutrino fp32"
+        own = rows.get(SELF_BASELINE.get(workload), {}).get("neutrino")
+        if own and med.get("neutrino"):
+            ratio = f"{med['neutrino'] / statistics.median(r['value'] for r in own):.2f}x vs {SELF_BASELINE[workload]}"
 
         def rss(s):
             vals = [r["rss_mb"] for r in systems.get(s, []) if r.get("rss_mb") is not None]
@@ -83,8 +88,10 @@ def main(path):
 
         def quality(s):
             rs = systems.get(s, [])
-            if not rs or rs[-1].get("accuracy") is None:
+            if not rs or rs[-1].get("loss") is None:
                 return "-"
+            if rs[-1].get("accuracy") is None:  # language models: the validation loss alone
+                return f"{rs[-1]['loss']:.4f}"
             return f"{rs[-1]['loss']:.4f} / {rs[-1]['accuracy']:.4f}"
 
         diffs = [r["max_abs_diff"] for r in systems.get("neutrino", []) if r.get("max_abs_diff") is not None]

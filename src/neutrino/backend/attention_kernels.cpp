@@ -18,7 +18,7 @@ namespace {
 
 // Queries and keys per tile. A score row of 64 keys is four AVX-512 vectors of float, and a
 // 64 x 64 tile with its transposed key tile stays in L1 for head dims up to 64.
-constexpr int64_t kRows = 64, kCols = 64;
+constexpr int64_t kRows = 32, kCols = 32;
 // Tiles of fewer query rows (a decode step's single query) take their scores as dot products:
 // transposing a key tile pays off only when several rows read it.
 constexpr int64_t kFewRows = 4;
