@@ -77,6 +77,23 @@ void gelu_backward_serial(const T* __restrict x, const T* __restrict g, T* __res
   for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * gelu_derivative<kExact>(x[i]);
 }
 
+// f(begin, count) over [0, n) in fixed chunks of kUnaryChunk spread over the threads (one call
+// when small); each element's result does not depend on the split, so results stay bit-identical.
+template <class F>
+void for_chunks(int64_t n, F&& f) {
+  if (n < 2 * kUnaryChunk) {
+    f(int64_t{0}, n);
+    return;
+  }
+  const int64_t chunks = (n + kUnaryChunk - 1) / kUnaryChunk;
+  parallel_for(chunks, true, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) {
+      const int64_t begin = c * kUnaryChunk;
+      f(begin, std::min(kUnaryChunk, n - begin));
+    }
+  });
+}
+
 template <class T>
 void gelu_serial(Unary op, const T* x, T* y, int64_t n) {
   switch (op) {
@@ -91,22 +108,11 @@ void gelu_serial(Unary op, const T* x, T* y, int64_t n) {
 // dx = g * gelu'(x) in one pass (GELU's backward), chunked over the threads as unary is.
 template <class T>
 void gelu_backward(bool exact, const T* x, const T* g, T* dx, int64_t n) {
-  const auto serial = [exact](const T* xs, const T* gs, T* out, int64_t count) {
+  for_chunks(n, [&](int64_t begin, int64_t count) {
     if (exact) {
-      gelu_backward_serial<true>(xs, gs, out, count);
+      gelu_backward_serial<true>(x + begin, g + begin, dx + begin, count);
     } else {
-      gelu_backward_serial<false>(xs, gs, out, count);
-    }
-  };
-  if (n < 2 * kUnaryChunk) {
-    serial(x, g, dx, n);
-    return;
-  }
-  const int64_t chunks = (n + kUnaryChunk - 1) / kUnaryChunk;
-  parallel_for(chunks, true, [&](int64_t first, int64_t last) {
-    for (int64_t c = first; c < last; ++c) {
-      const int64_t begin = c * kUnaryChunk;
-      serial(x + begin, g + begin, dx + begin, std::min(kUnaryChunk, n - begin));
+      gelu_backward_serial<false>(x + begin, g + begin, dx + begin, count);
     }
   });
 }
@@ -117,16 +123,8 @@ template void gelu_backward<double>(bool, const double*, const double*, double*,
 // depend on the split, so results stay bit-identical.
 template <class T>
 void unary(Unary op, const T* x, T* y, int64_t n, double alpha, double beta) {
-  if (n < 2 * kUnaryChunk) {
-    unary_serial(op, x, y, n, alpha, beta);
-    return;
-  }
-  const int64_t chunks = (n + kUnaryChunk - 1) / kUnaryChunk;
-  parallel_for(chunks, true, [&](int64_t first, int64_t last) {
-    for (int64_t c = first; c < last; ++c) {
-      const int64_t begin = c * kUnaryChunk;
-      unary_serial(op, x + begin, y + begin, std::min(kUnaryChunk, n - begin), alpha, beta);
-    }
+  for_chunks(n, [&](int64_t begin, int64_t count) {
+    unary_serial(op, x + begin, y + begin, count, alpha, beta);
   });
 }
 
